@@ -1,0 +1,183 @@
+"""Typed artifacts with content hashes, producer records and parent references.
+
+Every step output is an `Artifact[PayloadT]`. Its `content_hash` covers kind, schema
+version, payload and parents, never run ids or clocks, so the same inputs give the
+same hash on any machine. Run-specific provenance (Prefect flow/task run ids) lives in
+`RunStamp`, stored beside the artifact in its lineage record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field, model_validator
+
+from schemas.base import SCHEMA_VERSION, Frozen, Sha256, stable_hash
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+ArtifactKind = Literal[
+    "seed_domains",
+    "domain_batch",
+    "domain",
+    "domain_topics",
+    "entity_batch",
+    "entity",
+    "entity_catalogue",
+    "relation_batch",
+    "entity_graph",
+    "blueprint_outline_set",
+    "blueprint",
+    "blueprint_set",
+    "tool_list",
+]
+
+
+class ArtifactRef(Frozen):
+    """Pointer to one artifact version."""
+
+    kind: ArtifactKind
+    id: str
+    content_hash: Sha256
+
+
+class Producer(Frozen):
+    """Deterministic record of what produced an artifact (part of its identity)."""
+
+    step: str
+    item_key: str
+    model_id: str | None = None
+    prompt_id: str | None = None
+    prompt_hash: str | None = None
+    seed: int | None = None
+    params_hash: str
+    code_version: str
+
+
+class RunStamp(Frozen):
+    """Run-specific provenance; kept out of the content hash on purpose."""
+
+    flow_run_id: str | None = None
+    task_run_id: str | None = None
+    cached: bool = False
+
+
+class Artifact(Frozen, Generic[PayloadT]):
+    """One typed, immutable step output.
+
+    Build with `Artifact.build(...)`, which computes the content hash; a hand-made
+    hash that does not match is rejected.
+    """
+
+    kind: ArtifactKind
+    id: str = Field(min_length=1, max_length=200)
+    schema_version: int = SCHEMA_VERSION
+    payload: PayloadT
+    parents: tuple[ArtifactRef, ...] = ()
+    producer: Producer
+    content_hash: Sha256
+
+    @staticmethod
+    def compute_hash(
+        kind: str, schema_version: int, payload: BaseModel, parents: tuple[ArtifactRef, ...]
+    ) -> str:
+        return stable_hash(
+            {
+                "kind": kind,
+                "schema_version": schema_version,
+                "payload": payload.model_dump(mode="json"),
+                "parents": [p.model_dump(mode="json") for p in parents],
+            }
+        )
+
+    @model_validator(mode="after")
+    def _hash_matches(self) -> Artifact[PayloadT]:
+        expected = self.compute_hash(
+            self.kind, self.schema_version, self.payload, self.parents
+        )
+        if self.content_hash != expected:
+            raise ValueError(
+                f"artifact {self.kind}:{self.id} content_hash {self.content_hash[:12]}… "
+                f"does not match its content ({expected[:12]}…)"
+            )
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        kind: ArtifactKind,
+        id: str,
+        payload: PayloadT,
+        producer: Producer,
+        parents: tuple[ArtifactRef, ...] | list[ArtifactRef] = (),
+    ) -> Artifact[PayloadT]:
+        parents_t = tuple(parents)
+        digest = cls.compute_hash(kind, SCHEMA_VERSION, payload, parents_t)
+        return cls(
+            kind=kind,
+            id=id,
+            payload=payload,
+            parents=parents_t,
+            producer=producer,
+            content_hash=digest,
+        )
+
+    @property
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(kind=self.kind, id=self.id, content_hash=self.content_hash)
+
+
+FailureReason = Literal[
+    "invalid_output",  # the model never produced output that validates
+    "llm_unavailable",  # transport failures outlasted the retry budget
+    "cassette_miss",  # replay mode had no recorded answer for the call key
+    "validation_failed",  # a deterministic check rejected the item after repair
+    "dependency_failed",  # an input this item needs failed upstream
+    "error",  # an unexpected exception inside the item (a bug): message kept
+]
+
+
+class FailedItem(Frozen):
+    """An item of work that did not produce an artifact, with a typed reason."""
+
+    step: str
+    item_key: str
+    reason: FailureReason
+    message: str
+    details: tuple[str, ...] = ()
+    retryable: bool = False
+
+
+class ItemOutcome(Frozen, Generic[PayloadT]):
+    """What one Prefect task returns: artifacts, or a typed failure (never None)."""
+
+    item_key: str
+    artifacts: tuple[Artifact[PayloadT], ...] = ()
+    failure: FailedItem | None = None
+    llm_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class LineageRecord(Frozen):
+    """One per artifact version: where it came from, and the run that made it."""
+
+    ref: ArtifactRef
+    parents: tuple[ArtifactRef, ...]
+    producer: Producer
+    run: RunStamp
+    exports: tuple[str, ...] = ()
+
+
+class StepManifest(Frozen):
+    """The current outcome of one step in an output directory."""
+
+    step: str
+    config_hash: str
+    outputs: tuple[ArtifactRef, ...]
+    failed: tuple[FailedItem, ...] = ()
+    exports: dict[str, ArtifactRef] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(default_factory=dict)

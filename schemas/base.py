@@ -1,0 +1,89 @@
+"""Base models, canonical JSON and stable hashing shared by every schema.
+
+Inputs: none. Output: the `Frozen` and `Draft` bases, `canonical_json`, `sha256_hex`
+and the typed id aliases. No side effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
+"""snake_case name such as a domain (`dental_clinic`) or an attribute (`patient_id`)."""
+
+PascalName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=80)]
+"""PascalCase name such as an entity (`BankAccount`) or a server (`PatientDentalCare`)."""
+
+ToolName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)]
+"""A function/tool name the OpenAI API accepts."""
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Frozen(BaseModel):
+    """Immutable, strict model: the base of every artifact payload and record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Draft(BaseModel):
+    """Mutable model for what a language model returns, before canonicalisation.
+
+    Unknown keys are ignored rather than rejected: a model adding a harmless extra
+    field should not cost a re-ask.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise to canonical JSON: sorted keys, no whitespace, UTF-8 kept as is."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(text: str | bytes) -> str:
+    """Hex sha256 of a string (UTF-8) or bytes."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of a value or model."""
+    return sha256_hex(canonical_json(value))
+
+
+class CheckedDraft(Draft):
+    """A draft whose cross-object rules are checked by a function from the context.
+
+    Schemas cannot import the validation logic (it lives in `tasks.core`), so the
+    caller passes `context={"check": fn}` to instructor; `fn(draft)` returns a list
+    of problem sentences. Any problem raises a `ValueError` listing all of them,
+    which instructor sends back to the model as the re-ask message.
+    """
+
+    @model_validator(mode="after")
+    def _run_context_check(self, info: ValidationInfo) -> CheckedDraft:
+        check = (info.context or {}).get("check")
+        if check is None:
+            return self
+        problems = list(check(self))
+        if problems:
+            listed = "\n".join(f"- {p}" for p in problems)
+            raise ValueError(
+                f"{len(problems)} problem(s) must be fixed in the whole answer:\n{listed}"
+            )
+        return self

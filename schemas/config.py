@@ -1,0 +1,174 @@
+"""Pipeline configuration: the typed form of `config.yaml` / `configs/demo.yaml`.
+
+Every key is declared; unknown keys and wrong types are rejected (`extra="forbid"`),
+so a typo fails before any work starts. Secrets are never here: a role names the
+environment variable that holds its API key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.base import Frozen, Slug
+
+SEED_DOMAINS_REFERENCE: tuple[str, ...] = (
+    "healthcare",
+    "finance",
+    "education",
+    "e_commerce",
+    "travel",
+    "real_estate",
+    "legal",
+    "manufacturing",
+    "agriculture",
+    "entertainment",
+    "sports",
+    "government",
+    "non_profit",
+    "research",
+    "media",
+)
+
+RoleName = Literal["textual", "coding"]
+
+
+class ModelRole(Frozen):
+    """One OpenAI-compatible endpoint and model for a role."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = Field(
+        default=None,
+        description="Endpoint root such as http://127.0.0.1:8000/v1; None means "
+        "the value of the environment variable named by base_url_env, else OpenAI.",
+    )
+    base_url_env: str = "OPENAI_BASE_URL"
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class LLMConfig(Frozen):
+    mode: Literal["live", "record", "replay"] = "live"
+    cassette: str | None = Field(
+        default=None,
+        description="Cassette file (replay: read; record: written). Relative to the "
+        "config file.",
+    )
+    replay_latency_s: float = Field(default=0.0, ge=0)
+    timeout_s: float = Field(default=600.0, gt=0)
+    transport_retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff_s: float = Field(default=2.0, ge=0)
+    retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    validation_retries: int = Field(
+        default=3, ge=1, le=10, description="Total attempts instructor makes per call."
+    )
+    max_concurrency: int = Field(default=16, ge=1, le=512)
+    roles: dict[RoleName, ModelRole]
+
+    @model_validator(mode="after")
+    def _roles_and_cassette(self) -> LLMConfig:
+        missing = {"textual", "coding"} - set(self.roles)
+        if missing:
+            raise ValueError(f"llm.roles is missing role(s): {', '.join(sorted(missing))}")
+        if self.mode in ("record", "replay") and not self.cassette:
+            raise ValueError(f"llm.cassette is required when llm.mode is {self.mode!r}")
+        return self
+
+
+class EmbeddingConfig(Frozen):
+    provider: Literal["wordllama", "openai"] = "wordllama"
+    model: str | None = Field(
+        default=None, description="OpenAI embedding model name (provider: openai)."
+    )
+    base_url_env: str = "OPENAI_BASE_URL"
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+class StepModel(Frozen):
+    """Per-step model choice: which role, and optionally another model name on it."""
+
+    role: RoleName = "textual"
+    model: str | None = Field(
+        default=None, description="Overrides the role's model for this step only."
+    )
+
+
+class DomainExpansionConfig(StepModel):
+    seed_domains: tuple[Slug, ...] = SEED_DOMAINS_REFERENCE
+    target_domain_number: int = Field(default=300, ge=1)
+    expansion_batch_size: int = Field(default=20, ge=1, le=200)
+    max_iterations: int = Field(
+        default=40, ge=1, description="Hard cap on expansion calls (the original had none)."
+    )
+    similarity_threshold: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Cosine similarity at or above which a candidate is a near-duplicate.",
+    )
+    context_limit: int = Field(
+        default=400,
+        ge=1,
+        description="At most this many accepted domains are listed in one prompt.",
+    )
+
+
+class EntityExtractionConfig(StepModel):
+    domains_per_batch: int = Field(default=25, ge=1)
+    entities_per_domain: int = Field(default=5, ge=1)
+
+
+class EntityGraphConfig(StepModel):
+    relation_batch_size: int = Field(default=10, ge=1)
+
+
+class BlueprintConfig(StepModel):
+    target_blueprints_per_entity: int = Field(default=10, ge=1)
+    max_peripheral_entities: int = Field(default=3, ge=1)
+    min_functions_per_blueprint: int = Field(default=10, ge=1)
+    max_relationships_per_blueprint: int = Field(default=3, ge=1)
+    max_feedback_attempts: int = Field(
+        default=2, ge=0, description="Re-asks after the first detail answer."
+    )
+    fixup: bool = Field(
+        default=True,
+        description="Give a blueprint that still fails validation one fix-up call.",
+    )
+
+
+class ToolListConfig(Frozen):
+    pass
+
+
+class StepsConfig(Frozen):
+    s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
+    s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
+    s03_entity_graph: EntityGraphConfig = EntityGraphConfig()
+    s04_blueprint_generation: BlueprintConfig = BlueprintConfig()
+    s05_tool_list_formulation: ToolListConfig = ToolListConfig()
+
+
+class RunConfig(Frozen):
+    name: str = Field(default="agentskiller", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    seed: int = 7
+    simulation_time: str = "2025-01-23T15:00:00-05:00"
+    output_dir: str = "outputs"
+    results_storage: str | None = Field(
+        default=None,
+        description="Prefect result storage: a path or fsspec URL. Default: "
+        "<output_dir>/.agentskiller/prefect-results.",
+    )
+    max_concurrency: int = Field(
+        default=16, ge=1, le=512, description="Items of one step run at once."
+    )
+
+
+class PipelineConfig(Frozen):
+    """The whole configuration; the parameter of the pipeline flow."""
+
+    run: RunConfig = RunConfig()
+    llm: LLMConfig
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    steps: StepsConfig = StepsConfig()
