@@ -1,7 +1,7 @@
 """Typed artifacts with content hashes, producer records and parent references.
 
-Every step output is an `Artifact[PayloadT]`. Its `content_hash` covers kind, schema
-version, payload and parents, never run ids or clocks, so the same inputs give the
+Every step output is an `Artifact[PayloadT]`. Its `content_hash` covers kind, id,
+schema version, payload and parents, never run ids or clocks, so the same inputs give the
 same hash on any machine. Run-specific provenance (Prefect flow/task run ids) lives in
 `RunStamp`, stored beside the artifact in its lineage record.
 """
@@ -27,6 +27,7 @@ ArtifactKind = Literal[
     "relation_batch",
     "entity_graph",
     "blueprint_outline_set",
+    "blueprint_detail",
     "blueprint",
     "blueprint_set",
     "tool_list",
@@ -79,11 +80,16 @@ class Artifact(Frozen, Generic[PayloadT]):
 
     @staticmethod
     def compute_hash(
-        kind: str, schema_version: int, payload: BaseModel, parents: tuple[ArtifactRef, ...]
+        kind: str,
+        id: str,
+        schema_version: int,
+        payload: BaseModel,
+        parents: tuple[ArtifactRef, ...],
     ) -> str:
         return stable_hash(
             {
                 "kind": kind,
+                "id": id,
                 "schema_version": schema_version,
                 "payload": payload.model_dump(mode="json"),
                 "parents": [p.model_dump(mode="json") for p in parents],
@@ -93,7 +99,7 @@ class Artifact(Frozen, Generic[PayloadT]):
     @model_validator(mode="after")
     def _hash_matches(self) -> Artifact[PayloadT]:
         expected = self.compute_hash(
-            self.kind, self.schema_version, self.payload, self.parents
+            self.kind, self.id, self.schema_version, self.payload, self.parents
         )
         if self.content_hash != expected:
             raise ValueError(
@@ -113,7 +119,7 @@ class Artifact(Frozen, Generic[PayloadT]):
         parents: tuple[ArtifactRef, ...] | list[ArtifactRef] = (),
     ) -> Artifact[PayloadT]:
         parents_t = tuple(parents)
-        digest = cls.compute_hash(kind, SCHEMA_VERSION, payload, parents_t)
+        digest = cls.compute_hash(kind, id, SCHEMA_VERSION, payload, parents_t)
         return cls(
             kind=kind,
             id=id,
@@ -181,3 +187,24 @@ class StepManifest(Frozen):
     failed: tuple[FailedItem, ...] = ()
     exports: dict[str, ArtifactRef] = Field(default_factory=dict)
     stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkItem(Frozen):
+    """Identity of one unit of work; its hash is the Prefect cache key.
+
+    It names everything that may change the result: the input artifact hashes, the
+    step parameters, the model, the prompt templates and the code that runs.
+    Clients, stores and run ids are deliberately absent.
+    """
+
+    step: str
+    item_key: str
+    inputs: tuple[str, ...] = ()
+    params_hash: str
+    model_id: str | None = None
+    prompt_hashes: tuple[str, ...] = ()
+    code_version: str
+
+    @property
+    def cache_key(self) -> str:
+        return stable_hash(self)

@@ -64,7 +64,14 @@ class LLMConfig(Frozen):
     validation_retries: int = Field(
         default=3, ge=1, le=10, description="Total attempts instructor makes per call."
     )
-    max_concurrency: int = Field(default=16, ge=1, le=512)
+    max_concurrency: int = Field(
+        default=16, ge=1, le=512, description="Model calls in flight at once."
+    )
+    prompt_overrides: str | None = Field(
+        default=None,
+        description="Directory whose <stage>/<name>.md.j2 files replace packaged "
+        "prompts. Relative to the config file.",
+    )
     roles: dict[RoleName, ModelRole]
 
     @model_validator(mode="after")

@@ -1,0 +1,1 @@
+"""Deployment presets: parameter sets used by `prefect.yaml` and documented runs."""

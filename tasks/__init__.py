@@ -1,0 +1,1 @@
+"""Prefect steps and the libraries they use (llm, store, core, runtime)."""

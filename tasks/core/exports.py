@@ -1,0 +1,39 @@
+"""Reference output shapes: the plain JSON documents users of the original tool
+read (`domain_topics.json`, `entities.json`, `entity_graph.json`,
+`blueprints.json`, `tool_lists/<Server>.json`), gathered in one module.
+
+Inputs are canonical payloads; outputs are plain dicts and lists ready for
+`json.dump`. No side effects: the store writes them.
+"""
+
+from __future__ import annotations
+
+from schemas.domain import DomainTopics
+from tasks.core.blueprints import blueprints_export
+from tasks.core.entities import entities_export
+from tasks.core.entity_graph import graph_export
+from tasks.core.tool_lists import tool_list_export
+
+__all__ = [
+    "blueprints_export",
+    "domain_topics_export",
+    "entities_export",
+    "graph_export",
+    "tool_list_export",
+]
+
+
+def domain_topics_export(topics: DomainTopics) -> dict[str, object]:
+    """The domain list in the reference `domain_topics.json` shape.
+
+    Args:
+        topics: The final domain topics.
+
+    Returns:
+        `{"domains": [sorted unique slugs], "stop_reason": ...}`; readers of the
+        reference need only "domains".
+    """
+    return {
+        "domains": sorted(set(topics.domains)),
+        "stop_reason": topics.stop_reason,
+    }

@@ -1,0 +1,163 @@
+"""s01 domain expansion: seed domains grow by batch expansion with de-duplication.
+
+Inputs: the configured seed domains; each expansion call sees (a window of) the
+accepted domains. Outputs: `seed_domains`, one `domain_batch` per expansion call
+(with every rejection and its nearest neighbour), one `domain` per accepted domain,
+and `domain_topics` (exported as `domain_topics.json`). Side effects: the flow keeps a
+LanceDB table of accepted domain embeddings for the semantic check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from prefect import task
+
+from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
+from schemas.domain import (
+    Domain,
+    DomainBatch,
+    DomainProposalDraft,
+    DomainTopics,
+    SeedDomains,
+    StopReason,
+)
+from tasks.context import StepContext
+from tasks.core import domains as core
+from tasks.items import invalid_output, producer
+from tasks.llm.errors import InvalidModelOutput
+from tasks.store.vectors import Embedder, VectorIndex
+
+STEP = "s01"
+PROMPT = "s01/expand_domains"
+MODULES = ("tasks.domain_expansion", "tasks.core.domains")
+
+
+def _text(name: str) -> str:
+    return name.replace("_", " ")
+
+
+class DomainIndex:
+    """Accepted domains and their embeddings, in LanceDB, for the semantic check."""
+
+    def __init__(self, vectors: VectorIndex, embedder: Embedder) -> None:
+        self.vectors = vectors
+        self.embedder = embedder
+        self.vectors.reset()
+
+    def add(self, names: Sequence[str]) -> None:
+        if names:
+            self.vectors.add(list(names), [_text(n) for n in names])
+
+    def nearest(self, name: str) -> tuple[str | None, float | None]:
+        hits = self.vectors.nearest(self.embedder.embed([_text(name)])[0], k=1)
+        return (hits[0][0], hits[0][1]) if hits else (None, None)
+
+    def similarity(self, a: str, b: str) -> float:
+        va, vb = self.embedder.embed([_text(a), _text(b)])
+        return round(float(np.dot(va, vb)), 4)
+
+
+@task(name="record-seed-domains", task_run_name="s01-seeds")
+def record_seeds(work: WorkItem, ctx: StepContext, seeds: tuple[str, ...]) -> ItemOutcome:
+    """Seed domains become the roots of every lineage chain."""
+    made = producer(work)
+    seed_set = Artifact[SeedDomains].build(
+        kind="seed_domains", id="seeds", payload=SeedDomains(domains=seeds), producer=made
+    )
+    domains = [
+        Artifact[Domain].build(
+            kind="domain",
+            id=name,
+            payload=Domain(name=name, origin="seed"),
+            parents=[seed_set.ref],
+            producer=made,
+        )
+        for name in seeds
+    ]
+    return ItemOutcome(item_key=work.item_key, artifacts=(seed_set, *domains))
+
+
+@task(name="expand-domains", task_run_name="s01-expand-{work.item_key}")
+def expand_domain_batch(
+    work: WorkItem,
+    ctx: StepContext,
+    *,
+    iteration: int,
+    accepted: tuple[str, ...],
+    parent: ArtifactRef,
+    index: DomainIndex,
+) -> ItemOutcome:
+    """One expansion call, screened for invalid, exact and semantic duplicates."""
+    cfg = ctx.config.steps.s01_domain_expansion
+    llm = ctx.step_llm(STEP, cfg)
+    n = cfg.expansion_batch_size
+    shown = core.context_window(accepted, cfg.context_limit, ctx.config.run.seed + iteration)
+    try:
+        answer = llm.ask(
+            PROMPT,
+            DomainProposalDraft,
+            item_key=work.item_key,
+            check=lambda d: core.check_proposal(d, requested=n),
+            shown=shown,
+            total=len(accepted),
+            n=n,
+        )
+    except InvalidModelOutput as exc:
+        return invalid_output(work, exc)
+    kept, rejections = core.screen_candidates(
+        answer.value,
+        accepted=accepted,
+        iteration=iteration,
+        similar=index.nearest,
+        threshold=cfg.similarity_threshold,
+        in_batch_similarity=index.similarity,
+    )
+    made = producer(work, prompt=answer.prompt, model_id=answer.model_id, seed=ctx.config.run.seed)
+    batch = Artifact[DomainBatch].build(
+        kind="domain_batch",
+        id=work.item_key,
+        payload=DomainBatch(
+            iteration=iteration,
+            requested=n,
+            proposed=tuple(c.name for c in answer.value.domains),
+            accepted=tuple(kept),
+            rejected=tuple(rejections),
+        ),
+        parents=[parent],
+        producer=made,
+    )
+    domains = [
+        Artifact[Domain].build(
+            kind="domain", id=d.name, payload=d, parents=[batch.ref], producer=made
+        )
+        for d in kept
+    ]
+    return ItemOutcome(item_key=work.item_key, artifacts=(batch, *domains))
+
+
+@task(name="finalize-domain-topics", task_run_name="s01-domain-topics")
+def finalize_topics(
+    work: WorkItem,
+    ctx: StepContext,
+    *,
+    domains: tuple[Artifact[Domain], ...],
+    stop_reason: StopReason,
+    iterations: int,
+) -> ItemOutcome:
+    """The final domain list, parented by every accepted domain."""
+    ordered = sorted(domains, key=lambda a: a.payload.name)
+    topics = Artifact[DomainTopics].build(
+        kind="domain_topics",
+        id="domain_topics",
+        payload=DomainTopics(
+            domains=tuple(a.payload.name for a in ordered),
+            stop_reason=stop_reason,
+            iterations=iterations,
+            target=ctx.config.steps.s01_domain_expansion.target_domain_number,
+        ),
+        parents=[a.ref for a in ordered],
+        producer=producer(work),
+    )
+    return ItemOutcome(item_key=work.item_key, artifacts=(topics,))

@@ -1,0 +1,87 @@
+"""s02 entity extraction: an entity catalogue built from batches of domains.
+
+Inputs: the `domain` artifacts of s01. Outputs: one `entity_batch` per batch of
+domains (each entity with a real primary key and the domains it came from), one
+`entity` per merged entity, and `entity_catalogue` (exported as `entities.json`).
+Batching keeps each call small, so 300 domains never need one giant answer.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from schemas.artifact import Artifact, ItemOutcome, WorkItem
+from schemas.domain import Domain
+from schemas.entity import Entity, EntityBatch, EntityBatchDraft, EntityCatalogue
+from tasks.context import StepContext
+from tasks.core import entities as core
+from tasks.items import invalid_output, producer
+from tasks.llm.errors import InvalidModelOutput
+
+STEP = "s02"
+PROMPT = "s02/extract_entities"
+MODULES = ("tasks.entity_extraction", "tasks.core.entities", "tasks.core.naming")
+
+
+@task(name="extract-entities", task_run_name="s02-extract-{work.item_key}")
+def extract_entity_batch(
+    work: WorkItem, ctx: StepContext, *, domains: tuple[Artifact[Domain], ...]
+) -> ItemOutcome:
+    """Entities of one batch of domains, validated and canonicalised."""
+    cfg = ctx.config.steps.s02_entity_extraction
+    names = [d.payload.name for d in domains]
+    try:
+        answer = ctx.step_llm(STEP, cfg).ask(
+            PROMPT,
+            EntityBatchDraft,
+            item_key=work.item_key,
+            check=lambda d: core.check_entity_batch(d, domains=names),
+            domains=names,
+            per_domain=cfg.entities_per_domain,
+        )
+    except InvalidModelOutput as exc:
+        return invalid_output(work, exc)
+    batch = EntityBatch(
+        domains=tuple(names),
+        subfields=tuple(answer.value.subfields),
+        entities=tuple(core.canonical_entities(answer.value, domains=names)),
+    )
+    artifact = Artifact[EntityBatch].build(
+        kind="entity_batch",
+        id=work.item_key,
+        payload=batch,
+        parents=[d.ref for d in domains],
+        producer=producer(work, prompt=answer.prompt, model_id=answer.model_id),
+    )
+    return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
+
+
+@task(name="merge-entities", task_run_name="s02-merge")
+def merge_entity_batches(
+    work: WorkItem, ctx: StepContext, *, batches: tuple[Artifact[EntityBatch], ...]
+) -> ItemOutcome:
+    """One entity per name across batches; each parented by the batches naming it."""
+    catalogue = core.merge_batches([b.payload for b in batches])
+    made = producer(work)
+    entities = [
+        Artifact[Entity].build(
+            kind="entity",
+            id=name,
+            payload=entity,
+            parents=[
+                b.ref
+                for b in batches
+                if any(e.name == name for e in b.payload.entities)
+            ],
+            producer=made,
+        )
+        for name, entity in catalogue.entities.items()
+    ]
+    whole = Artifact[EntityCatalogue].build(
+        kind="entity_catalogue",
+        id="entities",
+        payload=catalogue,
+        parents=[e.ref for e in entities],
+        producer=made,
+    )
+    return ItemOutcome(item_key=work.item_key, artifacts=(*entities, whole))

@@ -1,0 +1,132 @@
+"""Fan a step's items out as Prefect task runs and collect typed outcomes.
+
+Input: a step's `@task` function and one `WorkItem` (plus keyword inputs) per item.
+Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
+cached items. Side effects: each artifact is written to the store as soon as its task
+finishes, so a crash loses nothing that completed. Items run concurrently up to the
+flow's task-runner limit; each is cached by `artifact_cache_key`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import Task
+from prefect.context import get_run_context
+from prefect.futures import as_completed
+
+from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
+from tasks.caching import artifact_cache_key
+from tasks.context import StepContext
+from tasks.llm.errors import CassetteMiss, LLMUnavailable
+
+
+@dataclass
+class StepTally:
+    """Counts for one step's items; failures keep their typed reasons."""
+
+    step: str
+    ok: int = 0
+    cached: int = 0
+    failures: list[FailedItem] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def blocking(self) -> list[FailedItem]:
+        """Failures a re-run may fix (endpoint down, cassette miss, a bug)."""
+        return [f for f in self.failures if f.retryable]
+
+
+def _flow_run_id() -> str | None:
+    try:
+        flow_run = getattr(get_run_context(), "flow_run", None)
+    except RuntimeError:
+        return None
+    return str(flow_run.id) if flow_run is not None else None
+
+
+def failure_from_exception(step: str, item_key: str, exc: BaseException) -> FailedItem:
+    """Turn an exception that escaped an item into a typed, retryable failure."""
+    if isinstance(exc, CassetteMiss):
+        reason = "cassette_miss"
+    elif isinstance(exc, LLMUnavailable):
+        reason = "llm_unavailable"
+    else:
+        reason = "error"
+    details = ()
+    if reason == "error":
+        details = tuple(traceback.format_exception(exc)[-6:])
+    return FailedItem(
+        step=step,
+        item_key=item_key,
+        reason=reason,
+        message=f"{type(exc).__name__}: {exc}",
+        details=details,
+        retryable=True,
+    )
+
+
+def run_items(
+    ctx: StepContext,
+    step_task: Task,
+    calls: list[tuple[WorkItem, dict[str, Any]]],
+    tally: StepTally,
+    *,
+    exports: dict[str, str] | None = None,
+) -> list[ItemOutcome]:
+    """Submit one task run per item, store artifacts as they finish.
+
+    Args:
+        ctx: run resources (passed to every task as `ctx`).
+        step_task: the step's `@task`; it must take `work` and `ctx`.
+        calls: one (work item, other keyword arguments) pair per item.
+        tally: updated in place with ok, cached and failed counts.
+        exports: optional artifact id -> export path (relative to the output root)
+            recorded in the artifacts' lineage records.
+
+    Returns:
+        One outcome per call, in the order of `calls`. Items whose task raised come
+        back as outcomes carrying a retryable `FailedItem`.
+    """
+    configured = step_task.with_options(
+        cache_key_fn=artifact_cache_key,
+        persist_result=True,
+        result_storage=str(ctx.results_storage),
+    )
+    futures = [configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls]
+    index = {future.task_run_id: i for i, future in enumerate(futures)}
+    outcomes: list[ItemOutcome | None] = [None] * len(futures)
+    flow_run_id = _flow_run_id()
+    for future in as_completed(futures):
+        i = index[future.task_run_id]
+        work = calls[i][0]
+        state = future.state
+        if state.is_completed():
+            outcome: ItemOutcome = future.result()
+            cached = state.name == "Cached"
+            stamp = RunStamp(
+                flow_run_id=flow_run_id, task_run_id=str(future.task_run_id), cached=cached
+            )
+            for artifact in outcome.artifacts:
+                paths = [exports[artifact.id]] if exports and artifact.id in exports else []
+                ctx.store.put(artifact, stamp, exports=paths)
+            tally.cached += int(cached)
+        else:
+            exc = future.result(raise_on_failure=False)
+            if not isinstance(exc, BaseException):
+                exc = RuntimeError(f"task ended in state {state.name}: {state.message}")
+            outcome = ItemOutcome(
+                item_key=work.item_key,
+                failure=failure_from_exception(work.step, work.item_key, exc),
+            )
+        if outcome.failure is None:
+            tally.ok += 1
+        else:
+            tally.failures.append(outcome.failure)
+        outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]

@@ -1,0 +1,80 @@
+"""Process settings: secrets, endpoints and locations that come from the environment.
+
+Inputs: environment variables prefixed `AGENTSKILLER_` (and a `.env` file in the
+working directory, for development), read only when `Settings()` is constructed.
+Output: the `Settings` model and `environment()`, a copy of the process environment
+for code that must look up a variable named in the configuration (an API key
+variable, say). This is the only module that reads the environment; nothing happens
+at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of one process, read from `AGENTSKILLER_*` variables and `.env`.
+
+    Attributes:
+        data_dir: Base directory for relative output paths; None means the current
+            working directory.
+        config: Configuration file used when the command line names none.
+        prefect_api_url: Prefect server to report to; None lets Prefect decide
+            (its own `PREFECT_API_URL`, else a temporary local server).
+        log_level: Level of the pipeline's own loggers.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTSKILLER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path | None = None
+    config: Path | None = None
+    prefect_api_url: str | None = None
+    log_level: str = "INFO"
+
+
+def environment(env_file: Path | None = None) -> dict[str, str]:
+    """Return a copy of the process environment, optionally under a `.env` file.
+
+    Args:
+        env_file: A dotenv file whose values fill in variables the process
+            environment does not set (development convenience for API keys).
+            A missing file contributes nothing.
+
+    Returns:
+        A new dict; changing it does not change the environment.
+    """
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values = dotenv_values(env_file)
+        merged.update({k: v for k, v in values.items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+PREFECT_DEFAULTS: dict[str, str] = {
+    # an offline machine cannot send telemetry; every server start would log an error
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # LanceDB's Rust layer warns on every table creation; keep stderr readable
+    "LANCE_LOG": "error",
+}
+
+
+def prepare_prefect_environment() -> None:
+    """Set quiet, offline-friendly defaults for Prefect and LanceDB.
+
+    Only variables the user has not set are touched; called by the CLI before
+    Prefect is imported.
+    """
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)

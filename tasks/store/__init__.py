@@ -1,0 +1,48 @@
+"""The only filesystem and LanceDB code: output layout, atomic writes, the artifact
+store with lineage records and step manifests, lineage queries, configuration
+loading, and vector tables.
+
+Inputs: an output root, artifacts, configuration files. Output: the classes and
+functions re-exported here (`tasks.store.vectors` is imported on its own, as LanceDB
+is slow to import). Side effects: none at import; writes happen only through the
+store's methods.
+"""
+
+from tasks.store.artifacts import (
+    ArtifactInvalid,
+    ArtifactNotFound,
+    ArtifactStore,
+    MissingStepOutput,
+    StoreError,
+)
+from tasks.store.atomic import write_json_atomic, write_text_atomic
+from tasks.store.config_loader import (
+    ConfigError,
+    LoadedConfig,
+    load_config,
+    resolve_cassette,
+    resolve_output_dir,
+    resolve_prompt_overrides,
+    resolve_results_storage,
+    with_overrides,
+)
+from tasks.store.paths import OutputLayout
+
+__all__ = [
+    "ArtifactInvalid",
+    "ArtifactNotFound",
+    "ArtifactStore",
+    "ConfigError",
+    "LoadedConfig",
+    "MissingStepOutput",
+    "OutputLayout",
+    "StoreError",
+    "load_config",
+    "resolve_cassette",
+    "resolve_output_dir",
+    "resolve_prompt_overrides",
+    "resolve_results_storage",
+    "with_overrides",
+    "write_json_atomic",
+    "write_text_atomic",
+]

@@ -1,0 +1,95 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a torn one.
+
+Input: a destination path and the data (JSON-compatible values, pydantic models or
+text). Output: the written path. Side effects: parent directories are created; the
+content goes to a uniquely named temporary file in the destination directory, which
+then replaces the destination with `os.replace`. Concurrent writers of the same path
+never corrupt it: the last replace wins. There is no fsync: the guarantee is against
+crashed or concurrent processes, not power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write bytes to `path` atomically.
+
+    Args:
+        path: Destination file; its parent directories are created.
+        data: The complete new content.
+
+    Returns:
+        `path`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            # mkstemp makes 0600 files; outputs are meant to be read like any file.
+            os.fchmod(handle.fileno(), 0o644)
+            handle.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write UTF-8 text to `path` atomically (no newline translation).
+
+    Args:
+        path: Destination file; its parent directories are created.
+        text: The complete new content.
+
+    Returns:
+        `path`.
+    """
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def dumps_json(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """Serialise like `write_json_atomic` does, ending with a newline.
+
+    Args:
+        data: JSON-compatible value, or a pydantic model (dumped in JSON mode).
+        indent: Indentation; None gives one line.
+        sort_keys: Sort mapping keys, for byte-stable files.
+
+    Returns:
+        The JSON text, non-ASCII characters kept as is.
+    """
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json", serialize_as_any=True)
+    text = json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=sort_keys)
+    return text + "\n"
+
+
+def write_json_atomic(
+    path: Path, data: Any, *, indent: int | None = 2, sort_keys: bool = False
+) -> Path:
+    """Write `data` as UTF-8 JSON to `path` atomically.
+
+    Args:
+        path: Destination file; its parent directories are created.
+        data: JSON-compatible value, or a pydantic model (dumped in JSON mode).
+        indent: Indentation; None gives one line.
+        sort_keys: Sort mapping keys, for byte-stable files.
+
+    Returns:
+        `path`.
+
+    Raises:
+        TypeError: If `data` is not JSON-serialisable (nothing is written).
+    """
+    return write_text_atomic(path, dumps_json(data, indent=indent, sort_keys=sort_keys))

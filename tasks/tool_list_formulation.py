@@ -1,0 +1,34 @@
+"""s05 tool list formulation: OpenAI tool schemas derived from each blueprint.
+
+Input: s04's `blueprint` artifacts. Output: one `tool_list` per server (exported as
+`tool_lists/<Server>.json`) with enums, array item types, and required vs optional
+parameters. No model calls.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from schemas.artifact import Artifact, ItemOutcome, WorkItem
+from schemas.blueprint import ServerBlueprint, ToolList
+from tasks.context import StepContext
+from tasks.core.tool_lists import tool_list
+from tasks.items import producer
+
+STEP = "s05"
+MODULES = ("tasks.tool_list_formulation", "tasks.core.tool_lists")
+
+
+@task(name="formulate-tool-list", task_run_name="s05-tools-{work.item_key}")
+def formulate_tool_list(
+    work: WorkItem, ctx: StepContext, *, blueprint: Artifact[ServerBlueprint]
+) -> ItemOutcome:
+    """The tool list of one server."""
+    artifact = Artifact[ToolList].build(
+        kind="tool_list",
+        id=blueprint.payload.server_name,
+        payload=tool_list(blueprint.payload),
+        parents=[blueprint.ref],
+        producer=producer(work),
+    )
+    return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
