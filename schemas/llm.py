@@ -84,4 +84,7 @@ class CassetteDocument(Frozen):
     version: Literal[1]
     scripted: bool = False
     description: str = ""
+    fragments: dict[str, Any] = Field(
+        default={}, description="Shared pieces referenced by YAML anchors; not answers."
+    )
     calls: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}

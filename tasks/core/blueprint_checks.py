@@ -1,11 +1,7 @@
-"""s04 blueprint checks: the rules a repaired blueprint must meet, returned as
-sentences that are sent back to the model verbatim as the re-ask message.
-
-Inputs are a `BlueprintDraft` (repaired by `normalize_blueprint`), its
-`BlueprintOutline`, the `EntityCatalogue` and `BlueprintConfig` limits; output is
-a list of problem sentences naming the relationship, column, function or parameter
-to change. No side effects.
-"""
+"""s04 blueprint checks: takes a repaired `BlueprintDraft`, its `BlueprintOutline`,
+the `EntityCatalogue` and `BlueprintConfig` limits; returns problem sentences
+naming the relationship, column, function or parameter to change, sent back to the
+model verbatim as the re-ask; no side effects."""
 
 from __future__ import annotations
 
@@ -183,8 +179,6 @@ def _relationship_problems(
                 f"{label} does not reference the core entity; add a column "
                 f"'{core.primary_key}' with value_from_entity '{reference}'."
             )
-    for column in columns:
-        problems += _column_problems(label, column, scope)
     originals = [column.name.strip() for column in columns]
     targets = [
         column_target(
@@ -195,16 +189,19 @@ def _relationship_problems(
         )
         for column in columns
     ]
+    for column, target in zip(columns, targets, strict=True):
+        problems += _column_problems(label, column, target, scope)
     problems += _collisions(label, "column", originals, targets)
     return problems
 
 
 def _column_problems(
-    label: str, column: ColumnDraft, scope: BlueprintScope
+    label: str, column: ColumnDraft, target: str, scope: BlueprintScope
 ) -> list[str]:
+    """Problems of one column; its name is judged by what repair makes of it."""
     where = f"{label}, column '{column.name}'"
     problems: list[str] = []
-    if not _SLUG.match(column.name) or len(column.name) > MAX_NAME:
+    if not _SLUG.match(target) or len(target) > MAX_NAME:
         problems.append(
             f"{where} is not a valid name; use snake_case starting with a letter."
         )
@@ -305,18 +302,21 @@ def _function_problems(function: FunctionDraft, scope: BlueprintScope) -> list[s
                 f"{label}: legal_accessor '{accessor}' is not an entity of this "
                 f"blueprint; use {', '.join(scope.members)} or leave it empty."
             )
-    for parameter in function.parameters:
-        problems += _parameter_problems(label, parameter)
     originals = [parameter.name.strip() for parameter in function.parameters]
     targets = [parameter_target(raw, scope) for raw in originals]
+    for parameter, target in zip(function.parameters, targets, strict=True):
+        problems += _parameter_problems(label, parameter, target)
     problems += _collisions(label, "parameter", originals, targets)
     return problems
 
 
-def _parameter_problems(label: str, parameter: ParameterDraft) -> list[str]:
+def _parameter_problems(
+    label: str, parameter: ParameterDraft, target: str
+) -> list[str]:
+    """Problems of one parameter; its name is judged by what repair makes of it."""
     where = f"{label}, parameter '{parameter.name}'"
     problems: list[str] = []
-    if not _TOOL_NAME.match(parameter.name) or len(parameter.name) > MAX_TOOL_NAME:
+    if not _TOOL_NAME.match(target) or len(target) > MAX_TOOL_NAME:
         problems.append(
             f"{where} is not a valid name; use snake_case starting with a letter."
         )
@@ -364,9 +364,10 @@ def _collisions(
             )
             continue
         quoted = " and ".join(f"'{name}'" for name in names)
+        amount = "both" if len(names) == 2 else "all"
+        example = f" (e.g. 'referring_{target}')" if noun == "column" else ""
         problems.append(
-            f"{label}: {noun}s {quoted} would all be named '{target}'; keep one, "
-            "or rename the others to say what they hold (e.g. "
-            f"'referring_{target}')."
+            f"{label}: {noun}s {quoted} would {amount} be named '{target}'; keep "
+            f"one, or rename the others to say what they hold{example}."
         )
     return problems

@@ -1,11 +1,7 @@
-"""s04 stage 1 logic: how many outlines to ask a core entity for, the checks on
-the model's outlines (sent back as re-ask sentences), and their conversion to an
-`OutlineSet` with the core entity first.
-
-Inputs are an `OutlineSetDraft`, the core entity, its peripheral candidates and
-`BlueprintConfig` limits; outputs are a count, problem sentences and an
-`OutlineSet`. No side effects.
-"""
+"""s04 stage 1 logic: takes an `OutlineSetDraft`, the core entity, its peripheral
+candidates and `BlueprintConfig` limits; returns how many outlines to ask for,
+problem sentences for re-asks, and the `OutlineSet` with the core entity first;
+no side effects."""
 
 from __future__ import annotations
 
@@ -71,11 +67,12 @@ def check_outlines(
                 f"name such as {core}Billing."
             )
         others = _peripheral_folds(outline.entities, core)
-        for raw in outline.entities:
-            if name_fold(raw) in others and name_fold(raw) not in spelling:
+        unknown = {name_fold(raw): raw for raw in reversed(outline.entities)}
+        for fold in others:
+            if fold not in spelling:
                 problems.append(
-                    f"{label} uses '{raw}', which is not a candidate entity; use "
-                    f"only: {', '.join(candidates)}."
+                    f"{label} uses '{unknown[fold]}', which is not a candidate "
+                    f"entity; use only: {', '.join(candidates)}."
                 )
         if not 1 <= len(others) <= most:
             problems.append(

@@ -1,16 +1,10 @@
-"""s04 deterministic blueprint repair: resolving model spellings of entities, keys
-and value sources against the catalogue, and the naming rules that turn a drafted
-blueprint into its normalised form before it is checked and canonicalised.
-
-Inputs are a `BlueprintDraft`, its `BlueprintOutline` and the `EntityCatalogue`;
-output is a new, repaired `BlueprintDraft` (the name rules are also exposed so the
-checks can report what repair could not do). No side effects.
-
-Repair never merges or drops a column: a column holding an entity's primary key
-is renamed to the canonical key only when its name spells that key, and names
-that would collide after repair are left as written so that the collision is
-reported (reference defect 18).
-"""
+"""s04 deterministic blueprint repair: takes a `BlueprintDraft`, its
+`BlueprintOutline` and the `EntityCatalogue`; returns a new, repaired draft and
+exposes the naming rules so the checks can report what repair could not do; no
+side effects. Repair never merges or drops a column: a column holding an entity's
+key is renamed to the canonical key only when its name spells that key, and names
+that would collide are left as written so the collision is reported (reference
+defect 18)."""
 
 from __future__ import annotations
 
@@ -82,7 +76,9 @@ def blueprint_scope(
     keys: dict[str, str] = {}
     for name in [*ordered, *sorted(catalogue.entities)]:
         entity = catalogue.entities.get(name)
-        for spelt in _key_spellings(entity) if entity else ():
+        if entity is None:
+            continue
+        for spelt in _key_spellings(entity):
             keys.setdefault(spelt, entity.primary_key)
     return BlueprintScope(dict(catalogue.entities), ordered, spelling, keys)
 

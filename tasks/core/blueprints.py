@@ -1,13 +1,8 @@
-"""s04 blueprint canonical form: conversion of a repaired, checked draft to a
-`ServerBlueprint`, unique server names across a blueprint set, and the reference
-`blueprints.json` shape.
-
-Inputs are `BlueprintDraft`s with their `BlueprintOutline` and the
-`EntityCatalogue`, or `ServerBlueprint`s; outputs are `ServerBlueprint`s and plain
-dicts. No side effects. The stage's other logic lives in `blueprint_outlines`
-(stage 1), `blueprint_repair` and `blueprint_checks`; their entry points are
-re-exported here so callers import one module.
-"""
+"""s04 blueprint canonical form: takes checked `BlueprintDraft`s with their outline
+and the `EntityCatalogue`, or `ServerBlueprint`s; returns `ServerBlueprint`s,
+uniquely named server sets and the reference `blueprints.json` shape; no side
+effects. The stage's outline, repair and check entry points are re-exported here
+so callers import one module."""
 
 from __future__ import annotations
 

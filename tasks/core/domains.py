@@ -1,11 +1,8 @@
-"""s01 domain expansion logic: validating a proposal, screening its candidates
-against the accepted domains (invalid, exact and semantic duplicates), choosing
-which accepted domains a prompt lists, and deciding when the expansion stops.
-
-Inputs are `DomainProposalDraft`s, accepted domain names and injected similarity
-functions; outputs are `Domain`s, `DedupRejection`s, problem sentences and a
-`StopReason`. No side effects: embeddings are computed by the caller.
-"""
+"""s01 domain expansion logic: takes `DomainProposalDraft`s, accepted domain names
+and injected similarity functions; returns problem sentences for re-asks, accepted
+`Domain`s and `DedupRejection`s (invalid, exact, semantic), the domains a prompt
+lists, and the `StopReason`; no side effects (embeddings are computed by the
+caller)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""s02 entity extraction logic: validating one batch of model-drafted entities,
-converting it to canonical `Entity`s (PascalCase names, canonical primary keys,
-typed attributes), merging batches into one catalogue and exporting the catalogue
-in the reference `entities.json` shape.
-
-Inputs are `EntityBatchDraft`s, the batch's domain slugs and `EntityBatch`es;
-outputs are problem sentences, `Entity`s, an `EntityCatalogue` and a plain dict.
-Also home of the attribute type vocabulary that s04 reuses. No side effects.
-"""
+"""s02 entity extraction logic: takes `EntityBatchDraft`s with their domain slugs,
+and `EntityBatch`es; returns problem sentences for re-asks, canonical `Entity`s
+(PascalCase names, canonical primary keys, typed attributes), the merged
+`EntityCatalogue` and its reference `entities.json` shape, plus the attribute type
+vocabulary s04 reuses; no side effects."""
 
 from __future__ import annotations
 

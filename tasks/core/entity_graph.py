@@ -1,12 +1,7 @@
-"""s03 entity graph logic: splitting the catalogue into the batches each person
-entity is asked about, validating and canonicalising the model's choice from a
-batch, building the person-centred graph and exporting it in NetworkX node-link
-form.
-
-Inputs are an `EntityCatalogue`, `RelationBatchDraft`s and `RelationBatch`es;
-outputs are batch tuples, problem sentences, `RelationBatch`es, an `EntityGraph`
-and plain dicts. No side effects.
-"""
+"""s03 entity graph logic: takes the `EntityCatalogue`, `RelationBatchDraft`s and
+`RelationBatch`es; returns the (person, batch) questions to ask, problem sentences
+for re-asks, canonical `RelationBatch`es, the person-centred `EntityGraph`, its
+NetworkX node-link export and a person's neighbours; no side effects."""
 
 from __future__ import annotations
 

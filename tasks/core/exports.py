@@ -1,10 +1,7 @@
-"""Reference output shapes: the plain JSON documents users of the original tool
-read (`domain_topics.json`, `entities.json`, `entity_graph.json`,
-`blueprints.json`, `tool_lists/<Server>.json`), gathered in one module.
-
-Inputs are canonical payloads; outputs are plain dicts and lists ready for
-`json.dump`. No side effects: the store writes them.
-"""
+"""Reference output shapes: takes canonical payloads and returns the plain JSON
+documents users of the original tool read (`domain_topics.json`, `entities.json`,
+`entity_graph.json`, `blueprints.json`, `tool_lists/<Server>.json`), gathered in
+one module; no side effects (the store writes them)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Name normalisation shared by every stage: snake_case and PascalCase conversion,
-the canonical primary-key name of an entity and its common misspellings, and
-order-preserving de-duplication of names.
-
-Inputs are plain strings; outputs are strings. No side effects.
-"""
+"""Name normalisation shared by every stage: takes plain strings and returns
+snake_case and PascalCase forms, an entity's canonical primary-key name and its
+common misspellings, and order-preserving de-duplicated name lists; no side
+effects."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""s05 tool list formulation: each blueprint function as an OpenAI
-function-calling tool schema, with enums, array items, ranges in descriptions and
-only the required parameters listed as required (reference defect 20).
-
-Input is a `ServerBlueprint`; output is a `ToolList` and its `tool_lists/<Server>.json`
-shape. No side effects.
-"""
+"""s05 tool list formulation: takes a `ServerBlueprint` and returns its `ToolList`
+of OpenAI function-calling schemas (enums, array items, ranges in descriptions,
+only required parameters marked required; reference defect 20) and the
+`tool_lists/<Server>.json` shape; no side effects."""
 
 from __future__ import annotations
 

@@ -233,11 +233,26 @@ class InstructorLLM:
             )
         if isinstance(exc, InstructorRetryException):
             if isinstance(cause, ValueError):
-                return InvalidModelOutput(call_key, exc.n_attempts, str(cause))
+                return InvalidModelOutput(
+                    call_key, exc.n_attempts, str(cause), _last_answer(exc)
+                )
             # A validator that raised something other than ValueError is a bug in
             # our code, not bad model output: surface it unchanged.
             return cause if isinstance(cause, Exception) else exc
         return LLMError(f"LLM call {call_key!r} failed: {cause}")
+
+
+def _last_answer(exc: InstructorRetryException) -> str | None:
+    """The raw arguments (or text) of the last answer, for a fix-up prompt."""
+    completion = getattr(exc, "last_completion", None)
+    try:
+        message = completion.choices[0].message  # type: ignore[union-attr]
+    except (AttributeError, IndexError, TypeError):
+        return None
+    calls = getattr(message, "tool_calls", None) or []
+    if calls:
+        return calls[0].function.arguments
+    return getattr(message, "content", None)
 
 
 def _sampling(role: ModelRole) -> dict[str, Any]:

@@ -48,11 +48,30 @@ class LLMUnavailable(LLMError):
 class InvalidModelOutput(LLMError):
     """The model's answer still failed validation after every re-ask."""
 
-    def __init__(self, call_key: str, attempts: int, last_error: str) -> None:
+    def __init__(
+        self,
+        call_key: str,
+        attempts: int,
+        last_error: str,
+        last_answer: str | None = None,
+    ) -> None:
         self.call_key = call_key
         self.attempts = attempts
         self.last_error = last_error
+        self.last_answer = last_answer
         super().__init__(
             f"model output for call key {call_key!r} was still invalid after "
             f"{attempts} attempt(s); last validation error:\n{last_error}"
         )
+
+    @property
+    def problems(self) -> list[str]:
+        """The listed problems of the last validation error (`- ...` lines), or the
+        whole error as one problem when it lists none."""
+        listed = [
+            # pydantic appends " [type=value_error, ...]" to the last line
+            line.strip()[2:].split(" [type=")[0].strip()
+            for line in self.last_error.splitlines()
+            if line.strip().startswith("- ")
+        ]
+        return listed or [self.last_error.strip()]

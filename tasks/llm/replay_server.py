@@ -20,6 +20,7 @@ from pathlib import Path
 from tasks.llm.cassette import Cassette, ReplayResponder
 
 IDLE_CONNECTION_TIMEOUT_S = 120.0
+SHUTDOWN_POLL_S = 0.05
 
 
 class _ReplayHTTPServer(ThreadingHTTPServer):
@@ -101,6 +102,7 @@ class ReplayServer:
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever,
+                kwargs={"poll_interval": SHUTDOWN_POLL_S},
                 name="agentskiller-replay-server",
                 daemon=True,
             )
@@ -109,7 +111,7 @@ class ReplayServer:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until `close()` or KeyboardInterrupt."""
-        self._httpd.serve_forever()
+        self._httpd.serve_forever(poll_interval=SHUTDOWN_POLL_S)
 
     def close(self) -> None:
         """Stop serving and release the socket; safe to call twice."""

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, field_validator
 
+from schemas.base import CheckedDraft
 from schemas.config import LLMConfig, ModelRole
 from schemas.llm import CassetteAnswer
 from tasks.llm.cassette import (
@@ -217,6 +218,31 @@ def test_invalid_output_after_all_attempts_raises_invalid_model_output(
     assert info.value.attempts == 3
     assert "a dog has exactly 4 legs, not 3" in info.value.last_error
     assert llm.ledger.calls() == 3
+
+
+class Litter(CheckedDraft):
+    names: list[str]
+
+
+def test_context_check_problems_are_sent_back_as_the_reask() -> None:
+    """The `check` in the validation context drives the re-ask, as steps use it."""
+    llm, spy = _spied_client(
+        _config(),
+        {
+            (KEY, 0): {"tool_arguments": {"names": ["Rex", "Rex"]}},
+            (KEY, 1): {"tool_arguments": {"names": ["Rex", "Max"]}},
+        },
+    )
+
+    def no_duplicates(litter: Litter) -> list[str]:
+        repeated = sorted({n for n in litter.names if litter.names.count(n) > 1})
+        return [f"name {n!r} is used twice" for n in repeated]
+
+    litter = llm.create(
+        Litter, PROMPT, call_key=KEY, role="textual", context={"check": no_duplicates}
+    )
+    assert litter.names == ["Rex", "Max"]
+    assert "name 'Rex' is used twice" in spy.requests[1][1]["messages"][2]["content"]
 
 
 class Cat(BaseModel):
