@@ -30,50 +30,105 @@ def design_blueprints(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s04_blueprint_generation
     llm = ctx.step_llm(s04.STEP, cfg)
     tally = StepTally(info.name)
-    [catalogue] = ctx.store.load_outputs("s02_entity_extraction", EntityCatalogue, kind="entity_catalogue")
-    entities = {a.id: a for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")}
-    [graph] = ctx.store.load_outputs("s03_entity_graph", EntityGraph, kind="entity_graph")
+    [catalogue] = ctx.store.load_outputs(
+        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
+    )
+    entities = {
+        a.id: a
+        for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")
+    }
+    [graph] = ctx.store.load_outputs(
+        "s03_entity_graph", EntityGraph, kind="entity_graph"
+    )
     outline_calls = []
     lonely: list[str] = []
     for name, person in entities.items():
         if not person.payload.is_person:
             continue
-        near = tuple(entities[n] for n in neighbours(graph.payload, name) if n in entities)
+        near = tuple(
+            entities[n] for n in neighbours(graph.payload, name) if n in entities
+        )
         if not near:
             lonely.append(name)
             continue
         work = work_item(
-            "s04", f"outline/{name}", inputs=[person, graph, *near], params=cfg,
-            llm=llm, prompt_ids=[s04.OUTLINE_PROMPT], modules=s04.MODULES,
+            "s04",
+            f"outline/{name}",
+            inputs=[person, graph, *near],
+            params=cfg,
+            llm=llm,
+            prompt_ids=[s04.OUTLINE_PROMPT],
+            modules=s04.MODULES,
         )
-        outline_calls.append((work, {"person": person, "candidates": near, "graph": graph.ref}))
+        outline_calls.append(
+            (work, {"person": person, "candidates": near, "graph": graph.ref})
+        )
     outline_sets: list[Artifact[OutlineSet]] = [
-        a for o in run_items(ctx, s04.outline_blueprints, outline_calls, tally) for a in o.artifacts
+        a
+        for o in run_items(ctx, s04.outline_blueprints, outline_calls, tally)
+        for a in o.artifacts
     ]
     detail_calls = []
     for outlines in outline_sets:
         for outline in outlines.payload.outlines:
-            involved = tuple(entities[n] for n in (outline.core_entity, *outline.peripheral_entities))
+            involved = tuple(
+                entities[n] for n in (outline.core_entity, *outline.peripheral_entities)
+            )
             work = work_item(
-                "s04", f"{outline.core_entity}-{outline.index}", inputs=[outlines, catalogue, *involved],
-                params=cfg, llm=llm, prompt_ids=[s04.DETAIL_PROMPT, s04.FIXUP_PROMPT], modules=s04.MODULES,
+                "s04",
+                f"{outline.core_entity}-{outline.index}",
+                inputs=[outlines, catalogue, *involved],
+                params=cfg,
+                llm=llm,
+                prompt_ids=[s04.DETAIL_PROMPT, s04.FIXUP_PROMPT],
+                modules=s04.MODULES,
             )
             detail_calls.append(
-                (work, {"outlines": outlines, "index": outline.index, "entities": involved, "catalogue": catalogue})
+                (
+                    work,
+                    {
+                        "outlines": outlines,
+                        "index": outline.index,
+                        "entities": involved,
+                        "catalogue": catalogue,
+                    },
+                )
             )
     outcomes = run_items(ctx, s04.detail_blueprint, detail_calls, tally)
-    details: tuple[Artifact[ServerBlueprint], ...] = tuple(a for o in outcomes for a in o.artifacts)
+    details: tuple[Artifact[ServerBlueprint], ...] = tuple(
+        a for o in outcomes for a in o.artifacts
+    )
     dropped = tuple(o.item_key for o in outcomes if not o.ok)
-    final_work = work_item("s04", "finalize", inputs=details, params={"dropped": dropped}, modules=s04.MODULES)
-    [final] = run_items(ctx, s04.finalize_blueprints, [(final_work, {"details": details, "dropped": dropped})], tally)
+    final_work = work_item(
+        "s04",
+        "finalize",
+        inputs=details,
+        params={"dropped": dropped},
+        modules=s04.MODULES,
+    )
+    [final] = run_items(
+        ctx,
+        s04.finalize_blueprints,
+        [(final_work, {"details": details, "dropped": dropped})],
+        tally,
+    )
     blueprint_set = final.artifacts[-1] if final.ok else None
     note = f"{len(details)} blueprint(s), {len(dropped)} dropped"
     if lonely:
         note += f"; no related entities for: {', '.join(lonely)}"
     return finish_step(
-        ctx, info, tally,
+        ctx,
+        info,
+        tally,
         outputs=[*outline_sets, *details, *final.artifacts],
-        exports={"blueprints.json": (blueprint_set, blueprints_export(blueprint_set.payload.blueprints))} if blueprint_set else {},
+        exports={
+            "blueprints.json": (
+                blueprint_set,
+                blueprints_export(blueprint_set.payload.blueprints),
+            )
+        }
+        if blueprint_set
+        else {},
         seconds=time.perf_counter() - started,
         note=note,
     )
@@ -84,7 +139,9 @@ def formulate_tool_lists(run_token: str) -> StepReport:
     """One OpenAI tool list per blueprint."""
     ctx, info, started = lookup(run_token), resolve_step("s05"), time.perf_counter()
     tally = StepTally(info.name)
-    blueprints = ctx.store.load_outputs("s04_blueprint_generation", ServerBlueprint, kind="blueprint")
+    blueprints = ctx.store.load_outputs(
+        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
+    )
     calls = [
         (work_item("s05", b.id, inputs=[b], modules=s05.MODULES), {"blueprint": b})
         for b in blueprints
@@ -92,9 +149,13 @@ def formulate_tool_lists(run_token: str) -> StepReport:
     outcomes = run_items(ctx, s05.formulate_tool_list, calls, tally)
     lists = [a for o in outcomes for a in o.artifacts]
     return finish_step(
-        ctx, info, tally,
+        ctx,
+        info,
+        tally,
         outputs=lists,
-        exports={f"tool_lists/{a.id}.json": (a, tool_list_export(a.payload)) for a in lists},
+        exports={
+            f"tool_lists/{a.id}.json": (a, tool_list_export(a.payload)) for a in lists
+        },
         seconds=time.perf_counter() - started,
         note=f"{len(lists)} tool list(s)",
     )

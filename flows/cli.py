@@ -16,7 +16,12 @@ from pathlib import Path
 
 from tasks.settings import environment, prepare_prefect_environment
 from tasks.steps import STEPS, UnknownStep, select_steps
-from tasks.store.config_loader import ConfigError, load_config, resolve_output_dir, with_overrides
+from tasks.store.config_loader import (
+    ConfigError,
+    load_config,
+    resolve_output_dir,
+    with_overrides,
+)
 
 DEMO_HINT = "agentskiller run --config configs/demo.yaml"
 
@@ -27,12 +32,18 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _print_report(report: dict) -> None:
-    print(f"\nrun {report['status']}: {report['llm_calls']} model call(s); output in {report['output_dir']}")
+    print(
+        f"\nrun {report['status']}: {report['llm_calls']} model call(s); output in {report['output_dir']}"
+    )
     print(f"{'step':<28}{'ok':>5}{'failed':>8}{'cached':>8}{'calls':>7}  note")
     for s in report["steps"].values():
-        print(f"{s['step']:<28}{s['ok']:>5}{s['failed']:>8}{s['cached']:>8}{s['llm_calls']:>7}  {s['note']}")
+        print(
+            f"{s['step']:<28}{s['ok']:>5}{s['failed']:>8}{s['cached']:>8}{s['llm_calls']:>7}  {s['note']}"
+        )
         for f in s["failures"]:
-            print(f"    - [{f['reason']}] {f['item_key']}: {f['message'].splitlines()[0][:160]}")
+            print(
+                f"    - [{f['reason']}] {f['item_key']}: {f['message'].splitlines()[0][:160]}"
+            )
     if report.get("error"):
         print(f"\nstopped: {report['error']}", file=sys.stderr)
 
@@ -47,7 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     problems = preflight(loaded, environment())
     if problems:
-        return _fail(" ".join(problems) + f" (To try the pipeline offline: {DEMO_HINT})")
+        return _fail(
+            " ".join(problems) + f" (To try the pipeline offline: {DEMO_HINT})"
+        )
     prepare_prefect_environment()
     from flows.pipeline import PipelineFailed, run_pipeline
 
@@ -68,7 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = result.model_dump(mode="json")
     if args.report_json:
         Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report_json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        Path(args.report_json).write_text(
+            json.dumps(report, indent=2) + "\n", encoding="utf-8"
+        )
     _print_report(report)
     return 0 if report["status"] == "ok" else 1
 
@@ -86,7 +101,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     try:
         out = _output_dir(args)
-        config_hash = load_config(Path(args.config)).config_hash if args.config else None
+        config_hash = (
+            load_config(Path(args.config)).config_hash if args.config else None
+        )
     except ConfigError as exc:
         return _fail(str(exc))
     store = ArtifactStore(OutputLayout(out))
@@ -101,14 +118,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         if config_hash and manifest.config_hash != config_hash:
             status = "stale"
         note = str(manifest.stats.get("note", ""))
-        print(f"{info.name:<28}{status:<10}{len(manifest.outputs):>8}{len(manifest.failed):>8}  {note}")
+        print(
+            f"{info.name:<28}{status:<10}{len(manifest.outputs):>8}{len(manifest.failed):>8}  {note}"
+        )
     return 0
 
 
 def cmd_list_steps(args: argparse.Namespace) -> int:
     print(f"{'id':<5}{'name':<28}{'phase':<20}{'llm':<5}description")
     for s in STEPS:
-        print(f"{s.id:<5}{s.name:<28}{s.phase:<20}{'yes' if s.uses_llm else 'no':<5}{s.description}")
+        print(
+            f"{s.id:<5}{s.name:<28}{s.phase:<20}{'yes' if s.uses_llm else 'no':<5}{s.description}"
+        )
     return 0
 
 
@@ -127,13 +148,19 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         try:
             target = candidate.resolve().relative_to(out).as_posix()
         except ValueError:
-            return _fail(f"{target} is not inside the output directory {out} (use --output-dir)")
+            return _fail(
+                f"{target} is not inside the output directory {out} (use --output-dir)"
+            )
     store = ArtifactStore(OutputLayout(out))
     refs = lineage.resolve(store, target)
     if not refs:
         return _fail(f"no artifact found for {args.target!r} in {out}")
     for ref in refs:
-        tree = lineage.descendants(store, ref) if args.descendants else lineage.ancestry(store, ref)
+        tree = (
+            lineage.descendants(store, ref)
+            if args.descendants
+            else lineage.ancestry(store, ref)
+        )
         print(lineage.render(tree))
     return 0
 
@@ -141,8 +168,13 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_replay_server(args: argparse.Namespace) -> int:
     from tasks.llm.replay_server import serve_cassette
 
-    server = serve_cassette(Path(args.cassette), host=args.host, port=args.port, latency_s=args.latency)
-    print(f"serving {args.cassette} at {server.url} (latency {args.latency}s); Ctrl-C stops", flush=True)
+    server = serve_cassette(
+        Path(args.cassette), host=args.host, port=args.port, latency_s=args.latency
+    )
+    print(
+        f"serving {args.cassette} at {server.url} (latency {args.latency}s); Ctrl-C stops",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -153,39 +185,59 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentskiller", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="agentskiller", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the pipeline (or some steps) on a config")
-    run.add_argument("--config", required=True, help="config YAML, e.g. configs/demo.yaml")
+    run.add_argument(
+        "--config", required=True, help="config YAML, e.g. configs/demo.yaml"
+    )
     run.add_argument("--output-dir", help="overrides run.output_dir")
     pick = run.add_mutually_exclusive_group()
-    pick.add_argument("--step", help="run only this step (s04, s04_blueprint_generation, ...)")
+    pick.add_argument(
+        "--step", help="run only this step (s04, s04_blueprint_generation, ...)"
+    )
     pick.add_argument("--from", dest="start", help="run from this step on")
     run.add_argument("--until", help="stop after this step")
     run.add_argument("--report-json", help="write the run report (JSON) here")
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", help="show each step's state in an output directory")
-    status.add_argument("--config", help="config YAML (its output_dir, and stale detection)")
+    status = sub.add_parser(
+        "status", help="show each step's state in an output directory"
+    )
+    status.add_argument(
+        "--config", help="config YAML (its output_dir, and stale detection)"
+    )
     status.add_argument("--output-dir")
     status.set_defaults(func=cmd_status)
 
     steps = sub.add_parser("list-steps", help="list the pipeline steps")
     steps.set_defaults(func=cmd_list_steps)
 
-    lin = sub.add_parser("lineage", help="print an artifact's ancestry (or descendants)")
-    lin.add_argument("target", help="an output file, an artifact hash (prefix) or kind:id")
+    lin = sub.add_parser(
+        "lineage", help="print an artifact's ancestry (or descendants)"
+    )
+    lin.add_argument(
+        "target", help="an output file, an artifact hash (prefix) or kind:id"
+    )
     lin.add_argument("--config", help="config YAML whose output_dir to use")
     lin.add_argument("--output-dir")
-    lin.add_argument("--descendants", action="store_true", help="show what was derived from it")
+    lin.add_argument(
+        "--descendants", action="store_true", help="show what was derived from it"
+    )
     lin.set_defaults(func=cmd_lineage)
 
-    replay = sub.add_parser("replay-server", help="serve a cassette as an OpenAI-compatible API")
+    replay = sub.add_parser(
+        "replay-server", help="serve a cassette as an OpenAI-compatible API"
+    )
     replay.add_argument("--cassette", required=True)
     replay.add_argument("--host", default="127.0.0.1")
     replay.add_argument("--port", type=int, default=8765)
-    replay.add_argument("--latency", type=float, default=0.0, help="seconds added per answer")
+    replay.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added per answer"
+    )
     replay.set_defaults(func=cmd_replay_server)
     return parser
 

@@ -40,7 +40,9 @@ def expand_domains(run_token: str) -> StepReport:
     [seeded] = run_items(ctx, s01.record_seeds, [(seed_work, {"seeds": seeds})], tally)
     parent = seeded.artifacts[0].ref
     domains: list[Artifact[Domain]] = list(seeded.artifacts[1:])
-    index = s01.DomainIndex(VectorIndex(ctx.layout.lancedb_dir, "domains", ctx.embedder), ctx.embedder)
+    index = s01.DomainIndex(
+        VectorIndex(ctx.layout.lancedb_dir, "domains", ctx.embedder), ctx.embedder
+    )
     index.add([d.payload.name for d in domains])
     history: list[int] = []
     while (
@@ -54,10 +56,20 @@ def expand_domains(run_token: str) -> StepReport:
     ) is None:
         accepted = tuple(sorted(d.payload.name for d in domains))
         work = work_item(
-            "s01", f"iteration-{len(history):03d}", inputs=[stable_hash(list(accepted)), parent.content_hash],
-            params=cfg, llm=llm, prompt_ids=[s01.PROMPT], modules=s01.MODULES,
+            "s01",
+            f"iteration-{len(history):03d}",
+            inputs=[stable_hash(list(accepted)), parent.content_hash],
+            params=cfg,
+            llm=llm,
+            prompt_ids=[s01.PROMPT],
+            modules=s01.MODULES,
         )
-        kwargs = {"iteration": len(history), "accepted": accepted, "parent": parent, "index": index}
+        kwargs = {
+            "iteration": len(history),
+            "accepted": accepted,
+            "parent": parent,
+            "index": index,
+        }
         [outcome] = run_items(ctx, s01.expand_domain_batch, [(work, kwargs)], tally)
         if outcome.failure is not None and outcome.failure.retryable:
             break
@@ -70,19 +82,40 @@ def expand_domains(run_token: str) -> StepReport:
             index.add([d.payload.name for d in new])
         history.append(len(new))
     final_work = work_item(
-        "s01", "domain-topics", inputs=[d.content_hash for d in domains],
-        params={"reason": reason, "iterations": len(history)}, modules=s01.MODULES,
+        "s01",
+        "domain-topics",
+        inputs=[d.content_hash for d in domains],
+        params={"reason": reason, "iterations": len(history)},
+        modules=s01.MODULES,
     )
-    finals = run_items(
-        ctx, s01.finalize_topics,
-        [(final_work, {"domains": tuple(domains), "stop_reason": reason or "iteration_cap", "iterations": len(history)})],
-        tally,
-    ) if reason is not None else []
+    finals = (
+        run_items(
+            ctx,
+            s01.finalize_topics,
+            [
+                (
+                    final_work,
+                    {
+                        "domains": tuple(domains),
+                        "stop_reason": reason or "iteration_cap",
+                        "iterations": len(history),
+                    },
+                )
+            ],
+            tally,
+        )
+        if reason is not None
+        else []
+    )
     topics = finals[0].artifacts[0] if finals and finals[0].ok else None
     return finish_step(
-        ctx, info, tally,
+        ctx,
+        info,
+        tally,
         outputs=[*domains, *([topics] if topics else [])],
-        exports={"domain_topics.json": (topics, domain_topics_export(topics.payload))} if topics else {},
+        exports={"domain_topics.json": (topics, domain_topics_export(topics.payload))}
+        if topics
+        else {},
         seconds=time.perf_counter() - started,
         note=f"stop reason: {reason}; {len(domains)} domains after {len(history)} expansion call(s)",
     )
@@ -95,25 +128,51 @@ def extract_entities(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s02_entity_extraction
     llm = ctx.step_llm(s02.STEP, cfg)
     tally = StepTally(info.name)
-    domains = sorted(ctx.store.load_outputs("s01_domain_expansion", Domain, kind="domain"), key=lambda a: a.payload.name)
+    domains = sorted(
+        ctx.store.load_outputs("s01_domain_expansion", Domain, kind="domain"),
+        key=lambda a: a.payload.name,
+    )
     size = cfg.domains_per_batch
     chunks = [tuple(domains[i : i + size]) for i in range(0, len(domains), size)]
     calls = [
         (
-            work_item("s02", f"batch-{i:03d}", inputs=chunk, params=cfg, llm=llm, prompt_ids=[s02.PROMPT], modules=s02.MODULES),
+            work_item(
+                "s02",
+                f"batch-{i:03d}",
+                inputs=chunk,
+                params=cfg,
+                llm=llm,
+                prompt_ids=[s02.PROMPT],
+                modules=s02.MODULES,
+            ),
             {"domains": chunk},
         )
         for i, chunk in enumerate(chunks)
     ]
     outcomes = run_items(ctx, s02.extract_entity_batch, calls, tally)
-    batches: tuple[Artifact[EntityBatch], ...] = tuple(a for o in outcomes for a in o.artifacts)
+    batches: tuple[Artifact[EntityBatch], ...] = tuple(
+        a for o in outcomes for a in o.artifacts
+    )
     merge_work = work_item("s02", "merge", inputs=batches, modules=s02.MODULES)
-    [merged] = run_items(ctx, s02.merge_entity_batches, [(merge_work, {"batches": batches})], tally)
-    catalogue: Artifact[EntityCatalogue] | None = merged.artifacts[-1] if merged.ok else None
+    [merged] = run_items(
+        ctx, s02.merge_entity_batches, [(merge_work, {"batches": batches})], tally
+    )
+    catalogue: Artifact[EntityCatalogue] | None = (
+        merged.artifacts[-1] if merged.ok else None
+    )
     return finish_step(
-        ctx, info, tally,
+        ctx,
+        info,
+        tally,
         outputs=[*batches, *merged.artifacts],
-        exports={"entities.json": (catalogue, core_entities.entities_export(catalogue.payload))} if catalogue else {},
+        exports={
+            "entities.json": (
+                catalogue,
+                core_entities.entities_export(catalogue.payload),
+            )
+        }
+        if catalogue
+        else {},
         seconds=time.perf_counter() - started,
         note=f"{len(catalogue.payload.entities) if catalogue else 0} entities from {len(chunks)} batch(es)",
     )
@@ -126,25 +185,59 @@ def relate_entities(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s03_entity_graph
     llm = ctx.step_llm(s03.STEP, cfg)
     tally = StepTally(info.name)
-    [catalogue] = ctx.store.load_outputs("s02_entity_extraction", EntityCatalogue, kind="entity_catalogue")
-    entities = {a.id: a for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")}
+    [catalogue] = ctx.store.load_outputs(
+        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
+    )
+    entities = {
+        a.id: a
+        for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")
+    }
     calls = []
-    for person, batch_index, names in core_graph.person_batches(catalogue.payload, cfg.relation_batch_size):
+    for person, batch_index, names in core_graph.person_batches(
+        catalogue.payload, cfg.relation_batch_size
+    ):
         members = tuple(entities[n] for n in names)
         work = work_item(
-            "s03", f"{person}-{batch_index}", inputs=[entities[person], *members],
-            params=cfg, llm=llm, prompt_ids=[s03.PROMPT], modules=s03.MODULES,
+            "s03",
+            f"{person}-{batch_index}",
+            inputs=[entities[person], *members],
+            params=cfg,
+            llm=llm,
+            prompt_ids=[s03.PROMPT],
+            modules=s03.MODULES,
         )
-        calls.append((work, {"person": entities[person], "candidates": members, "batch_index": batch_index}))
+        calls.append(
+            (
+                work,
+                {
+                    "person": entities[person],
+                    "candidates": members,
+                    "batch_index": batch_index,
+                },
+            )
+        )
     outcomes = run_items(ctx, s03.relate_entity_batch, calls, tally)
-    batches: tuple[Artifact[RelationBatch], ...] = tuple(a for o in outcomes for a in o.artifacts)
-    graph_work = work_item("s03", "graph", inputs=[catalogue, *batches], modules=s03.MODULES)
-    [built] = run_items(ctx, s03.build_entity_graph, [(graph_work, {"catalogue": catalogue, "batches": batches})], tally)
+    batches: tuple[Artifact[RelationBatch], ...] = tuple(
+        a for o in outcomes for a in o.artifacts
+    )
+    graph_work = work_item(
+        "s03", "graph", inputs=[catalogue, *batches], modules=s03.MODULES
+    )
+    [built] = run_items(
+        ctx,
+        s03.build_entity_graph,
+        [(graph_work, {"catalogue": catalogue, "batches": batches})],
+        tally,
+    )
     graph = built.artifacts[0] if built.ok else None
     return finish_step(
-        ctx, info, tally,
+        ctx,
+        info,
+        tally,
         outputs=[*batches, *built.artifacts],
-        exports={"entity_graph.json": (graph, core_graph.graph_export(graph.payload))} if graph else {},
+        exports={"entity_graph.json": (graph, core_graph.graph_export(graph.payload))}
+        if graph
+        else {},
         seconds=time.perf_counter() - started,
         note=f"{len(graph.payload.links) if graph else 0} edges from {len(calls)} call(s)",
     )

@@ -27,7 +27,12 @@ from tasks.setup import build_context, preflight
 from tasks.steps import select_steps
 from tasks.store.artifacts import MissingStepOutput
 from tasks.store.atomic import write_json_atomic
-from tasks.store.config_loader import ConfigError, load_config, resolve_output_dir, with_overrides
+from tasks.store.config_loader import (
+    ConfigError,
+    load_config,
+    resolve_output_dir,
+    with_overrides,
+)
 
 STEP_FLOWS = {
     "s01": expand_domains,
@@ -56,13 +61,22 @@ def _markdown(report: RunReport) -> str:
     ]
     if report.error:
         lines += ["", f"**Stopped:** {report.error}"]
-    lines += ["", "| step | ok | failed | cached | model calls | seconds | note |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| step | ok | failed | cached | model calls | seconds | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in report.steps.values():
-        lines.append(f"| {s.step} | {s.ok} | {s.failed} | {s.cached} | {s.llm_calls} | {s.seconds} | {s.note} |")
+        lines.append(
+            f"| {s.step} | {s.ok} | {s.failed} | {s.cached} | {s.llm_calls} | {s.seconds} | {s.note} |"
+        )
     failures = [f for s in report.steps.values() for f in s.failures]
     if failures:
         lines += ["", "## Failed items", ""]
-        lines += [f"- `{f.item_key}` ({f.step}, {f.reason}): {f.message.splitlines()[0]}" for f in failures]
+        lines += [
+            f"- `{f.item_key}` ({f.step}, {f.reason}): {f.message.splitlines()[0]}"
+            for f in failures
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -70,8 +84,14 @@ def _publish(report: RunReport) -> None:
     create_table_artifact(
         key="agentskiller-step-summary",
         table=[
-            {"step": s.step, "ok": s.ok, "failed": s.failed, "cached": s.cached,
-             "llm_calls": s.llm_calls, "seconds": s.seconds}
+            {
+                "step": s.step,
+                "ok": s.ok,
+                "failed": s.failed,
+                "cached": s.cached,
+                "llm_calls": s.llm_calls,
+                "seconds": s.seconds,
+            }
             for s in report.steps.values()
         ],
         description="Items per step: ok, failed and cached (Prefect cache hits).",
@@ -97,12 +117,18 @@ def run_pipeline(
         ConfigError: the configuration or the environment is unusable.
         PipelineFailed: a step stopped with failures a re-run may fix.
     """
-    overrides = {"steps.s01_domain_expansion.seed_domains": seed_domains} if seed_domains else None
-    loaded = with_overrides(load_config(Path(config_path)), output_dir, overrides=overrides)
+    overrides = (
+        {"steps.s01_domain_expansion.seed_domains": seed_domains}
+        if seed_domains
+        else None
+    )
+    loaded = with_overrides(
+        load_config(Path(config_path)), output_dir, overrides=overrides
+    )
     env = environment()
     problems = preflight(loaded, env)
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError("; ".join(problems), path=loaded.path)
     steps = select_steps(step=step, start=start, until=until)
     out = resolve_output_dir(loaded, Path.cwd())
     ctx = build_context(loaded, output_dir=out, env=env)
@@ -115,7 +141,9 @@ def run_pipeline(
     try:
         for info in steps:
             try:
-                reports[info.name] = STEP_FLOWS[info.id].with_options(task_runner=runner)(token)
+                reports[info.name] = STEP_FLOWS[info.id].with_options(
+                    task_runner=runner
+                )(token)
             except StepFailed as exc:
                 reports[info.name], error = exc.report, str(exc)
                 break
@@ -136,7 +164,9 @@ def run_pipeline(
         steps=reports,
         flow_run_id=run_id,
     )
-    write_json_atomic(ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json"))
+    write_json_atomic(
+        ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
+    )
     _publish(report)
     if error:
         raise PipelineFailed(report)

@@ -23,10 +23,14 @@ SCHEMA_VERSION = 1
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 """snake_case name such as a domain (`dental_clinic`) or an attribute (`patient_id`)."""
 
-PascalName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=80)]
+PascalName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=80)
+]
 """PascalCase name such as an entity (`BankAccount`) or a server (`PatientDentalCare`)."""
 
-ToolName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)]
+ToolName = Annotated[
+    str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)
+]
 """A function/tool name the OpenAI API accepts."""
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

@@ -78,7 +78,9 @@ class LLMConfig(Frozen):
     def _roles_and_cassette(self) -> LLMConfig:
         missing = {"textual", "coding"} - set(self.roles)
         if missing:
-            raise ValueError(f"llm.roles is missing role(s): {', '.join(sorted(missing))}")
+            raise ValueError(
+                f"llm.roles is missing role(s): {', '.join(sorted(missing))}"
+            )
         if self.mode in ("record", "replay") and not self.cassette:
             raise ValueError(f"llm.cassette is required when llm.mode is {self.mode!r}")
         return self
@@ -107,7 +109,9 @@ class DomainExpansionConfig(StepModel):
     target_domain_number: int = Field(default=300, ge=1)
     expansion_batch_size: int = Field(default=20, ge=1, le=200)
     max_iterations: int = Field(
-        default=40, ge=1, description="Hard cap on expansion calls (the original had none)."
+        default=40,
+        ge=1,
+        description="Hard cap on expansion calls (the original had none).",
     )
     similarity_threshold: float = Field(
         default=0.9,

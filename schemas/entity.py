@@ -10,7 +10,15 @@ from pydantic import Field
 from schemas.base import CheckedDraft, Draft, Frozen, PascalName, Slug
 
 AttributeType = Literal[
-    "string", "integer", "number", "boolean", "enum", "date", "datetime", "array", "object"
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "enum",
+    "date",
+    "datetime",
+    "array",
+    "object",
 ]
 
 

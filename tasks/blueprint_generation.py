@@ -31,7 +31,15 @@ STEP = "s04"
 OUTLINE_PROMPT = "s04/outline_blueprints"
 DETAIL_PROMPT = "s04/detail_blueprint"
 FIXUP_PROMPT = "s04/fixup_blueprint"
-MODULES = ("tasks.blueprint_generation", "tasks.core.blueprints", "tasks.core.naming")
+MODULES = (
+    "tasks.blueprint_generation",
+    "tasks.core.blueprints",
+    "tasks.core.blueprint_outlines",
+    "tasks.core.blueprint_repair",
+    "tasks.core.blueprint_checks",
+    "tasks.core.entities",
+    "tasks.core.naming",
+)
 
 
 @task(name="outline-blueprints", task_run_name="s04-outline-{work.item_key}")
@@ -52,10 +60,12 @@ def outline_blueprints(
             OUTLINE_PROMPT,
             OutlineSetDraft,
             item_key=work.item_key,
-            check=lambda d: core.check_outlines(d, core=core_name, candidates=names, limits=cfg),
+            check=lambda d: core.check_outlines(
+                d, core=core_name, candidates=names, limits=cfg
+            ),
             core=person.payload,
             candidates=[c.payload for c in candidates],
-            n=cfg.target_blueprints_per_entity,
+            n=core.outline_target(len(names), cfg),
             max_peripherals=cfg.max_peripheral_entities,
             max_relationships=cfg.max_relationships_per_blueprint,
         )
@@ -64,7 +74,7 @@ def outline_blueprints(
     artifact = Artifact[OutlineSet].build(
         kind="blueprint_outline_set",
         id=work.item_key,
-        payload=core.canonical_outlines(answer.value, core=core_name),
+        payload=core.canonical_outlines(answer.value, core=core_name, candidates=names),
         parents=[person.ref, graph, *(c.ref for c in candidates)],
         producer=producer(work, prompt=answer.prompt, model_id=answer.model_id),
     )
@@ -85,7 +95,9 @@ def detail_blueprint(
     cfg = ctx.config.steps.s04_blueprint_generation
     outline = outlines.payload.outlines[index]
     llm = ctx.step_llm(STEP, cfg)
-    check = core.blueprint_checker(outline=outline, catalogue=catalogue.payload, limits=cfg)
+    check = core.blueprint_checker(
+        outline=outline, catalogue=catalogue.payload, limits=cfg
+    )
     try:
         answer = llm.ask(
             DETAIL_PROMPT,
@@ -118,8 +130,12 @@ def detail_blueprint(
             )
         except InvalidModelOutput as second:
             return invalid_output(work, second)
-    draft = core.normalize_blueprint(answer.value, outline=outline, catalogue=catalogue.payload)
-    blueprint = core.canonical_blueprint(draft, outline=outline, catalogue=catalogue.payload)
+    draft = core.normalize_blueprint(
+        answer.value, outline=outline, catalogue=catalogue.payload
+    )
+    blueprint = core.canonical_blueprint(
+        draft, outline=outline, catalogue=catalogue.payload
+    )
     artifact = Artifact[ServerBlueprint].build(
         kind="blueprint_detail",
         id=work.item_key,

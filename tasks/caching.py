@@ -22,7 +22,9 @@ def artifact_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """Prefect cache_key_fn: the hash of the task's `work` parameter."""
     work = parameters["work"]
     if not isinstance(work, WorkItem):
-        raise TypeError(f"cached steps take a WorkItem 'work' parameter, got {type(work)}")
+        raise TypeError(
+            f"cached steps take a WorkItem 'work' parameter, got {type(work)}"
+        )
     return work.cache_key
 
 

@@ -46,7 +46,9 @@ class StepContext:
         self.results_storage = results_storage
         self.embedder = embedder
 
-    def step_llm(self, step: str, choice: StepModel, *, max_retries: int | None = None) -> StepLLM:
+    def step_llm(
+        self, step: str, choice: StepModel, *, max_retries: int | None = None
+    ) -> StepLLM:
         """The model access for one step, honouring its role and model override."""
         return StepLLM(
             self.llm,

@@ -31,7 +31,7 @@ from tasks.store.vectors import Embedder, VectorIndex
 
 STEP = "s01"
 PROMPT = "s01/expand_domains"
-MODULES = ("tasks.domain_expansion", "tasks.core.domains")
+MODULES = ("tasks.domain_expansion", "tasks.core.domains", "tasks.core.naming")
 
 
 def _text(name: str) -> str:
@@ -60,11 +60,16 @@ class DomainIndex:
 
 
 @task(name="record-seed-domains", task_run_name="s01-seeds")
-def record_seeds(work: WorkItem, ctx: StepContext, seeds: tuple[str, ...]) -> ItemOutcome:
+def record_seeds(
+    work: WorkItem, ctx: StepContext, seeds: tuple[str, ...]
+) -> ItemOutcome:
     """Seed domains become the roots of every lineage chain."""
     made = producer(work)
     seed_set = Artifact[SeedDomains].build(
-        kind="seed_domains", id="seeds", payload=SeedDomains(domains=seeds), producer=made
+        kind="seed_domains",
+        id="seeds",
+        payload=SeedDomains(domains=seeds),
+        producer=made,
     )
     domains = [
         Artifact[Domain].build(
@@ -93,7 +98,12 @@ def expand_domain_batch(
     cfg = ctx.config.steps.s01_domain_expansion
     llm = ctx.step_llm(STEP, cfg)
     n = cfg.expansion_batch_size
-    shown = core.context_window(accepted, cfg.context_limit, ctx.config.run.seed + iteration)
+    shown = core.context_window(
+        accepted,
+        cfg.context_limit,
+        ctx.config.run.seed + iteration,
+        seeds=cfg.seed_domains,
+    )
     try:
         answer = llm.ask(
             PROMPT,
@@ -114,7 +124,9 @@ def expand_domain_batch(
         threshold=cfg.similarity_threshold,
         in_batch_similarity=index.similarity,
     )
-    made = producer(work, prompt=answer.prompt, model_id=answer.model_id, seed=ctx.config.run.seed)
+    made = producer(
+        work, prompt=answer.prompt, model_id=answer.model_id, seed=ctx.config.run.seed
+    )
     batch = Artifact[DomainBatch].build(
         kind="domain_batch",
         id=work.item_key,

@@ -11,7 +11,13 @@ from __future__ import annotations
 from prefect import task
 
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
-from schemas.entity import Entity, EntityCatalogue, EntityGraph, RelationBatch, RelationBatchDraft
+from schemas.entity import (
+    Entity,
+    EntityCatalogue,
+    EntityGraph,
+    RelationBatch,
+    RelationBatchDraft,
+)
 from tasks.context import StepContext
 from tasks.core import entity_graph as core
 from tasks.items import invalid_output, producer
@@ -19,7 +25,7 @@ from tasks.llm.errors import InvalidModelOutput
 
 STEP = "s03"
 PROMPT = "s03/relate_entities"
-MODULES = ("tasks.entity_graph", "tasks.core.entity_graph")
+MODULES = ("tasks.entity_graph", "tasks.core.entity_graph", "tasks.core.naming")
 
 
 @task(name="relate-entities", task_run_name="s03-relate-{work.item_key}")
@@ -46,11 +52,11 @@ def relate_entity_batch(
         )
     except InvalidModelOutput as exc:
         return invalid_output(work, exc)
-    batch = RelationBatch(
+    batch = core.relation_batch(
+        answer.value,
         person=person.payload.name,
         batch_index=batch_index,
-        candidates=tuple(names),
-        related=tuple(dict.fromkeys(answer.value.related)),
+        candidates=names,
     )
     artifact = Artifact[RelationBatch].build(
         kind="relation_batch",

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect import Task
 from prefect.context import get_run_context
+from prefect.filesystems import RemoteFileSystem, WritableFileSystem
 from prefect.futures import as_completed
 
 from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
@@ -48,6 +50,17 @@ def _flow_run_id() -> str | None:
     except RuntimeError:
         return None
     return str(flow_run.id) if flow_run is not None else None
+
+
+def result_storage(location: str | Path) -> Path | WritableFileSystem:
+    """Prefect result storage for a path or an fsspec URL (s3://..., gs://...).
+
+    A plain string would be read by Prefect as the name of a saved block.
+    """
+    text = str(location)
+    if "://" in text and not text.startswith("file://"):
+        return RemoteFileSystem(basepath=text)
+    return Path(text.removeprefix("file://"))
 
 
 def failure_from_exception(step: str, item_key: str, exc: BaseException) -> FailedItem:
@@ -96,24 +109,31 @@ def run_items(
     configured = step_task.with_options(
         cache_key_fn=artifact_cache_key,
         persist_result=True,
-        result_storage=str(ctx.results_storage),
+        result_storage=result_storage(ctx.results_storage),
     )
-    futures = [configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls]
+    futures = [
+        configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls
+    ]
     index = {future.task_run_id: i for i, future in enumerate(futures)}
     outcomes: list[ItemOutcome | None] = [None] * len(futures)
     flow_run_id = _flow_run_id()
     for future in as_completed(futures):
         i = index[future.task_run_id]
         work = calls[i][0]
+        future.wait()
         state = future.state
         if state.is_completed():
             outcome: ItemOutcome = future.result()
             cached = state.name == "Cached"
             stamp = RunStamp(
-                flow_run_id=flow_run_id, task_run_id=str(future.task_run_id), cached=cached
+                flow_run_id=flow_run_id,
+                task_run_id=str(future.task_run_id),
+                cached=cached,
             )
             for artifact in outcome.artifacts:
-                paths = [exports[artifact.id]] if exports and artifact.id in exports else []
+                paths = (
+                    [exports[artifact.id]] if exports and artifact.id in exports else []
+                )
                 ctx.store.put(artifact, stamp, exports=paths)
             tally.cached += int(cached)
         else:

@@ -23,7 +23,11 @@ class StepFailed(RuntimeError):
 
     def __init__(self, report: StepReport) -> None:
         first = report.failures[0] if report.failures else None
-        detail = f" First: [{first.reason}] {first.item_key}: {first.message}" if first else ""
+        detail = (
+            f" First: [{first.reason}] {first.item_key}: {first.message}"
+            if first
+            else ""
+        )
         super().__init__(
             f"step {report.step} stopped: {report.failed} item(s) failed in a way a "
             f"re-run can fix (finished items are kept and will not be redone).{detail}"
@@ -32,7 +36,12 @@ class StepFailed(RuntimeError):
 
 
 def step_report(
-    ctx: StepContext, info: StepInfo, tally: StepTally, *, seconds: float, note: str = ""
+    ctx: StepContext,
+    info: StepInfo,
+    tally: StepTally,
+    *,
+    seconds: float,
+    note: str = "",
 ) -> StepReport:
     usage = ctx.ledger.by_step().get(info.id, {})
     return StepReport(

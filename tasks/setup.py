@@ -76,7 +76,9 @@ def build_context(
         config_hash=loaded.config_hash,
         layout=layout,
         store=ArtifactStore(layout),
-        llm=build_llm_client(cfg.llm, config_dir=loaded.config_dir, env=env, ledger=ledger),
+        llm=build_llm_client(
+            cfg.llm, config_dir=loaded.config_dir, env=env, ledger=ledger
+        ),
         prompts=PromptLibrary(str(overrides) if overrides else None),
         ledger=ledger,
         results_storage=resolve_results_storage(loaded, Path.cwd()),

@@ -21,27 +21,37 @@ class StepInfo:
 
 STEPS: tuple[StepInfo, ...] = (
     StepInfo(
-        "s01", "s01_domain_expansion", "Domain & Entity",
+        "s01",
+        "s01_domain_expansion",
+        "Domain & Entity",
         "Grow seed domains by batch expansion with exact and semantic de-duplication",
         True,
     ),
     StepInfo(
-        "s02", "s02_entity_extraction", "Domain & Entity",
+        "s02",
+        "s02_entity_extraction",
+        "Domain & Entity",
         "Extract an entity catalogue with primary keys, linked to source domains",
         True,
     ),
     StepInfo(
-        "s03", "s03_entity_graph", "Domain & Entity",
+        "s03",
+        "s03_entity_graph",
+        "Domain & Entity",
         "Relate each person entity to the entities it interacts with",
         True,
     ),
     StepInfo(
-        "s04", "s04_blueprint_generation", "Blueprint & Tools",
+        "s04",
+        "s04_blueprint_generation",
+        "Blueprint & Tools",
         "Design validated MCP server blueprints (outlines, details, fix-up, repair)",
         True,
     ),
     StepInfo(
-        "s05", "s05_tool_list_formulation", "Blueprint & Tools",
+        "s05",
+        "s05_tool_list_formulation",
+        "Blueprint & Tools",
         "Export OpenAI tool lists with enums, array items and optional parameters",
         False,
     ),

@@ -35,13 +35,17 @@ def _allowed(address: object) -> bool:
 
 def _guarded_connect(self: socket.socket, address: object) -> None:
     if not _allowed(address):
-        raise ConnectionRefusedError(f"tests are offline: refused connection to {address!r}")
+        raise ConnectionRefusedError(
+            f"tests are offline: refused connection to {address!r}"
+        )
     return _real_connect(self, address)
 
 
 def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     if not _allowed(address):
-        raise ConnectionRefusedError(f"tests are offline: refused connection to {address!r}")
+        raise ConnectionRefusedError(
+            f"tests are offline: refused connection to {address!r}"
+        )
     return _real_connect_ex(self, address)
 
 

@@ -133,7 +133,7 @@ def _load_yaml(path: Path, text: str) -> Cassette:
     for call_key, attempts in document.calls.items():
         for attempt, raw in enumerate(attempts):
             label = f"call key {call_key!r} attempt {attempt}"
-            answers[(call_key, attempt)] = _validate_answer(path, label, raw)
+            answers[(call_key, attempt)] = _validate_answer(path, label, _shorthand(raw))
     return Cassette(
         answers,
         path=str(path),
@@ -163,6 +163,17 @@ def _load_jsonl(path: Path, text: str) -> Cassette:
         label = f"line {line_no}, call key {call_key!r} attempt {attempt}"
         answers[(call_key, attempt)] = _validate_answer(path, label, row.get("answer"))
     return Cassette(answers, path=str(path), scripted=False)
+
+
+_ANSWER_KEYS = frozenset(CassetteAnswer.model_fields)
+
+
+def _shorthand(raw: Any) -> Any:
+    """In hand-written YAML, a mapping with none of the answer keys is the tool
+    call's arguments themselves (`- {related: [Clinic]}`)."""
+    if isinstance(raw, dict) and raw and not set(raw) & _ANSWER_KEYS:
+        return {"tool_arguments": raw}
+    return raw
 
 
 def _validate_answer(path: Path, label: str, raw: Any) -> CassetteAnswer:

@@ -180,3 +180,16 @@ def test_normalize_blueprint_falls_back_to_core_manager_name(
     nameless = outline.model_copy(update={"server_name": "--"})
     repaired = normalize_blueprint(draft, outline=nameless, catalogue=catalogue)
     assert repaired.MCP_server_name == "PatientManager"
+
+
+def test_normalize_blueprint_never_renames_a_differently_named_foreign_key(
+    blueprint_data, outline, catalogue
+):
+    """A lone FK column named for its role keeps that name."""
+    columns = blueprint_data["relationships"][0]["attributes"]
+    columns[4] = {"name": "homeClinicId", "value_from_entity": "clinic"}
+    draft = BlueprintDraft.model_validate(blueprint_data)
+    repaired = normalize_blueprint(draft, outline=outline, catalogue=catalogue)
+    assert repaired.relationships[0].attributes[4] == ColumnDraft(
+        name="home_clinic_id", value_from_entity="Clinic.clinic_id"
+    )

@@ -24,8 +24,16 @@ def test_run_rejects_malformed_yaml_naming_file_and_line(tmp_path, capsys):
 
 def test_run_rejects_unknown_key_naming_its_path(tmp_path, capsys):
     """An unknown key is named by its dotted path, with the allowed keys."""
-    text = DEMO_CONFIG.read_text().replace("relation_batch_size: 4", "relation_batch_sise: 4")
-    bad = _write(tmp_path, text.replace("cassette: demo/cassette.yaml", f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml"))
+    text = DEMO_CONFIG.read_text().replace(
+        "relation_batch_size: 4", "relation_batch_sise: 4"
+    )
+    bad = _write(
+        tmp_path,
+        text.replace(
+            "cassette: demo/cassette.yaml",
+            f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml",
+        ),
+    )
     assert main(["run", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "steps.s03_entity_graph.relation_batch_sise" in err
@@ -34,8 +42,16 @@ def test_run_rejects_unknown_key_naming_its_path(tmp_path, capsys):
 
 def test_run_rejects_wrong_type(tmp_path, capsys):
     """A value of the wrong type names the key and the expected type."""
-    text = DEMO_CONFIG.read_text().replace("target_domain_number: 6", "target_domain_number: six")
-    bad = _write(tmp_path, text.replace("cassette: demo/cassette.yaml", f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml"))
+    text = DEMO_CONFIG.read_text().replace(
+        "target_domain_number: 6", "target_domain_number: six"
+    )
+    bad = _write(
+        tmp_path,
+        text.replace(
+            "cassette: demo/cassette.yaml",
+            f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml",
+        ),
+    )
     assert main(["run", "--config", str(bad)]) == 2
     assert "steps.s01_domain_expansion.target_domain_number" in capsys.readouterr().err
 
@@ -72,7 +88,9 @@ def test_status_of_an_empty_output_dir_shows_every_step_pending(tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_cli_run_writes_report_json_and_rerun_makes_zero_calls(prefect_harness, tmp_path, capsys):
+def test_cli_run_writes_report_json_and_rerun_makes_zero_calls(
+    prefect_harness, tmp_path, capsys
+):
     """--report-json has llm_calls and per-step ok/failed/cached; a re-run calls nothing."""
     import json
 

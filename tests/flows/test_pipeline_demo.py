@@ -36,12 +36,24 @@ def test_demo_run_writes_the_reference_layout(demo):
     assert report.status == "ok"
     topics = json.loads((out / "domain_topics.json").read_text())
     assert topics["domains"] == [
-        "airline", "dental_clinic", "finance", "healthcare", "personal_banking", "travel",
+        "airline",
+        "dental_clinic",
+        "finance",
+        "healthcare",
+        "personal_banking",
+        "travel",
     ]
     entities = json.loads((out / "entities.json").read_text())
     assert sorted(entities) == [
-        "AccountHolder", "BankAccount", "Card", "Clinic", "Flight", "Hotel",
-        "Patient", "Traveler", "Treatment",
+        "AccountHolder",
+        "BankAccount",
+        "Card",
+        "Clinic",
+        "Flight",
+        "Hotel",
+        "Patient",
+        "Traveler",
+        "Treatment",
     ]
     persons = {n for n, e in entities.items() if e["is_person"]}
     assert persons == {"AccountHolder", "Patient", "Traveler"}
@@ -52,7 +64,10 @@ def test_demo_run_writes_the_reference_layout(demo):
     blueprints = json.loads((out / "blueprints.json").read_text())
     names = sorted(b["MCP_server_name"] for b in blueprints)
     assert names == [
-        "AccountServicing", "CardServices", "DentalAppointments", "FlightBooking",
+        "AccountServicing",
+        "CardServices",
+        "DentalAppointments",
+        "FlightBooking",
         "TreatmentBilling",
     ]
     cores = [b["core_entity"] for b in blueprints]
@@ -69,14 +84,18 @@ def test_demo_run_reports_each_scripted_failure_as_data(demo):
     from tasks.store.paths import OutputLayout
 
     store = ArtifactStore(OutputLayout(out))
-    batches = store.load_outputs("s01_domain_expansion", DomainBatch, kind="domain_batch")
+    batches = store.load_outputs(
+        "s01_domain_expansion", DomainBatch, kind="domain_batch"
+    )
     rejected = {r.candidate: r for b in batches for r in b.payload.rejected}
     assert rejected["healthcare"].kind == "exact"
     assert rejected["dental_clinics"].kind == "semantic"
     assert rejected["dental_clinics"].nearest == "dental_clinic"
     assert rejected["dental_clinics"].similarity >= 0.9
     s04 = report.steps["s04_blueprint_generation"]
-    assert [(f.item_key, f.reason) for f in s04.failures] == [("Traveler-1", "invalid_output")]
+    assert [(f.item_key, f.reason) for f in s04.failures] == [
+        ("Traveler-1", "invalid_output")
+    ]
     assert "Room" in " ".join(s04.failures[0].details)
     manifest = store.read_manifest("s04_blueprint_generation")
     assert [f.item_key for f in manifest.failed] == ["Traveler-1"]
@@ -99,8 +118,16 @@ def test_blueprint_lineage_reaches_the_seed_domains(demo):
         kinds.add(node.ref.kind)
         stack.extend(node.children)
     assert {
-        "tool_list", "blueprint", "blueprint_detail", "blueprint_outline_set", "entity",
-        "entity_graph", "entity_batch", "domain", "domain_batch", "seed_domains",
+        "tool_list",
+        "blueprint",
+        "blueprint_detail",
+        "blueprint_outline_set",
+        "entity",
+        "entity_graph",
+        "entity_batch",
+        "domain",
+        "domain_batch",
+        "seed_domains",
     } <= kinds
 
 
@@ -145,10 +172,20 @@ def test_same_config_and_cassette_give_byte_identical_artifacts(demo, tmp_path):
     out, _ = demo
     other = tmp_path / "again"
     _run(DEMO_CONFIG, other)
-    for rel in ("domain_topics.json", "entities.json", "entity_graph.json", "blueprints.json"):
+    for rel in (
+        "domain_topics.json",
+        "entities.json",
+        "entity_graph.json",
+        "blueprints.json",
+    ):
         assert (out / rel).read_bytes() == (other / rel).read_bytes(), rel
-    objects = sorted(p.relative_to(out) for p in (out / ".agentskiller" / "objects").rglob("*.json"))
-    again = sorted(p.relative_to(other) for p in (other / ".agentskiller" / "objects").rglob("*.json"))
+    objects = sorted(
+        p.relative_to(out) for p in (out / ".agentskiller" / "objects").rglob("*.json")
+    )
+    again = sorted(
+        p.relative_to(other)
+        for p in (other / ".agentskiller" / "objects").rglob("*.json")
+    )
     assert objects == again
     for rel in objects:
         assert (out / rel).read_bytes() == (other / rel).read_bytes(), rel
