@@ -38,8 +38,11 @@ def expand_domains(run_token: str) -> StepReport:
     seeds = tuple(dict.fromkeys(cfg.seed_domains))
     seed_work = work_item("s01", "seeds", params={"seeds": seeds}, modules=s01.MODULES)
     [seeded] = run_items(ctx, s01.record_seeds, [(seed_work, {"seeds": seeds})], tally)
+    if not seeded.ok:
+        return finish_step(ctx, info, tally, outputs=[], exports={}, seconds=0.0)
     parent = seeded.artifacts[0].ref
     domains: list[Artifact[Domain]] = list(seeded.artifacts[1:])
+    batches: list[Artifact[DomainBatch]] = []
     index = s01.DomainIndex(
         VectorIndex(ctx.layout.lancedb_dir, "domains", ctx.embedder), ctx.embedder
     )
@@ -78,6 +81,7 @@ def expand_domains(run_token: str) -> StepReport:
             batch: Artifact[DomainBatch] = outcome.artifacts[0]
             new = list(outcome.artifacts[1:])
             parent = batch.ref
+            batches.append(batch)
             domains.extend(new)
             index.add([d.payload.name for d in new])
         history.append(len(new))
@@ -112,7 +116,12 @@ def expand_domains(run_token: str) -> StepReport:
         ctx,
         info,
         tally,
-        outputs=[*domains, *([topics] if topics else [])],
+        outputs=[
+            seeded.artifacts[0],
+            *batches,
+            *domains,
+            *([topics] if topics else []),
+        ],
         exports={"domain_topics.json": (topics, domain_topics_export(topics.payload))}
         if topics
         else {},

@@ -16,6 +16,12 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("LANCE_LOG", "error")
 
+# Import Prefect now, while stderr is the session's stream: its console log handler
+# keeps the stream it first sees, and a test's capsys stream is closed afterwards.
+from prefect.logging.configuration import setup_logging  # noqa: E402
+
+setup_logging()
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 

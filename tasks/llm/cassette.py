@@ -133,7 +133,9 @@ def _load_yaml(path: Path, text: str) -> Cassette:
     for call_key, attempts in document.calls.items():
         for attempt, raw in enumerate(attempts):
             label = f"call key {call_key!r} attempt {attempt}"
-            answers[(call_key, attempt)] = _validate_answer(path, label, _shorthand(raw))
+            answers[(call_key, attempt)] = _validate_answer(
+                path, label, _shorthand(raw)
+            )
     return Cassette(
         answers,
         path=str(path),
