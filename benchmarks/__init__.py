@@ -1,0 +1,1 @@
+"""Benchmarks: measurements, not tests (never part of the pytest run)."""
