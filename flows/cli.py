@@ -102,7 +102,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         out = _output_dir(args)
         config_hash = (
-            load_config(Path(args.config)).config_hash if args.config else None
+            with_overrides(load_config(Path(args.config)), args.output_dir).config_hash
+            if args.config
+            else None
         )
     except ConfigError as exc:
         return _fail(str(exc))
