@@ -110,3 +110,7 @@ def test_cli_run_writes_report_json_and_rerun_makes_zero_calls(
     assert main(["lineage", "entities.json", "--output-dir", str(out)]) == 0
     tree = capsys.readouterr().out
     assert "seed_domains" in tree and "entity_catalogue" in tree
+    args = ["lineage", "domain:healthcare", "--output-dir", str(out), "--descendants"]
+    assert main(args) == 0
+    derived = capsys.readouterr().out
+    assert "entity_batch batch-001" in derived and "entity Patient" in derived

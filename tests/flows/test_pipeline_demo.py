@@ -189,3 +189,19 @@ def test_same_config_and_cassette_give_byte_identical_artifacts(demo, tmp_path):
     assert objects == again
     for rel in objects:
         assert (out / rel).read_bytes() == (other / rel).read_bytes(), rel
+
+
+def test_run_publishes_step_summary_and_report_to_the_prefect_ui(demo):
+    """The run's table and markdown artifacts are stored by the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, report = demo
+    keys = ["agentskiller-step-summary", "agentskiller-run-report"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    assert {a.key for a in found} == set(keys)
+    markdown = next(a for a in found if a.key == "agentskiller-run-report")
+    assert "s04_blueprint_generation" in str(markdown.data)
