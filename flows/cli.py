@@ -33,16 +33,19 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _print_report(report: dict) -> None:
     print(
-        f"\nrun {report['status']}: {report['llm_calls']} model call(s); output in {report['output_dir']}"
+        f"\nrun {report['status']}: {report['llm_calls']} model call(s); "
+        f"output in {report['output_dir']}"
     )
     print(f"{'step':<28}{'ok':>5}{'failed':>8}{'cached':>8}{'calls':>7}  note")
     for s in report["steps"].values():
         print(
-            f"{s['step']:<28}{s['ok']:>5}{s['failed']:>8}{s['cached']:>8}{s['llm_calls']:>7}  {s['note']}"
+            f"{s['step']:<28}{s['ok']:>5}{s['failed']:>8}{s['cached']:>8}"
+            f"{s['llm_calls']:>7}  {s['note']}"
         )
         for f in s["failures"]:
             print(
-                f"    - [{f['reason']}] {f['item_key']}: {f['message'].splitlines()[0][:160]}"
+                f"    - [{f['reason']}] {f['item_key']}: "
+                f"{f['message'].splitlines()[0][:160]}"
             )
     if report.get("error"):
         print(f"\nstopped: {report['error']}", file=sys.stderr)
@@ -121,7 +124,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             status = "stale"
         note = str(manifest.stats.get("note", ""))
         print(
-            f"{info.name:<28}{status:<10}{len(manifest.outputs):>8}{len(manifest.failed):>8}  {note}"
+            f"{info.name:<28}{status:<10}{len(manifest.outputs):>8}"
+            f"{len(manifest.failed):>8}  {note}"
         )
     return 0
 
@@ -130,7 +134,8 @@ def cmd_list_steps(args: argparse.Namespace) -> int:
     print(f"{'id':<5}{'name':<28}{'phase':<20}{'llm':<5}description")
     for s in STEPS:
         print(
-            f"{s.id:<5}{s.name:<28}{s.phase:<20}{'yes' if s.uses_llm else 'no':<5}{s.description}"
+            f"{s.id:<5}{s.name:<28}{s.phase:<20}"
+            f"{'yes' if s.uses_llm else 'no':<5}{s.description}"
         )
     return 0
 
@@ -174,7 +179,8 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
         Path(args.cassette), host=args.host, port=args.port, latency_s=args.latency
     )
     print(
-        f"serving {args.cassette} at {server.url} (latency {args.latency}s); Ctrl-C stops",
+        f"serving {args.cassette} at {server.url} (latency {args.latency}s); "
+        "Ctrl-C stops",
         flush=True,
     )
     try:

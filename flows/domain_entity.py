@@ -126,7 +126,8 @@ def expand_domains(run_token: str) -> StepReport:
         if topics
         else {},
         seconds=time.perf_counter() - started,
-        note=f"stop reason: {reason}; {len(domains)} domains after {len(history)} expansion call(s)",
+        note=f"stop reason: {reason}; {len(domains)} domains after "
+        f"{len(history)} expansion call(s)",
     )
 
 
@@ -183,7 +184,8 @@ def extract_entities(run_token: str) -> StepReport:
         if catalogue
         else {},
         seconds=time.perf_counter() - started,
-        note=f"{len(catalogue.payload.entities) if catalogue else 0} entities from {len(chunks)} batch(es)",
+        note=f"{len(catalogue.payload.entities) if catalogue else 0} entities "
+        f"from {len(chunks)} batch(es)",
     )
 
 
@@ -248,5 +250,6 @@ def relate_entities(run_token: str) -> StepReport:
         if graph
         else {},
         seconds=time.perf_counter() - started,
-        note=f"{len(graph.payload.links) if graph else 0} edges from {len(calls)} call(s)",
+        note=f"{len(graph.payload.links) if graph else 0} edges "
+        f"from {len(calls)} call(s)",
     )

@@ -68,7 +68,8 @@ def _markdown(report: RunReport) -> str:
     ]
     for s in report.steps.values():
         lines.append(
-            f"| {s.step} | {s.ok} | {s.failed} | {s.cached} | {s.llm_calls} | {s.seconds} | {s.note} |"
+            f"| {s.step} | {s.ok} | {s.failed} | {s.cached} | {s.llm_calls} "
+            f"| {s.seconds} | {s.note} |"
         )
     failures = [f for s in report.steps.values() for f in s.failures]
     if failures:

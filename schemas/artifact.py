@@ -1,9 +1,9 @@
 """Typed artifacts with content hashes, producer records and parent references.
 
 Every step output is an `Artifact[PayloadT]`. Its `content_hash` covers kind, id,
-schema version, payload and parents, never run ids or clocks, so the same inputs give the
-same hash on any machine. Run-specific provenance (Prefect flow/task run ids) lives in
-`RunStamp`, stored beside the artifact in its lineage record.
+schema version, payload and parents, never run ids or clocks, so the same inputs
+give the same hash on any machine. Run-specific provenance (Prefect flow and task
+run ids) lives in `RunStamp`, stored beside the artifact in its lineage record.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class Artifact(Frozen, Generic[PayloadT]):
         )
         if self.content_hash != expected:
             raise ValueError(
-                f"artifact {self.kind}:{self.id} content_hash {self.content_hash[:12]}… "
+                f"artifact {self.kind}:{self.id} content_hash "
+                f"{self.content_hash[:12]}… "
                 f"does not match its content ({expected[:12]}…)"
             )
         return self

@@ -26,7 +26,7 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length
 PascalName = Annotated[
     str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=80)
 ]
-"""PascalCase name such as an entity (`BankAccount`) or a server (`PatientDentalCare`)."""
+"""PascalCase name: an entity (`BankAccount`) or a server (`DentalAppointments`)."""
 
 ToolName = Annotated[
     str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)
@@ -88,6 +88,7 @@ class CheckedDraft(Draft):
         if problems:
             listed = "\n".join(f"- {p}" for p in problems)
             raise ValueError(
-                f"{len(problems)} problem(s) must be fixed in the whole answer:\n{listed}"
+                f"{len(problems)} problem(s) must be fixed in the whole answer:"
+                f"\n{listed}"
             )
         return self

@@ -117,7 +117,8 @@ class DomainExpansionConfig(StepModel):
         default=0.9,
         gt=0,
         le=1,
-        description="Cosine similarity at or above which a candidate is a near-duplicate.",
+        description="Cosine similarity at or above which a candidate is a "
+        "near-duplicate.",
     )
     context_limit: int = Field(
         default=400,

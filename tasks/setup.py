@@ -41,7 +41,8 @@ def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
     if emb.provider == "openai":
         if not emb.model:
             problems.append(
-                f"embeddings.model: required when embeddings.provider is openai ({loaded.path})"
+                "embeddings.model: required when embeddings.provider is openai "
+                f"({loaded.path})"
             )
         if not env.get(emb.api_key_env):
             problems.append(

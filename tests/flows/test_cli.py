@@ -91,7 +91,7 @@ def test_status_of_an_empty_output_dir_shows_every_step_pending(tmp_path, capsys
 def test_cli_run_writes_report_json_and_rerun_makes_zero_calls(
     prefect_harness, tmp_path, capsys
 ):
-    """--report-json has llm_calls and per-step ok/failed/cached; a re-run calls nothing."""
+    """--report-json has llm_calls and per-step counts; a re-run calls nothing."""
     import json
 
     out = tmp_path / "out"
