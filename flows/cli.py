@@ -173,23 +173,20 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_replay_server(args: argparse.Namespace) -> int:
-    from tasks.llm.replay_server import serve_cassette
+    from tasks.llm import replay_server
 
-    server = serve_cassette(
-        Path(args.cassette), host=args.host, port=args.port, latency_s=args.latency
+    return replay_server.main(
+        [
+            "--cassette",
+            args.cassette,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--latency",
+            str(args.latency),
+        ]
     )
-    print(
-        f"serving {args.cassette} at {server.url} (latency {args.latency}s); "
-        "Ctrl-C stops",
-        flush=True,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,13 @@ def _write(tmp_path, text: str):
     return path
 
 
+def _demo_variant(tmp_path, old: str, new: str):
+    """The demo config with one text replaced, its cassette path made absolute."""
+    cassette = f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml"
+    text = DEMO_CONFIG.read_text().replace(old, new)
+    return _write(tmp_path, text.replace("cassette: demo/cassette.yaml", cassette))
+
+
 def test_run_rejects_malformed_yaml_naming_file_and_line(tmp_path, capsys):
     """A YAML syntax error names the file and the line; exit code 2."""
     bad = _write(tmp_path, "run:\n  seed: [1, 2\nllm: {}\n")
@@ -24,16 +31,7 @@ def test_run_rejects_malformed_yaml_naming_file_and_line(tmp_path, capsys):
 
 def test_run_rejects_unknown_key_naming_its_path(tmp_path, capsys):
     """An unknown key is named by its dotted path, with the allowed keys."""
-    text = DEMO_CONFIG.read_text().replace(
-        "relation_batch_size: 4", "relation_batch_sise: 4"
-    )
-    bad = _write(
-        tmp_path,
-        text.replace(
-            "cassette: demo/cassette.yaml",
-            f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml",
-        ),
-    )
+    bad = _demo_variant(tmp_path, "relation_batch_size: 4", "relation_batch_sise: 4")
     assert main(["run", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "steps.s03_entity_graph.relation_batch_sise" in err
@@ -42,15 +40,8 @@ def test_run_rejects_unknown_key_naming_its_path(tmp_path, capsys):
 
 def test_run_rejects_wrong_type(tmp_path, capsys):
     """A value of the wrong type names the key and the expected type."""
-    text = DEMO_CONFIG.read_text().replace(
-        "target_domain_number: 6", "target_domain_number: six"
-    )
-    bad = _write(
-        tmp_path,
-        text.replace(
-            "cassette: demo/cassette.yaml",
-            f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml",
-        ),
+    bad = _demo_variant(
+        tmp_path, "target_domain_number: 6", "target_domain_number: six"
     )
     assert main(["run", "--config", str(bad)]) == 2
     assert "steps.s01_domain_expansion.target_domain_number" in capsys.readouterr().err
