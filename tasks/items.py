@@ -41,7 +41,8 @@ def work_item(
         params_hash=params_hash(params),
         model_id=llm.model_id if llm is not None else None,
         prompt_hashes=tuple(llm.prompt_hash(p) for p in prompt_ids) if llm else (),
-        code_version=code_version(*modules),
+        # this module shapes failure records and producers, so it is always part
+        code_version=code_version("tasks.items", *modules),
     )
 
 
@@ -72,7 +73,10 @@ def invalid_output(work: WorkItem, exc: InvalidModelOutput) -> ItemOutcome:
             step=work.step,
             item_key=work.item_key,
             reason="invalid_output",
-            message=str(exc),
+            message=(
+                f"model output for {exc.call_key!r} still invalid after "
+                f"{exc.attempts} attempt(s): {'; '.join(exc.problems)}"
+            ),
             details=(exc.last_error,),
         ),
     )
