@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -195,14 +196,20 @@ def test_same_config_and_cassette_give_byte_identical_artifacts(demo, tmp_path):
 def test_run_publishes_step_summary_and_report_to_the_prefect_ui(demo):
     """The run's table and markdown artifacts are stored by the Prefect API."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     _, report = demo
     keys = ["agentskiller-step-summary", "agentskiller-run-report"]
+    wanted = ArtifactFilter(
+        key=ArtifactFilterKey(any_=keys),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(report.flow_run_id)]),
+    )
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
-        )
+        found = client.read_artifacts(artifact_filter=wanted)
     assert {a.key for a in found} == set(keys)
     markdown = next(a for a in found if a.key == "agentskiller-run-report")
     assert "s04_blueprint_generation" in str(markdown.data)
