@@ -15,16 +15,19 @@ from prefect import task
 from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
 from schemas.blueprint import (
     BlueprintDraft,
+    BlueprintOutline,
     BlueprintSet,
     OutlineSet,
     OutlineSetDraft,
     ServerBlueprint,
 )
+from schemas.config import BlueprintConfig
 from schemas.entity import Entity, EntityCatalogue
 from tasks.context import StepContext
 from tasks.core import blueprints as core
 from tasks.core.naming import entity_key
 from tasks.items import invalid_output, producer
+from tasks.llm.bound import Answer, StepLLM
 from tasks.llm.errors import InvalidModelOutput
 
 STEP = "s04"
@@ -81,6 +84,56 @@ def outline_blueprints(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
+def _design(
+    llm: StepLLM,
+    cfg: BlueprintConfig,
+    work: WorkItem,
+    outline: BlueprintOutline,
+    entities: tuple[Artifact[Entity], ...],
+    catalogue: EntityCatalogue,
+) -> Answer[BlueprintDraft]:
+    """The detail call with its re-asks, then (if still invalid) one fix-up call.
+
+    Raises:
+        InvalidModelOutput: the last failure, chained to the detail call's one.
+    """
+    check = core.blueprint_checker(outline=outline, catalogue=catalogue, limits=cfg)
+    limits = {
+        "max_relationships": cfg.max_relationships_per_blueprint,
+        "min_functions": cfg.min_functions_per_blueprint,
+    }
+    try:
+        return llm.ask(
+            DETAIL_PROMPT,
+            BlueprintDraft,
+            item_key=f"detail/{work.item_key}",
+            check=check,
+            max_retries=1 + cfg.max_feedback_attempts,
+            outline=outline,
+            entities=[e.payload for e in entities],
+            core_key=entity_key(outline.core_entity),
+            **limits,
+        )
+    except InvalidModelOutput as first:
+        if not cfg.fixup or first.last_answer is None:
+            raise
+        try:
+            return llm.ask(
+                FIXUP_PROMPT,
+                BlueprintDraft,
+                item_key=f"fixup/{work.item_key}",
+                check=check,
+                max_retries=1,
+                outline=outline,
+                entity_names=sorted(catalogue.entities),
+                problems=first.problems,
+                blueprint_json=first.last_answer,
+                **limits,
+            )
+        except InvalidModelOutput as second:
+            raise second from first
+
+
 @task(name="detail-blueprint", task_run_name="s04-detail-{work.item_key}")
 def detail_blueprint(
     work: WorkItem,
@@ -91,55 +144,19 @@ def detail_blueprint(
     entities: tuple[Artifact[Entity], ...],
     catalogue: Artifact[EntityCatalogue],
 ) -> ItemOutcome:
-    """A full blueprint for one outline: detail call, re-asks, then one fix-up."""
+    """A full blueprint for one outline, validated and deterministically repaired."""
     cfg = ctx.config.steps.s04_blueprint_generation
     outline = outlines.payload.outlines[index]
-    llm = ctx.step_llm(STEP, cfg)
-    check = core.blueprint_checker(
-        outline=outline, catalogue=catalogue.payload, limits=cfg
-    )
+    known = catalogue.payload
     try:
-        answer = llm.ask(
-            DETAIL_PROMPT,
-            BlueprintDraft,
-            item_key=f"detail/{work.item_key}",
-            check=check,
-            max_retries=1 + cfg.max_feedback_attempts,
-            outline=outline,
-            entities=[e.payload for e in entities],
-            core_key=entity_key(outline.core_entity),
-            max_relationships=cfg.max_relationships_per_blueprint,
-            min_functions=cfg.min_functions_per_blueprint,
-        )
-    except InvalidModelOutput as first:
-        if not cfg.fixup or first.last_answer is None:
-            return invalid_output(work, first)
-        try:
-            answer = llm.ask(
-                FIXUP_PROMPT,
-                BlueprintDraft,
-                item_key=f"fixup/{work.item_key}",
-                check=check,
-                max_retries=1,
-                outline=outline,
-                entity_names=sorted(catalogue.payload.entities),
-                problems=first.problems,
-                blueprint_json=first.last_answer,
-                max_relationships=cfg.max_relationships_per_blueprint,
-                min_functions=cfg.min_functions_per_blueprint,
-            )
-        except InvalidModelOutput as second:
-            return invalid_output(work, second)
-    draft = core.normalize_blueprint(
-        answer.value, outline=outline, catalogue=catalogue.payload
-    )
-    blueprint = core.canonical_blueprint(
-        draft, outline=outline, catalogue=catalogue.payload
-    )
+        answer = _design(ctx.step_llm(STEP, cfg), cfg, work, outline, entities, known)
+    except InvalidModelOutput as exc:
+        return invalid_output(work, exc)
+    draft = core.normalize_blueprint(answer.value, outline=outline, catalogue=known)
     artifact = Artifact[ServerBlueprint].build(
         kind="blueprint_detail",
         id=work.item_key,
-        payload=blueprint,
+        payload=core.canonical_blueprint(draft, outline=outline, catalogue=known),
         parents=[outlines.ref, *(e.ref for e in entities)],
         producer=producer(work, prompt=answer.prompt, model_id=answer.model_id),
     )

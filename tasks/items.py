@@ -77,20 +77,16 @@ def invalid_output(work: WorkItem, exc: InvalidModelOutput) -> ItemOutcome:
                 f"model output for {exc.call_key!r} still invalid after "
                 f"{exc.attempts} attempt(s): {'; '.join(exc.problems)}"
             ),
-            details=(exc.last_error,),
+            details=tuple(e.last_error for e in _chain(exc)),
         ),
     )
 
 
-def rejected(work: WorkItem, message: str, problems: Sequence[str]) -> ItemOutcome:
-    """The outcome of an item a deterministic check rejected."""
-    return ItemOutcome(
-        item_key=work.item_key,
-        failure=FailedItem(
-            step=work.step,
-            item_key=work.item_key,
-            reason="validation_failed",
-            message=message,
-            details=tuple(problems),
-        ),
-    )
+def _chain(exc: InvalidModelOutput) -> list[InvalidModelOutput]:
+    """This failure and the earlier ones it was raised from (fix-up after detail)."""
+    found: list[InvalidModelOutput] = []
+    current: BaseException | None = exc
+    while isinstance(current, InvalidModelOutput):
+        found.append(current)
+        current = current.__cause__
+    return found
