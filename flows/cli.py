@@ -67,14 +67,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare_prefect_environment()
     from flows.pipeline import PipelineFailed, run_pipeline
 
-    state = run_pipeline(
-        config_path=str(loaded.path),
-        output_dir=args.output_dir,
-        step=args.step,
-        start=args.start,
-        until=args.until,
-        return_state=True,
-    )
+    try:
+        state = run_pipeline(
+            config_path=str(loaded.path),
+            output_dir=args.output_dir,
+            step=args.step,
+            start=args.start,
+            until=args.until,
+            return_state=True,
+        )
+    except KeyboardInterrupt:
+        return _fail(
+            "interrupted; every item that finished is kept and will not be redone "
+            "when you run the same command again",
+            130,
+        )
     result = state.result(raise_on_failure=False)
     if isinstance(result, PipelineFailed):
         report = result.report.model_dump(mode="json")
