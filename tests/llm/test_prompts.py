@@ -74,7 +74,7 @@ CASES = {
 
 @pytest.mark.parametrize("prompt_id", sorted(CASES))
 def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
-    """Rendering with fixed inputs gives the reviewed text (--update-golden rewrites)."""
+    """Fixed inputs render the reviewed text (--update-golden rewrites it)."""
     rendered = PromptLibrary().render(prompt_id, **CASES[prompt_id])
     golden = GOLDEN / f"{prompt_id.replace('/', '__')}.md"
     if update_golden:
