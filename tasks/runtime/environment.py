@@ -1,0 +1,246 @@
+"""A runnable environment: takes an `EnvironmentSpec`, the base `Database` and one
+tool body per tool; runs tool calls in isolated sessions and returns `ToolResult`s,
+per-session state hashes and diffs against the base, and the `ToolCrash`es of
+generated code. Every call is atomic: arguments are validated against the tool's
+JSON schema first, and a tool error, a confirmation preview or a crash undoes the
+call's writes. Side effects: only on session copies (the base database, and so the
+data files, are never changed); crashes are also logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from schemas.environment import (
+    DatabaseDiff,
+    EnvironmentSpec,
+    ToolCrash,
+    ToolResult,
+    ToolSpec,
+)
+from tasks.runtime.arguments import parse_arguments
+from tasks.runtime.database import Database
+from tasks.runtime.implementations import signature_problems
+from tasks.runtime.session import (
+    ConfirmationRequired,
+    Env,
+    IdGenerator,
+    Session,
+    SimulationClock,
+)
+from tasks.runtime.table import ToolError
+
+DEFAULT_SESSION = "default"
+CONTRACT_VIOLATION = "ContractViolation"
+
+logger = logging.getLogger(__name__)
+
+
+class ContractViolation(Exception):
+    """A tool body broke a runtime rule (non-JSON result, write in a read tool,
+    write before confirmation)."""
+
+
+class Environment:
+    """An environment serving tool calls over isolated sessions."""
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        base_db: Database,
+        implementations: Mapping[str, Callable[..., Any]],
+    ) -> None:
+        """Assemble an environment.
+
+        Args:
+            spec: The environment spec.
+            base_db: The loaded data; it is copied per session, never changed.
+            implementations: Tool name -> tool body.
+
+        Raises:
+            ValueError: If the tables do not match the spec, a tool has no body,
+                a body has no tool, or a body's signature does not fit its schema.
+        """
+        if set(base_db.tables) != set(spec.tables):
+            raise ValueError(
+                f"database tables {sorted(base_db.tables)} do not match the spec's "
+                f"{sorted(spec.tables)}"
+            )
+        tools = {tool.name: tool for tool in spec.tools}
+        problems = [
+            f"no body for tool '{n}'" for n in tools if n not in implementations
+        ]
+        problems += [
+            f"body '{n}' has no tool" for n in implementations if n not in tools
+        ]
+        for name, fn in implementations.items():
+            if name in tools:
+                problems += signature_problems(fn, tools[name])
+        if problems:
+            raise ValueError(f"environment {spec.name}: " + "; ".join(problems))
+        self.spec = spec
+        self._base = base_db
+        self._tools = tools
+        self._bodies = dict(implementations)
+        self._clock = SimulationClock.from_iso(spec.simulation_time)
+        self._sessions: dict[str, Session] = {}
+        self._crashes: list[ToolCrash] = []
+
+    @property
+    def base(self) -> Database:
+        """The base database (read it, never write it: sessions copy it)."""
+        return self._base
+
+    @property
+    def crashes(self) -> tuple[ToolCrash, ...]:
+        """Every crash of a tool body so far, oldest first (for the build report)."""
+        return tuple(self._crashes)
+
+    @property
+    def session_ids(self) -> tuple[str, ...]:
+        """The sessions created so far."""
+        return tuple(self._sessions)
+
+    def session(self, session_id: str = DEFAULT_SESSION) -> Session:
+        """The session with this id, created on first use from a base copy."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = Session(
+                id=session_id,
+                db=self._base.copy(),
+                clock=self._clock,
+                ids=IdGenerator(self.spec.seed, self.spec.name),
+            )
+            self._sessions[session_id] = session
+        return session
+
+    def reset_session(self, session_id: str = DEFAULT_SESSION) -> None:
+        """Forget a session; its next use starts again from the base state."""
+        self._sessions.pop(session_id, None)
+
+    def call(
+        self,
+        session_id: str,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> ToolResult:
+        """Run one tool call in a session.
+
+        Args:
+            session_id: The session (created on first use).
+            tool: The tool name.
+            arguments: The tool's arguments, as an agent sent them.
+
+        Returns:
+            The result. Errors are results, never exceptions: "Unknown tool: X",
+            "invalid arguments for X: ...", the tool's own `ToolError` message, or
+            "internal error in tool X: <Type>: <message>" for a crash.
+        """
+        spec = self._tools.get(tool)
+        if spec is None:
+            return _error(tool, f"Unknown tool: {tool}")
+        try:
+            parsed = parse_arguments(tool, spec.parameters, arguments or {})
+        except ToolError as exc:
+            return _error(tool, str(exc))
+        return self._run(self.session(session_id), spec, parsed)
+
+    def state_hash(self, session_id: str = DEFAULT_SESSION) -> str:
+        """sha256 of the session's database state."""
+        return self.session(session_id).db.state_hash()
+
+    def diff(self, session_id: str = DEFAULT_SESSION) -> DatabaseDiff:
+        """What the session changed relative to the base database."""
+        return self._base.diff(self.session(session_id).db)
+
+    def _run(
+        self, session: Session, spec: ToolSpec, arguments: dict[str, Any]
+    ) -> ToolResult:
+        transaction = session.db.begin()
+        ids = session.ids.state()
+        authorized = session.authorized_id
+        try:
+            value = self._bodies[spec.name](Env(self.spec, session, spec), **arguments)
+            content = _json_content(value)
+            _check_writes(spec, arguments, transaction.changed)
+        except ConfirmationRequired as signal:
+            outcome = ToolResult(
+                tool=spec.name,
+                content={"needs_confirmation": True, "action_preview": signal.preview},
+                needs_confirmation=True,
+            )
+        except ToolError as exc:
+            outcome = _error(spec.name, str(exc) or f"{spec.name} failed")
+        except Exception as exc:
+            outcome = self._crashed(session, spec, arguments, exc)
+        except BaseException:
+            # SystemExit or KeyboardInterrupt: leave the session consistent.
+            transaction.rollback()
+            raise
+        else:
+            if not transaction.changed:
+                # Ids are spent only by calls that change state, so previews,
+                # reads and failed attempts do not shift later ids.
+                session.ids.restore(ids)
+            transaction.commit()
+            return ToolResult(tool=spec.name, content=content)
+        transaction.rollback()
+        session.ids.restore(ids)
+        session.authorized_id = authorized
+        return outcome
+
+    def _crashed(
+        self,
+        session: Session,
+        spec: ToolSpec,
+        arguments: dict[str, Any],
+        exc: Exception,
+    ) -> ToolResult:
+        kind = CONTRACT_VIOLATION if isinstance(exc, ContractViolation) else None
+        error_type = kind or type(exc).__name__
+        self._crashes.append(
+            ToolCrash(
+                tool=spec.name,
+                session_id=session.id,
+                arguments=_json_safe(arguments),
+                error_type=error_type,
+                message=str(exc),
+                traceback="".join(traceback.format_exception(exc)),
+            )
+        )
+        logger.warning("tool %s crashed: %s: %s", spec.name, error_type, exc)
+        return _error(
+            spec.name, f"internal error in tool {spec.name}: {error_type}: {exc}"
+        )
+
+
+def _error(tool: str, message: str) -> ToolResult:
+    return ToolResult(tool=tool, is_error=True, error=message)
+
+
+def _json_content(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ContractViolation(
+            f"the result is not JSON-serialisable ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _check_writes(spec: ToolSpec, arguments: Mapping[str, Any], changed: bool) -> None:
+    if not changed:
+        return
+    if spec.effect == "read":
+        raise ContractViolation("a read tool changed the database")
+    if spec.needs_confirmation and arguments.get("confirm") is not True:
+        raise ContractViolation(
+            "the database changed without confirm=true; call "
+            "env.confirm(confirm, preview) before the first write"
+        )
+
+
+def _json_safe(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(arguments, default=repr))

@@ -1,0 +1,190 @@
+"""Serving a generated environment: takes an output directory and a server name,
+reads `blueprints.json`, `entities.json`, the server's data files under
+`database/outputs/` and its tool module `mcp_servers/<Server>.py`, and returns an
+`Environment`; `serve` runs it as an MCP server over stdio or streamable HTTP.
+Command line: `python -m tasks.runtime.serve NAME --output-dir DIR [--transport
+stdio|http] [--host H] [--port P]`. Side effects: reads those files and imports the
+tool module (its top-level code runs: call this only in a sandboxed process for
+generated code); `serve` blocks while serving. Nothing is written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Literal
+
+from schemas.config import RunConfig
+from tasks.runtime.data_checks import DataLoadError
+from tasks.runtime.database import Database
+from tasks.runtime.environment import Environment
+from tasks.runtime.exports import (
+    blueprint_from_export,
+    catalogue_from_export,
+    find_blueprint,
+)
+from tasks.runtime.implementations import (
+    ImplementationError,
+    implementations_from,
+    load_tool_module,
+    module_confirm_tools,
+)
+from tasks.runtime.spec import environment_spec
+from tasks.store.paths import OutputLayout
+
+TOOL_MODULE_DIR = "mcp_servers"
+DEFAULT_SIMULATION_TIME: str = RunConfig.model_fields["simulation_time"].default
+DEFAULT_SEED: int = RunConfig.model_fields["seed"].default
+
+Transport = Literal["stdio", "http"]
+
+
+def tool_module_path(output_dir: Path, server_name: str) -> Path:
+    """Where the tool module of a server lives: `mcp_servers/<Server>.py`."""
+    return output_dir / TOOL_MODULE_DIR / f"{server_name}.py"
+
+
+def load_environment(
+    output_dir: Path,
+    server_name: str,
+    *,
+    simulation_time: str = DEFAULT_SIMULATION_TIME,
+    seed: int = DEFAULT_SEED,
+    confirm_tools: Collection[str] | None = None,
+    strict: bool = True,
+) -> Environment:
+    """Assemble a server's environment from the output directory.
+
+    Args:
+        output_dir: The pipeline's output root.
+        server_name: The server (`MCP_server_name`), e.g. "DentalAppointments".
+        simulation_time: The fixed "now", ISO 8601.
+        seed: Seed of id generation.
+        confirm_tools: Write tools that need confirmation; None reads the tool
+            module's `CONFIRM_TOOLS` (empty if it declares none).
+        strict: Refuse data with any issue (missing file, broken key or foreign
+            key, unknown or missing column); otherwise load what is usable and
+            keep the issues in `environment.base.issues`.
+
+    Returns:
+        The environment.
+
+    Raises:
+        FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
+        ValueError: If the server is unknown or its blueprint invalid.
+        DataLoadError: If `strict` and the data has issues.
+        ImplementationError: If the tool module cannot serve the tools.
+    """
+    layout = OutputLayout(output_dir)
+    entities = _read_json(layout.entities)
+    blueprints = _read_json(layout.blueprints)
+    if not isinstance(entities, dict) or not isinstance(blueprints, list):
+        raise ValueError(
+            f"{layout.entities} must hold an object and {layout.blueprints} an array"
+        )
+    catalogue = catalogue_from_export(entities)
+    exported = find_blueprint(blueprints, server_name)
+    blueprint = blueprint_from_export(exported, catalogue)
+    module = load_tool_module(tool_module_path(output_dir, server_name))
+    confirm = module_confirm_tools(module) if confirm_tools is None else confirm_tools
+    spec = environment_spec(
+        blueprint,
+        catalogue,
+        simulation_time=simulation_time,
+        seed=seed,
+        confirm_tools=frozenset(confirm),
+    )
+    database = Database.load(spec, output_dir, strict=strict)
+    bodies = implementations_from(module, [tool.name for tool in spec.tools])
+    return Environment(spec, database, bodies)
+
+
+def serve(
+    environment: Environment,
+    transport: Transport = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve the environment as an MCP server until the transport closes.
+
+    Args:
+        environment: The environment.
+        transport: "stdio" (one session) or "http" (streamable HTTP at `/mcp`,
+            one runtime session per MCP session).
+        host: HTTP bind address.
+        port: HTTP port.
+    """
+    # Imported here so that loading an environment does not pay for the SDK.
+    from tasks.runtime.mcp_exposure import build_mcp_server
+
+    server = build_mcp_server(environment)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        name = environment.spec.name
+        print(f"serving {name} at http://{host}:{port}/mcp", file=sys.stderr)
+        server.run("streamable-http", host=host, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    confirm = (
+        None
+        if args.confirm_tools is None
+        else [name for name in args.confirm_tools.split(",") if name]
+    )
+    try:
+        environment = load_environment(
+            Path(args.output_dir),
+            args.name,
+            simulation_time=args.simulation_time,
+            seed=args.seed,
+            confirm_tools=confirm,
+            strict=not args.lenient,
+        )
+    except (OSError, ValueError, DataLoadError, ImplementationError) as exc:
+        print(f"cannot load environment {args.name}: {exc}", file=sys.stderr)
+        return 2
+    for issue in environment.base.issues:
+        print(f"data issue: {issue.message}", file=sys.stderr)
+    serve(environment, args.transport, host=args.host, port=args.port)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.runtime.serve",
+        description="Serve a generated environment as an MCP server.",
+    )
+    parser.add_argument("name", help="server name, e.g. DentalAppointments")
+    parser.add_argument("--output-dir", default="outputs", help="pipeline output root")
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--simulation-time", default=DEFAULT_SIMULATION_TIME)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--confirm-tools",
+        default=None,
+        help="comma-separated write tools that need confirmation "
+        "(default: the module's CONFIRM_TOOLS)",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="serve despite data issues (each is printed on stderr)",
+    )
+    return parser
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Tests for exposing an environment as an MCP server (in-memory and HTTP)."""
+
+import json
+
+import anyio
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from schemas.environment import DatabaseDiff, TableDiff, ToolResult
+from tasks.runtime.environment import Environment
+from tasks.runtime.implementations import load_implementations
+from tasks.runtime.mcp_exposure import (
+    SESSION_META_KEY,
+    build_mcp_server,
+    call_tool_result,
+)
+from tests.runtime import (
+    ANA,
+    ANA_BOOKED,
+    BRIGHT_SMILES,
+    FIXTURE_DIR,
+    FUTURE,
+    HARBOR,
+    SERVER,
+)
+
+BOOK = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE}
+HTTP_BASE = "http://127.0.0.1:8000"
+
+
+def _with_client(environment: Environment, scenario):
+    async def main():
+        server = build_mcp_server(environment)
+        async with Client(server, raise_exceptions=True) as client:
+            return await scenario(client)
+
+    return anyio.run(main)
+
+
+def test_listed_schemas_equal_the_spec_and_hints_follow_the_effect(environment):
+    """What agents read from the live server is exactly the spec's schema."""
+
+    async def scenario(client):
+        return (await client.list_tools()).tools
+
+    listed = _with_client(environment, scenario)
+    assert [tool.name for tool in listed] == [t.name for t in environment.spec.tools]
+    for tool, spec in zip(listed, environment.spec.tools, strict=True):
+        assert tool.input_schema == spec.parameters
+        assert tool.description == spec.description
+        assert tool.annotations is not None
+        assert tool.annotations.read_only_hint is (spec.effect == "read")
+        assert tool.annotations.open_world_hint is False
+    book = next(tool for tool in listed if tool.name == "book_appointment")
+    assert book.input_schema["properties"]["confirm"]["type"] == "boolean"
+    assert "confirm" not in book.input_schema["required"]
+
+
+def test_every_tool_works_over_mcp(environment):
+    """Each tool answers with JSON text and structured content; state follows."""
+
+    async def scenario(client):
+        calls = [
+            ("authorize_patient", {"patient_id": ANA}),
+            ("list_clinics", {"city": "Porto"}),
+            ("list_my_appointments", {"status": "booked"}),
+            ("book_appointment", BOOK),
+            ("book_appointment", {**BOOK, "confirm": True}),
+            ("cancel_appointment", {"appointment_id": ANA_BOOKED}),
+        ]
+        return [await client.call_tool(name, args) for name, args in calls]
+
+    results = _with_client(environment, scenario)
+    assert not any(result.is_error for result in results)
+    for result in results:
+        assert json.loads(result.content[0].text) == result.structured_content
+    auth, clinics, mine, preview, booked, cancelled = (
+        r.structured_content for r in results
+    )
+    assert auth == {"authorized": True, "patient_id": ANA}
+    assert [c["clinic_id"] for c in clinics["clinics"]] == [HARBOR]
+    assert [a["appointment_id"] for a in mine["appointments"]] == [ANA_BOOKED]
+    assert preview["needs_confirmation"] is True
+    assert cancelled["appointment"]["status"] == "cancelled"
+    new_id = booked["appointment"]["appointment_id"]
+    assert environment.diff("default") == DatabaseDiff(
+        tables={
+            "Appointment": TableDiff(
+                inserted=(new_id,),
+                updated={ANA_BOOKED: {"status": ("booked", "cancelled")}},
+            )
+        }
+    )
+
+
+def test_a_bad_id_gives_an_error_result_with_the_message(environment):
+    """Tool errors are MCP error results, not protocol errors or silent dicts."""
+
+    async def scenario(client):
+        await client.call_tool("authorize_patient", {"patient_id": ANA})
+        return await client.call_tool("cancel_appointment", {"appointment_id": "x"})
+
+    result = _with_client(environment, scenario)
+    assert result.is_error is True
+    assert result.content[0].text == "no Appointment with appointment_id 'x'"
+    assert result.structured_content is None
+
+
+def test_unknown_tools_unknown_arguments_and_crashes_are_error_results(environment):
+    """Nothing is dropped or coerced by the SDK before the runtime checks it."""
+
+    def list_clinics(env, city=None):
+        return {"count": 1 / 0}
+
+    path = FIXTURE_DIR / "mcp_servers" / f"{SERVER}.py"
+    bodies = load_implementations(path, [t.name for t in environment.spec.tools])
+    environment = Environment(
+        environment.spec, environment.base, {**bodies, "list_clinics": list_clinics}
+    )
+
+    async def scenario(client):
+        await client.call_tool("authorize_patient", {"patient_id": ANA})
+        return [
+            await client.call_tool("refund", {}),
+            await client.call_tool("book_appointment", {**BOOK, "notes": "x"}),
+            await client.call_tool("book_appointment", {**BOOK, "confirm": "true"}),
+            await client.call_tool("list_clinics", {}),
+        ]
+
+    unknown, extra, coerced, crashed = _with_client(environment, scenario)
+    assert all(r.is_error for r in (unknown, extra, coerced, crashed))
+    assert "Unknown tool" in unknown.content[0].text
+    assert "unknown argument(s) 'notes'" in extra.content[0].text
+    assert "'confirm' must be of type boolean, not string" in coerced.content[0].text
+    assert crashed.content[0].text == (
+        "internal error in tool list_clinics: ZeroDivisionError: division by zero"
+    )
+    assert environment.diff("default").empty
+
+
+def test_request_meta_selects_the_runtime_session(environment):
+    """`_meta["agentskiller/session"]` keeps clients on one connection apart."""
+
+    async def scenario(client):
+        def meta(session):
+            return {SESSION_META_KEY: session}
+
+        await client.call_tool(
+            "authorize_patient", {"patient_id": ANA}, meta=meta("alice")
+        )
+        await client.call_tool(
+            "book_appointment", {**BOOK, "confirm": True}, meta=meta("alice")
+        )
+        return await client.call_tool("list_clinics", {}, meta=meta("bob"))
+
+    other = _with_client(environment, scenario)
+    assert other.is_error
+    assert set(environment.session_ids) == {"alice", "bob"}
+    assert not environment.diff("alice").empty
+    assert environment.diff("bob").empty
+
+
+def test_each_http_mcp_session_gets_its_own_runtime_session(environment):
+    """Over streamable HTTP, two MCP sessions are two isolated runtime sessions."""
+    server = build_mcp_server(environment)
+    app = server.streamable_http_app()
+
+    async def session_calls(calls):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=HTTP_BASE) as http:
+            connection = streamable_http_client(f"{HTTP_BASE}/mcp", http_client=http)
+            async with Client(connection, mode="legacy") as client:
+                return [await client.call_tool(name, args) for name, args in calls]
+
+    async def main():
+        async with server.session_manager.run():
+            first = await session_calls(
+                [
+                    ("authorize_patient", {"patient_id": ANA}),
+                    ("book_appointment", {**BOOK, "confirm": True}),
+                ]
+            )
+            second = await session_calls([("list_clinics", {})])
+            return first, second
+
+    first, second = anyio.run(main)
+    assert [r.is_error for r in first] == [False, False]
+    assert second[0].content[0].text == "not authorized: call authorize_patient first"
+    sessions = environment.session_ids
+    assert len(sessions) == 2 and "default" not in sessions
+    changed = [not environment.diff(session).empty for session in sessions]
+    assert changed == [True, False]
+
+
+def test_non_object_results_are_wrapped_for_structured_content():
+    """Lists and scalars keep their JSON text; structured content is an object."""
+    result = call_tool_result(ToolResult(tool="t", content=[1, 2]))
+    assert result.content[0].text == "[1, 2]"
+    assert result.structured_content == {"result": [1, 2]}
+    error = call_tool_result(ToolResult(tool="t", is_error=True, error="nope"))
+    assert error.is_error and error.content[0].text == "nope"
