@@ -196,6 +196,14 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_serve_env(args: argparse.Namespace, extra: list[str]) -> int:
+    from tasks.runtime import serve
+
+    argv = [args.name, "--output-dir", args.output_dir, "--transport", args.transport]
+    argv += ["--host", args.host, "--port", str(args.port), *extra]
+    return serve.main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentskiller", description=__doc__.splitlines()[0]
@@ -251,11 +259,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=float, default=0.0, help="seconds added per answer"
     )
     replay.set_defaults(func=cmd_replay_server)
+
+    env = sub.add_parser(
+        "serve-env",
+        help="serve a generated environment as an MCP server (stdio or HTTP)",
+        description="Other options (--simulation-time, --seed, --confirm-tools, "
+        "--lenient) are passed to python -m tasks.runtime.serve.",
+    )
+    env.add_argument("name", help="server name, e.g. DentalAppointments")
+    env.add_argument("--output-dir", required=True)
+    env.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    env.add_argument("--host", default="127.0.0.1")
+    env.add_argument("--port", type=int, default=8000)
+    env.set_defaults(func=cmd_serve_env, passthrough=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        return args.func(args, extra)
+    if extra:
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 

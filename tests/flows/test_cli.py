@@ -105,3 +105,11 @@ def test_cli_run_writes_report_json_and_rerun_makes_zero_calls(
     assert main(args) == 0
     derived = capsys.readouterr().out
     assert "entity_batch batch-001" in derived and "entity Patient" in derived
+
+
+def test_serve_env_of_an_unknown_server_says_what_is_missing(capsys):
+    """serve-env names the environment it cannot load; exit code 2."""
+    fixture = REPO / "tests" / "runtime" / "fixtures" / "dental"
+    code = main(["serve-env", "NoSuchServer", "--output-dir", str(fixture)])
+    assert code == 2
+    assert "NoSuchServer" in capsys.readouterr().err
