@@ -24,6 +24,7 @@ setup_logging()
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
+DEMO_CASSETTE = REPO / "configs" / "demo" / "cassette"
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_connect = socket.socket.connect

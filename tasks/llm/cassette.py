@@ -98,6 +98,8 @@ class Cassette:
             FileNotFoundError: the file does not exist.
         """
         path = Path(path)
+        if path.is_dir():
+            return _load_folder(path)
         suffix = path.suffix.lower()
         text = path.read_text(encoding="utf-8")
         if suffix in (".yaml", ".yml"):
@@ -141,6 +143,40 @@ def _load_yaml(path: Path, text: str) -> Cassette:
         path=str(path),
         scripted=document.scripted,
         description=document.description,
+    )
+
+
+_PART_SUFFIXES = (".yaml", ".yml", ".jsonl")
+
+
+def _load_folder(folder: Path) -> Cassette:
+    """A folder of cassette files (one per step, say) read as one cassette.
+
+    Files are read in name order; a call key answered in two files is an error
+    naming both, so parts written separately cannot silently shadow each other.
+    """
+    parts = sorted(p for p in folder.iterdir() if p.suffix.lower() in _PART_SUFFIXES)
+    if not parts:
+        raise CassetteFormatError(
+            f"cassette folder {folder} holds no .yaml, .yml or .jsonl files"
+        )
+    answers: dict[tuple[str, int], CassetteAnswer] = {}
+    owner: dict[str, Path] = {}
+    loaded = [Cassette.load(part) for part in parts]
+    for part, cassette in zip(parts, loaded, strict=True):
+        for key, attempt in cassette._answers:
+            if key in owner and owner[key] != part:
+                raise CassetteFormatError(
+                    f"cassette folder {folder}: call key {key!r} is answered in both "
+                    f"{owner[key].name} and {part.name}"
+                )
+            owner[key] = part
+            answers[(key, attempt)] = cassette._answers[(key, attempt)]
+    return Cassette(
+        answers,
+        path=str(folder),
+        scripted=all(c.scripted for c in loaded),
+        description="; ".join(c.description for c in loaded if c.description),
     )
 
 

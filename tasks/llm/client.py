@@ -389,9 +389,9 @@ def check_endpoint_config(
     problems: list[str] = []
     cassette_path = Path(config_dir or ".") / (llm.cassette or "")
     if llm.mode == "replay":
-        if not cassette_path.is_file():
+        if not cassette_path.exists():
             return [
-                f"llm.cassette: cassette file {cassette_path} does not exist (replay "
+                f"llm.cassette: cassette {cassette_path} does not exist (replay "
                 "mode answers from it; record one with llm.mode: record)"
             ]
         try:

@@ -204,7 +204,7 @@ def _finish(config: PipelineConfig, path: Path) -> LoadedConfig:
         config_hash=stable_hash(config.model_dump(mode="json")),
     )
     cassette = resolve_cassette(loaded)
-    if config.llm.mode == "replay" and cassette is not None and not cassette.is_file():
+    if config.llm.mode == "replay" and cassette is not None and not cassette.exists():
         raise ConfigError(
             f"config file {path}: llm.cassette: replay mode reads the cassette "
             f"{cassette}, which does not exist (paths are relative to the config file)",

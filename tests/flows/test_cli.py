@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.cli import main
-from tests.conftest import DEMO_CONFIG, REPO
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO
 
 
 def _write(tmp_path, text: str):
@@ -16,9 +16,9 @@ def _write(tmp_path, text: str):
 
 def _demo_variant(tmp_path, old: str, new: str):
     """The demo config with one text replaced, its cassette path made absolute."""
-    cassette = f"cassette: {DEMO_CONFIG.parent}/demo/cassette.yaml"
+    cassette = f"cassette: {DEMO_CASSETTE}"
     text = DEMO_CONFIG.read_text().replace(old, new)
-    return _write(tmp_path, text.replace("cassette: demo/cassette.yaml", cassette))
+    return _write(tmp_path, text.replace("cassette: demo/cassette", cassette))
 
 
 def test_run_rejects_malformed_yaml_naming_file_and_line(tmp_path, capsys):

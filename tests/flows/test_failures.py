@@ -4,19 +4,20 @@ the run with a clear message, and a later run redoes only what did not finish.""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
 
 from flows.cli import main
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
 
 
 def _config(tmp_path, **llm_changes):
     data = yaml.safe_load(DEMO_CONFIG.read_text())
-    data["llm"]["cassette"] = str(DEMO_CONFIG.parent / "demo" / "cassette.yaml")
+    data["llm"]["cassette"] = str(DEMO_CASSETTE)
     data["llm"].update(llm_changes)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -27,12 +28,12 @@ def test_cassette_miss_stops_the_step_and_resume_redoes_only_the_missing_item(
     prefect_harness, tmp_path, capsys
 ):
     """The miss names its call key; the next run makes exactly the one missing call."""
-    cassette = yaml.safe_load(
-        (DEMO_CONFIG.parent / "demo" / "cassette.yaml").read_text()
-    )
+    partial = tmp_path / "partial"
+    shutil.copytree(DEMO_CASSETTE, partial)
+    part = partial / "s01-s05.yaml"
+    cassette = yaml.safe_load(part.read_text())
     del cassette["calls"]["s02/batch-001"]
-    partial = tmp_path / "partial.yaml"
-    partial.write_text(yaml.safe_dump(cassette))
+    part.write_text(yaml.safe_dump(cassette))
     out, first, second = tmp_path / "out", tmp_path / "r1.json", tmp_path / "r2.json"
     cfg = _config(tmp_path, cassette=str(partial))
     args = ["--output-dir", str(out), "--until", "s02"]

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG, REPO
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -148,9 +148,8 @@ def test_changing_one_prompt_reruns_exactly_the_items_that_use_it(demo, tmp_path
     out, _ = demo
     config = tmp_path / "demo.yaml"
     text = DEMO_CONFIG.read_text().replace(
-        "cassette: demo/cassette.yaml",
-        f"cassette: {DEMO_CONFIG.parent / 'demo' / 'cassette.yaml'}\n"
-        "  prompt_overrides: prompts",
+        "cassette: demo/cassette",
+        f"cassette: {DEMO_CASSETTE}\n  prompt_overrides: prompts",
     )
     config.write_text(text)
     template = REPO / "tasks" / "llm" / "prompts" / "s03" / "relate_entities.md.j2"

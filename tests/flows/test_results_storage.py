@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flows.cli import main
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_results_at_an_fsspec_url_serve_as_the_cache(prefect_harness, tmp_path):
     """With run.results_storage = memory://..., a re-run is all cache hits."""
     data = yaml.safe_load(DEMO_CONFIG.read_text())
-    data["llm"]["cassette"] = str(DEMO_CONFIG.parent / "demo" / "cassette.yaml")
+    data["llm"]["cassette"] = str(DEMO_CASSETTE)
     data["run"]["results_storage"] = f"memory://agentskiller-{tmp_path.name}"
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))

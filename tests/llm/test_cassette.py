@@ -298,3 +298,24 @@ def test_responder_lists_one_model_and_404s_unknown_routes() -> None:
     assert [m["id"] for m in json.loads(body)["data"]] == ["replay"]
     status, _, _ = _responder({}).respond("POST", "/v1/embeddings", {}, b"{}")
     assert status == 404
+
+
+def test_cassette_folder_merges_parts_and_refuses_a_key_answered_twice(tmp_path):
+    """A folder of parts reads as one cassette; a duplicated call key is an error."""
+    folder = tmp_path / "cassette"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(
+        "version: 1\nscripted: true\ncalls:\n  s01/x:\n    - {n: 1}\n"
+    )
+    (folder / "b.yaml").write_text(
+        "version: 1\nscripted: true\ncalls:\n  s02/y:\n    - {n: 2}\n"
+    )
+    merged = Cassette.load(folder)
+    assert merged.keys() == ["s01/x", "s02/y"]
+    assert merged.scripted
+    assert merged.answer("s02/y", 0).tool_arguments == {"n": 2}
+    (folder / "c.yaml").write_text(
+        "version: 1\nscripted: true\ncalls:\n  s01/x:\n    - {n: 3}\n"
+    )
+    with pytest.raises(CassetteFormatError, match="a.yaml and c.yaml"):
+        Cassette.load(folder)
