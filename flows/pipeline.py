@@ -9,10 +9,11 @@ as a step summary table and a markdown report). A failed step raises
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from pathlib import Path
 
-from prefect import flow
+from prefect import Flow, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -34,13 +35,27 @@ from tasks.store.config_loader import (
     with_overrides,
 )
 
-STEP_FLOWS = {
+STEP_FLOWS: dict[str, Flow | str] = {
     "s01": expand_domains,
     "s02": extract_entities,
     "s03": relate_entities,
     "s04": design_blueprints,
     "s05": formulate_tool_lists,
+    # later steps are imported when they run ("module:flow")
+    "s06": "flows.databases:generate_databases",
+    "s07": "flows.policies:write_policies",
+    "s08": "flows.tool_graphs:build_tool_graphs",
+    "s09": "flows.servers:implement_servers",
 }
+
+
+def step_flow(step_id: str) -> Flow:
+    """The flow of one step."""
+    target = STEP_FLOWS[step_id]
+    if isinstance(target, str):
+        module, name = target.split(":")
+        target = getattr(importlib.import_module(module), name)
+    return target
 
 
 class PipelineFailed(RuntimeError):
@@ -142,7 +157,7 @@ def run_pipeline(
     try:
         for info in steps:
             try:
-                reports[info.name] = STEP_FLOWS[info.id].with_options(
+                reports[info.name] = step_flow(info.id).with_options(
                     task_runner=runner
                 )(token)
             except StepFailed as exc:

@@ -31,6 +31,13 @@ ArtifactKind = Literal[
     "blueprint",
     "blueprint_set",
     "tool_list",
+    "data_table",
+    "table_constraints",
+    "table_summary",
+    "policy",
+    "tool_graph",
+    "mcp_server",
+    "server_build",
 ]
 
 

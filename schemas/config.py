@@ -154,12 +154,73 @@ class ToolListConfig(Frozen):
     pass
 
 
+class DatabaseConfig(StepModel):
+    """s06: generator scripts (coding role) plus constraint and summary calls."""
+
+    role: RoleName = "coding"
+    analysis_role: RoleName = Field(
+        default="textual", description="Role of the constraint and summary calls."
+    )
+    entities_per_table: int = Field(default=300, ge=1, description="Rows per table.")
+    max_code_fix_retries: int = Field(
+        default=3, ge=0, description="Repair rounds per script after its first run."
+    )
+    script_timeout_s: float = Field(default=120.0, gt=0)
+    script_memory_mb: int = Field(default=1024, ge=64)
+
+
+class PolicyConfig(StepModel):
+    """s07: one policy per server, validated, then audited."""
+
+    enable_validation: bool = Field(
+        default=True, description="Run the auditor pass and re-validate its edits."
+    )
+    max_audit_rounds: int = Field(default=2, ge=0)
+
+
+class ToolGraphConfig(StepModel):
+    """s08: tool dependency graph, preconditions and trajectories."""
+
+    min_trajectory_length: int = Field(default=2, ge=1)
+    max_trajectory_length: int = Field(default=5, ge=1)
+    max_trajectories_per_server: int | None = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ToolGraphConfig:
+        if self.min_trajectory_length > self.max_trajectory_length:
+            raise ValueError(
+                "min_trajectory_length must not exceed max_trajectory_length"
+            )
+        return self
+
+
+class ServerConfig(StepModel):
+    """s09: tool modules written against the runtime, with test-driven repair."""
+
+    role: RoleName = "coding"
+    triage_role: RoleName = Field(
+        default="coding", description="Role of the failure-triage call."
+    )
+    max_fix_attempts: int = Field(
+        default=5, ge=0, description="Repair rounds per server after the first run."
+    )
+    max_syntax_retries: int = Field(default=5, ge=0)
+    test_timeout_s: float = Field(default=120.0, gt=0)
+    conformance_samples: int = Field(
+        default=3, ge=1, description="Valid calls per tool in the conformance suite."
+    )
+
+
 class StepsConfig(Frozen):
     s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
     s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
     s03_entity_graph: EntityGraphConfig = EntityGraphConfig()
     s04_blueprint_generation: BlueprintConfig = BlueprintConfig()
     s05_tool_list_formulation: ToolListConfig = ToolListConfig()
+    s06_database_generation: DatabaseConfig = DatabaseConfig()
+    s07_policy_generation: PolicyConfig = PolicyConfig()
+    s08_tool_graph_generation: ToolGraphConfig = ToolGraphConfig()
+    s09_mcp_server_implementation: ServerConfig = ServerConfig()
 
 
 class RunConfig(Frozen):

@@ -63,3 +63,15 @@ ValueDomain = Annotated[
     Field(discriminator="kind"),
 ]
 """The values a policy allows for one parameter."""
+
+
+class PolicyDocument(Frozen):
+    """s07 output for one server: the policy text with markers, parsed, plus the
+    tools whose writes need the user's explicit confirmation (the runtime's
+    confirmation pattern)."""
+
+    server_name: str
+    markdown: str
+    parsed: ParsedPolicy
+    confirm_tools: tuple[str, ...] = ()
+    audit_notes: tuple[str, ...] = ()

@@ -55,6 +55,34 @@ STEPS: tuple[StepInfo, ...] = (
         "Export OpenAI tool lists with enums, array items and optional parameters",
         False,
     ),
+    StepInfo(
+        "s06",
+        "s06_database_generation",
+        "Implementation",
+        "Generate validated tables with sandboxed, seeded generator scripts",
+        True,
+    ),
+    StepInfo(
+        "s07",
+        "s07_policy_generation",
+        "Implementation",
+        "Write per-server policies with machine-readable markers, audited",
+        True,
+    ),
+    StepInfo(
+        "s08",
+        "s08_tool_graph_generation",
+        "Implementation",
+        "Build tool dependency DAGs, preconditions and candidate trajectories",
+        True,
+    ),
+    StepInfo(
+        "s09",
+        "s09_mcp_server_implementation",
+        "Implementation",
+        "Implement MCP servers against the runtime with test-driven repair",
+        True,
+    ),
 )
 
 

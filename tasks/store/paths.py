@@ -149,3 +149,69 @@ def _plain_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ValueError(f"{name!r} is not a plain file name")
     return name
+
+
+# Relative paths of the per-server outputs of s06-s09, in the reference layout.
+# Steps pass these to `ArtifactStore.write_export`.
+
+
+def entity_data_relpath(entity: str) -> str:
+    return f"database/outputs/entities/{_plain_name(entity)}.json"
+
+
+def relationship_data_relpath(server: str, relationship: str) -> str:
+    return (
+        f"database/outputs/relationships/{_plain_name(server)}/"
+        f"{_plain_name(relationship)}.json"
+    )
+
+
+def entity_script_relpath(entity: str) -> str:
+    return f"database/scripts/entities/{_plain_name(entity)}.py"
+
+
+def relationship_script_relpath(server: str, relationship: str) -> str:
+    return (
+        f"database/scripts/relationships/{_plain_name(server)}/"
+        f"{_plain_name(relationship)}.py"
+    )
+
+
+def constraints_relpath(server: str, relationship: str) -> str:
+    return (
+        f"database/constraints/{_plain_name(server)}/{_plain_name(relationship)}.json"
+    )
+
+
+def entity_summary_relpath(entity: str) -> str:
+    return f"database_summary/entities/{_plain_name(entity)}.md"
+
+
+def relationship_summary_relpath(server: str, relationship: str) -> str:
+    return (
+        f"database_summary/relationships/{_plain_name(server)}/"
+        f"{_plain_name(relationship)}.md"
+    )
+
+
+def policy_relpath(server: str) -> str:
+    return f"policies/{_plain_name(server)}.md"
+
+
+def tool_graph_relpath(server: str) -> str:
+    return f"tool_graphs/{_plain_name(server)}.json"
+
+
+def mcp_server_relpath(server: str) -> str:
+    return f"mcp_servers/{_plain_name(server)}.py"
+
+
+def unit_test_relpath(server: str) -> str:
+    return f"unit_tests/test_{_plain_name(server)}.py"
+
+
+def tool_list_relpath(server: str) -> str:
+    return f"tool_lists/{_plain_name(server)}.json"
+
+
+GLOBAL_RECORD_RELPATH = "mcp_global_record.json"

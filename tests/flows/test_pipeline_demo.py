@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def _run(config: Path, out: Path):
     from flows.pipeline import run_pipeline
 
-    return run_pipeline(config_path=str(config), output_dir=str(out))
+    return run_pipeline(config_path=str(config), output_dir=str(out), until="s05")
 
 
 @pytest.fixture(scope="module")
