@@ -38,6 +38,7 @@ ArtifactKind = Literal[
     "tool_graph",
     "mcp_server",
     "server_build",
+    "server_build_record",
 ]
 
 

@@ -1,7 +1,8 @@
 """s07 payloads: a server policy parsed along its structured markers (global rules
-plus one section per tool, with best-effort fields) and the value domains
-(enumerations, ranges, array choices, booleans) the policy states for parameters;
-data only, no side effects."""
+plus one section per tool, with best-effort fields), the value domains
+(enumerations, ranges, array choices, booleans) the policy states for parameters,
+the closed-world schema the policy prompts show, and the model's policy and audit
+drafts; data only, no side effects."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.base import Frozen, ToolName
+from schemas.base import CheckedDraft, Frozen, ToolName
 
 
 class ToolPolicy(Frozen):
@@ -75,3 +76,57 @@ class PolicyDocument(Frozen):
     parsed: ParsedPolicy
     confirm_tools: tuple[str, ...] = ()
     audit_notes: tuple[str, ...] = ()
+
+
+class SchemaColumn(Frozen):
+    """One column of a server's closed world, with facts computed from its data."""
+
+    type: str
+    range: str = Field(default="", description="The declared range or format.")
+    description: str = ""
+    references: str | None = Field(default=None, description="Table a FK points to.")
+    values: tuple[str, ...] | None = Field(
+        default=None, description="Every distinct value in the data, when few."
+    )
+    minimum: float | str | None = None
+    maximum: float | str | None = None
+
+
+class SchemaTable(Frozen):
+    """One table a policy may refer to (an entity or one of the server's
+    relationships), as the s07 prompts present it."""
+
+    name: str
+    kind: Literal["entity", "relationship"]
+    primary_key: str
+    description: str = ""
+    row_count: int = Field(ge=0)
+    columns: dict[str, SchemaColumn]
+    prose: str = Field(default="", description="The s06 summary of the data.")
+
+
+class PolicyDraft(CheckedDraft):
+    """The model's policy for one server."""
+
+    markdown: str = Field(
+        description="The whole policy, with the POLICY_START, GLOBAL_RULES_END, "
+        "TOOL, TOOL_END and POLICY_END markers"
+    )
+    confirmation_required: list[str] = Field(
+        default_factory=list,
+        description="Write tools that act only after the user explicitly confirms",
+    )
+
+
+class PolicyAuditDraft(CheckedDraft):
+    """The auditor's answer: no issues, or SEARCH/REPLACE edits to the policy."""
+
+    verdict: Literal["no_issues", "edits"]
+    edits: str = Field(
+        default="",
+        description="SEARCH/REPLACE blocks against the policy text; empty when the "
+        "verdict is no_issues",
+    )
+    issues: list[str] = Field(
+        default_factory=list, description="One sentence per issue the edits fix"
+    )

@@ -77,7 +77,10 @@ def finish_step(
     if tally.blocking:
         raise StepFailed(report)
     for relpath, (_, data) in exports.items():
-        ctx.store.write_export(relpath, data)
+        if isinstance(data, str):  # markdown and code exports
+            ctx.store.write_export_text(relpath, data)
+        else:
+            ctx.store.write_export(relpath, data)
     ctx.store.write_manifest(
         StepManifest(
             step=info.name,

@@ -1,0 +1,169 @@
+"""Flow of s09 MCP server implementation: tool modules written against the runtime,
+gated in the sandbox and repaired test-first.
+
+Input: s04's blueprints, s02's entity catalogue, s06's data tables and s07's
+policies. Output: a `server_build` per server and an `mcp_server` per server that
+passed; only passing servers are in the step's outputs (so only they go
+downstream). Exports: `mcp_servers/<Server>.py` and `unit_tests/test_<Server>.py`
+of passing servers, their `tool_lists/<Server>.json` re-exported from the live MCP
+listing, and `mcp_global_record.json` (every server's build status, written once
+at the end from all builds). A server without its tables or policy is a failed
+item (`dependency_failed`) and gets no model call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+
+from schemas.artifact import Artifact, FailedItem
+from schemas.blueprint import ServerBlueprint
+from schemas.database import DataTable
+from schemas.entity import EntityCatalogue
+from schemas.policy import PolicyDocument
+from schemas.report import StepReport
+from schemas.server import McpServer, ServerBuild
+from tasks import server_implementation as s09
+from tasks.context import lookup
+from tasks.fanout import StepTally, run_items
+from tasks.items import work_item
+from tasks.reporting import finish_step
+from tasks.steps import resolve_step
+from tasks.store.paths import (
+    GLOBAL_RECORD_RELPATH,
+    mcp_server_relpath,
+    tool_list_relpath,
+    unit_test_relpath,
+)
+
+
+@flow(name="s09-mcp-server-implementation", validate_parameters=False)
+def implement_servers(run_token: str) -> StepReport:
+    """Build every server that has its data and policy; keep those that pass."""
+    ctx, info, started = lookup(run_token), resolve_step("s09"), time.perf_counter()
+    cfg = ctx.config.steps.s09_mcp_server_implementation
+    coder = ctx.step_llm(s09.STEP, cfg)
+    triager = ctx.step_llm(s09.STEP, s09.triage_model(cfg))
+    tally = StepTally(info.name)
+    blueprints = ctx.store.load_outputs(
+        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
+    )
+    [catalogue] = ctx.store.load_outputs(
+        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
+    )
+    tables = ctx.store.load_outputs(
+        "s06_database_generation", DataTable, kind="data_table"
+    )
+    policies = {
+        p.payload.server_name: p
+        for p in ctx.store.load_outputs(
+            "s07_policy_generation", PolicyDocument, kind="policy"
+        )
+    }
+    params = {
+        "config": cfg.model_dump(mode="json"),
+        "seed": ctx.config.run.seed,
+        "triage_model": triager.model_id,
+        "simulation_time": ctx.config.run.simulation_time,
+    }
+    calls, missing = [], {}
+    for blueprint in blueprints:
+        name = blueprint.payload.server_name
+        present, lacking = s09.server_tables(blueprint.payload, tables)
+        policy = policies.get(name)
+        if lacking or policy is None:
+            missing[name] = _missing(lacking, policy is None)
+            continue
+        work = work_item(
+            s09.STEP,
+            name,
+            inputs=[blueprint, catalogue, policy, *present],
+            params=params,
+            llm=coder,
+            prompt_ids=s09.PROMPTS,
+            modules=s09.MODULES,
+        )
+        calls.append(
+            (
+                work,
+                {
+                    "blueprint": blueprint,
+                    "catalogue": catalogue,
+                    "tables": present,
+                    "policy": policy,
+                },
+            )
+        )
+    outcomes = run_items(ctx, s09.implement_server, calls, tally)
+    builds = tuple(a for o in outcomes for a in o.artifacts if a.kind == "server_build")
+    servers: list[Artifact[McpServer]] = [
+        a for o in outcomes for a in o.artifacts if a.kind == "mcp_server"
+    ]
+    for name, reason in missing.items():
+        tally.failures.append(
+            FailedItem(
+                step=s09.STEP, item_key=name, reason="dependency_failed", message=reason
+            )
+        )
+    record_work = work_item(
+        s09.STEP,
+        "global-record",
+        inputs=builds,
+        params={"missing": missing},
+        modules=s09.MODULES,
+    )
+    [recorded] = run_items(
+        ctx,
+        s09.record_builds,
+        [(record_work, {"builds": builds, "missing": missing})],
+        tally,
+    )
+    exports = {tool_list_relpath(a.id): (a, list(a.payload.tools)) for a in servers}
+    if recorded.artifacts:
+        record = recorded.artifacts[0]
+        exports[GLOBAL_RECORD_RELPATH] = (
+            record,
+            record.payload.model_dump(mode="json"),
+        )
+    for server in servers:
+        exports[mcp_server_relpath(server.id)] = (server, server.payload.module_code)
+        exports[unit_test_relpath(server.id)] = (server, server.payload.tests_code)
+    passed = {a.id for a in servers}
+    return finish_step(
+        ctx,
+        info,
+        tally,
+        outputs=[
+            *servers,
+            *(b for b in builds if b.id in passed),
+        ],
+        exports=exports,
+        seconds=time.perf_counter() - started,
+        note=_note(builds, servers, missing),
+    )
+
+
+def _missing(tables: tuple[str, ...], no_policy: bool) -> str:
+    parts = [f"s06 produced no data for {', '.join(tables)}"] if tables else []
+    if no_policy:
+        parts.append("s07 produced no policy")
+    return "; ".join(parts) + ", so it gets no server"
+
+
+def _note(
+    builds: tuple[Artifact[ServerBuild], ...],
+    servers: list[Artifact[McpServer]],
+    missing: dict[str, str],
+) -> str:
+    repaired = sum(
+        1
+        for b in builds
+        if b.payload.status == "passed"
+        and any(r.decision == "kept" for r in b.payload.repairs)
+    )
+    return (
+        f"{len(servers)} of {len(builds) + len(missing)} server(s) passed "
+        f"({repaired} after repair), {len(builds) - len(servers)} failed, "
+        f"{len(missing)} without inputs"
+    )
