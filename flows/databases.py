@@ -126,19 +126,18 @@ def generate_databases(run_token: str) -> StepReport:
         ],
     )
     every_table = {**tables, **relations}
-    report = finish_step(
+    return finish_step(
         ctx,
         info,
         tally,
         outputs=[*every_table.values(), *constraints.values(), *summaries.values()],
-        exports=_json_exports(every_table, constraints),
+        exports={
+            **_json_exports(every_table, constraints),
+            **_text_exports(every_table, summaries, constraints),
+        },
         seconds=time.perf_counter() - started,
         note=f"{len(tables)} entity and {len(relations)} relationship table(s)",
     )
-    # finish_step writes JSON exports only; scripts and summaries are text.
-    for relpath, text in _text_exports(every_table, summaries, constraints).items():
-        ctx.store.write_export_text(relpath, text)
-    return report
 
 
 def _entity_calls(
@@ -233,25 +232,26 @@ def _text_exports(
     tables: dict[str, Artifact],
     summaries: dict[str, Artifact],
     constraints: dict[str, Artifact],
-) -> dict[str, str]:
-    texts: dict[str, str] = {}
+) -> dict[str, tuple[Artifact, str]]:
+    """Scripts (exported with their table) and summaries (with their summary)."""
+    texts: dict[str, tuple[Artifact, str]] = {}
     for tid, artifact in tables.items():
         table: DataTable = artifact.payload
         if table.server is None:
-            texts[entity_script_relpath(table.table)] = table.script
+            texts[entity_script_relpath(table.table)] = (artifact, table.script)
         else:
-            texts[relationship_script_relpath(table.server, table.table)] = table.script
-        summary: TableSummary | None = (
-            summaries[tid].payload if tid in summaries else None
-        )
-        if summary is None:
+            script_path = relationship_script_relpath(table.server, table.table)
+            texts[script_path] = (artifact, table.script)
+        if tid not in summaries:
             continue
+        summary: TableSummary = summaries[tid].payload
         rules = constraints[tid].payload if tid in constraints else None
         markdown = summary_markdown(
             summary, primary_key=table.primary_key, constraints=rules
         )
         if table.server is None:
-            texts[entity_summary_relpath(table.table)] = markdown
+            relpath = entity_summary_relpath(table.table)
         else:
-            texts[relationship_summary_relpath(table.server, table.table)] = markdown
+            relpath = relationship_summary_relpath(table.server, table.table)
+        texts[relpath] = (summaries[tid], markdown)
     return texts

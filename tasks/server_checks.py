@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.environment import EnvironmentSpec
+from tasks.core.python_source import parse_python
 from tasks.runtime.harness import FIXTURES
 from tasks.runtime.implementations import CONFIRM_TOOLS_ATTRIBUTE, signature_problems
 
@@ -141,7 +142,7 @@ def assertion_count(code: str) -> int:
     """Meaningful assertions: `assert` statements that are not constant, plus
     `pytest.raises` blocks (0 when the code does not parse)."""
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError:
         return 0
     count = 0
@@ -155,7 +156,7 @@ def assertion_count(code: str) -> int:
 
 def _parse(code: str, what: str) -> tuple[ast.Module | None, list[str]]:
     try:
-        return ast.parse(code), []
+        return parse_python(code), []
     except SyntaxError as exc:
         return None, [f"{what} does not parse: {exc.msg} (line {exc.lineno})"]
 

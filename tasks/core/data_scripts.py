@@ -21,12 +21,12 @@ import ast
 import json
 import math
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from schemas.database import DataProblem, TableContract
 from schemas.sandbox import SandboxRequest, SandboxResult
+from tasks.core.python_source import parse_python
 
 SCRIPT_FILE = "generate.py"
 INPUT_FILE = "input.json"
@@ -53,17 +53,13 @@ NONDETERMINISTIC_CALLS = frozenset(
     {"uuid1", "uuid4", "now", "utcnow", "today", "SystemRandom", "urandom"}
 )
 STDERR_TAIL = 1500
-# CPython 3.11's ast.parse is not thread-safe (items run in threads): concurrent
-# calls can fail with "SystemError: AST constructor recursion depth mismatch".
-_PARSE_LOCK = threading.Lock()
 _SCRATCH = re.compile(r"/(?:[^/\s\"']+/)*[^/\s\"']*sandbox[^/\s\"']*/scratch/")
 
 
 def script_problems(script: str) -> list[str]:
     """Why a script cannot be run as a generator (empty when it can)."""
     try:
-        with _PARSE_LOCK:
-            tree = ast.parse(script)
+        tree = parse_python(script)
     except SyntaxError as exc:
         return [f"the script does not parse: {exc.msg} (line {exc.lineno})"]
     problems = []
