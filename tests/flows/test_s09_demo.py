@@ -199,3 +199,111 @@ def test_a_fresh_run_builds_byte_identical_servers(demo, tmp_path):
     mine = store.read_manifest(STEP)
     assert other.outputs == mine.outputs
     assert other.exports[GLOBAL_RECORD_RELPATH] == mine.exports[GLOBAL_RECORD_RELPATH]
+
+
+MCP_SCRIPT = """
+import json, sys
+from pathlib import Path
+
+import anyio
+from mcp import Client
+
+from tasks.runtime.mcp_exposure import build_mcp_server
+from tasks.runtime.serve import load_environment
+
+
+async def exercise(out, name):
+    environment = load_environment(out, name)
+    spec = environment.spec
+    auth = next(t for t in spec.tools if t.is_authorization)
+    rows = environment.base.table(spec.core_entity).all()
+    users = [row[spec.core_key] for row in rows]
+    seen = {}
+    async with Client(build_mcp_server(environment)) as client:
+        listed = await client.list_tools()
+        seen["tools"] = [t.name for t in listed.tools]
+        before = await client.call_tool(auth.name, {spec.core_key: "no-such-user"})
+        seen["bad_user_is_error"] = before.is_error
+        # the policy may refuse some users (say, unverified ones): find one it admits
+        seen["authorized"] = False
+        for user in users:
+            result = await client.call_tool(auth.name, {spec.core_key: user})
+            if not result.is_error:
+                seen["authorized"] = True
+                break
+        calls = {}
+        for tool in spec.tools:
+            if tool.is_authorization or tool.parameters.get("required"):
+                continue
+            reply = await client.call_tool(tool.name, {})
+            calls[tool.name] = "error" if reply.is_error else "ok"
+        seen["calls"] = calls
+    return seen
+
+
+async def main():
+    out = Path(sys.argv[1])
+    print(json.dumps({n: await exercise(out, n) for n in sys.argv[2:]}))
+
+
+anyio.run(main)
+"""
+
+
+def test_each_passing_server_answers_an_in_memory_mcp_client(demo):
+    """Every passing demo server lists its tools, rejects an unknown user,
+    authorizes a real one and answers its parameterless tools (in a sandbox)."""
+    from schemas.sandbox import SandboxRequest
+    from tasks.runtime.sandbox import run_sandboxed
+    from tasks.server_harness import project_root
+
+    out, _, _ = demo
+    result = run_sandboxed(
+        SandboxRequest(
+            argv=("python", "mcp_check.py", str(out), *PASSING),
+            files={"mcp_check.py": MCP_SCRIPT},
+            read_only_paths=(str(out),),
+            python_path=(project_root(),),
+            timeout_s=90,
+        )
+    )
+    assert result.ok, result.stderr
+    seen = json.loads(result.stdout)
+    for name in PASSING:
+        listed = json.loads((out / "tool_lists" / f"{name}.json").read_text())
+        assert seen[name]["tools"] == [t["function"]["name"] for t in listed]
+        assert seen[name]["bad_user_is_error"] is True
+        assert seen[name]["authorized"] is True
+        assert set(seen[name]["calls"].values()) <= {"ok", "error"}
+    assert seen["DentalAppointments"]["calls"]["list_my_appointments"] == "ok"
+
+
+def test_a_demo_server_answers_the_official_client_over_stdio(demo):
+    """agentskiller serve-env's entry point serves a generated server over stdio."""
+    import sys
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    out, _, _ = demo
+
+    async def main():
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=[
+                "-m",
+                "tasks.runtime.serve",
+                "TreatmentBilling",
+                "--output-dir",
+                str(out),
+            ],
+        )
+        async with Client(params) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            denied = await client.call_tool("list_treatments", {})
+            return names, denied.is_error
+
+    names, denied = anyio.run(main)
+    listed = json.loads((out / "tool_lists" / "TreatmentBilling.json").read_text())
+    assert names == [t["function"]["name"] for t in listed]
+    assert denied is True  # not authorized yet
