@@ -3,16 +3,13 @@ diff; templates are strict about their inputs; overrides change the prompt hash.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import pytest
 
 from schemas.blueprint import BlueprintOutline
 from schemas.entity import Attribute, Entity
 from tasks.llm.prompting import PromptLibrary
-
-GOLDEN = Path(__file__).parent / "golden"
+from tests.llm.snapshots import check_golden, golden_name
 
 PATIENT = Entity(
     name="Patient",
@@ -76,11 +73,7 @@ CASES = {
 def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
     """Fixed inputs render the reviewed text (--update-golden rewrites it)."""
     rendered = PromptLibrary().render(prompt_id, **CASES[prompt_id])
-    golden = GOLDEN / f"{prompt_id.replace('/', '__')}.md"
-    if update_golden:
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(rendered.text, encoding="utf-8")
-    assert rendered.text == golden.read_text(encoding="utf-8")
+    check_golden(golden_name(prompt_id), rendered.text, update=update_golden)
     assert rendered.prompt_id == prompt_id
     assert len(rendered.prompt_hash) == 64
 

@@ -3,8 +3,6 @@ reviewable diff) and every input of a template is required."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import pytest
 
@@ -15,8 +13,8 @@ from tasks import database_generation as s06
 from tasks.core.data_contract import entity_contract, relationship_contract
 from tasks.core.data_summary import summarize_table
 from tasks.llm.prompting import PromptLibrary
+from tests.llm.snapshots import check_golden
 
-GOLDEN = Path(__file__).parent / "golden"
 NOW = "2025-01-23T15:00:00-05:00"
 TREATMENT = Entity(
     name="Treatment",
@@ -150,10 +148,7 @@ def test_rendered_prompt_matches_its_golden_snapshot(case, update_golden):
     """Fixed inputs render the reviewed text (--update-golden rewrites it)."""
     prompt_id, inputs = CASES[case]
     rendered = PromptLibrary().render(prompt_id, **inputs)
-    golden = GOLDEN / f"s06__{case}.md"
-    if update_golden:
-        golden.write_text(rendered.text, encoding="utf-8")
-    assert rendered.text == golden.read_text(encoding="utf-8")
+    check_golden(f"s06__{case}", rendered.text, update=update_golden)
     assert rendered.prompt_id == prompt_id
 
 

@@ -4,8 +4,6 @@ includes are part of each prompt's hash."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import pytest
 
@@ -13,9 +11,9 @@ from tasks import policy_generation as s07
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy, policy_export
 from tasks.llm.prompting import PromptLibrary
+from tests.llm.snapshots import check_golden, golden_name
 from tests.tasks.test_policy_generation import BLUEPRINT, CATALOGUE, POLICY, _summaries
 
-GOLDEN = Path(__file__).parent / "golden"
 TABLES = s07.schema_tables(BLUEPRINT, CATALOGUE, _summaries())
 SERVER_FACTS = {
     "blueprint": BLUEPRINT,
@@ -41,10 +39,7 @@ CASES = {
 def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
     """Fixed inputs render the reviewed text (--update-golden rewrites it)."""
     rendered = PromptLibrary().render(prompt_id, **CASES[prompt_id])
-    golden = GOLDEN / f"{prompt_id.replace('/', '__')}.md"
-    if update_golden:
-        golden.write_text(rendered.text, encoding="utf-8")
-    assert rendered.text == golden.read_text(encoding="utf-8")
+    check_golden(golden_name(prompt_id), rendered.text, update=update_golden)
     assert rendered.prompt_id == prompt_id
 
 

@@ -4,8 +4,6 @@ server include is part of each prompt's hash."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import pytest
 
@@ -14,6 +12,7 @@ from tasks.llm.prompting import PromptLibrary
 from tasks.runtime.harness import FIXTURES
 from tasks.server_checks import STDLIB_ALLOWED
 from tasks.server_drafts import FIX_PROMPT, MODULE_PROMPT, TESTS_PROMPT, TRIAGE_PROMPT
+from tests.llm.snapshots import check_golden, golden_name
 from tests.tasks.test_server_implementation import (
     BUGGY,
     MODULE,
@@ -21,7 +20,6 @@ from tests.tasks.test_server_implementation import (
     dental_inputs,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
 SERVER = {
     key: value
     for key, value in dental_inputs().context().items()
@@ -71,10 +69,7 @@ CASES = {
 def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
     """Fixed inputs render the reviewed text (--update-golden rewrites it)."""
     rendered = PromptLibrary().render(prompt_id, **CASES[prompt_id])
-    golden = GOLDEN / f"{prompt_id.replace('/', '__')}.md"
-    if update_golden:
-        golden.write_text(rendered.text, encoding="utf-8")
-    assert rendered.text == golden.read_text(encoding="utf-8")
+    check_golden(golden_name(prompt_id), rendered.text, update=update_golden)
     assert rendered.prompt_id == prompt_id
 
 
