@@ -9,9 +9,10 @@ from prefect import flow
 
 from schemas.artifact import Artifact
 from schemas.blueprint import OutlineSet, ServerBlueprint
-from schemas.entity import Entity, EntityCatalogue, EntityGraph
+from schemas.entity import EntityGraph
 from schemas.report import StepReport
 from tasks import blueprint_generation as s04
+from tasks import inputs
 from tasks import tool_list_formulation as s05
 from tasks.context import lookup
 from tasks.core.blueprints import blueprints_export
@@ -30,13 +31,8 @@ def design_blueprints(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s04_blueprint_generation
     llm = ctx.step_llm(s04.STEP, cfg)
     tally = StepTally(info.name)
-    [catalogue] = ctx.store.load_outputs(
-        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
-    )
-    entities = {
-        a.id: a
-        for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")
-    }
+    catalogue = inputs.entity_catalogue(ctx.store)
+    entities = inputs.entities_by_name(ctx.store)
     [graph] = ctx.store.load_outputs(
         "s03_entity_graph", EntityGraph, kind="entity_graph"
     )
@@ -139,9 +135,7 @@ def formulate_tool_lists(run_token: str) -> StepReport:
     """One OpenAI tool list per blueprint."""
     ctx, info, started = lookup(run_token), resolve_step("s05"), time.perf_counter()
     tally = StepTally(info.name)
-    blueprints = ctx.store.load_outputs(
-        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
-    )
+    blueprints = inputs.blueprints(ctx.store)
     calls = [
         (work_item("s05", b.id, inputs=[b], modules=s05.MODULES), {"blueprint": b})
         for b in blueprints

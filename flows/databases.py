@@ -21,6 +21,7 @@ from schemas.database import DataTable, TableConstraints, TableSummary
 from schemas.entity import Entity
 from schemas.report import StepReport
 from tasks import database_generation as s06
+from tasks import inputs
 from tasks.context import StepContext, lookup
 from tasks.core.constraints import constraints_export
 from tasks.core.data_contract import pointed_entities, used_entities
@@ -79,13 +80,8 @@ def generate_databases(run_token: str) -> StepReport:
     ctx, info, started = lookup(run_token), resolve_step("s06"), time.perf_counter()
     tally = StepTally(info.name)
     items = _Items(ctx, tally)
-    blueprints = ctx.store.load_outputs(
-        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
-    )
-    entities = {
-        a.id: a
-        for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")
-    }
+    blueprints = inputs.blueprints(ctx.store)
+    entities = inputs.entities_by_name(ctx.store)
     tables = items.run(
         s06.generate_entity_table, _entity_calls(items, blueprints, entities)
     )

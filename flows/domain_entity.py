@@ -11,11 +11,12 @@ from prefect import flow
 from schemas.artifact import Artifact
 from schemas.base import stable_hash
 from schemas.domain import Domain, DomainBatch
-from schemas.entity import Entity, EntityBatch, EntityCatalogue, RelationBatch
+from schemas.entity import EntityBatch, EntityCatalogue, RelationBatch
 from schemas.report import StepReport
 from tasks import domain_expansion as s01
 from tasks import entity_extraction as s02
 from tasks import entity_graph as s03
+from tasks import inputs
 from tasks.context import lookup
 from tasks.core import domains as core_domains
 from tasks.core import entities as core_entities
@@ -196,13 +197,8 @@ def relate_entities(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s03_entity_graph
     llm = ctx.step_llm(s03.STEP, cfg)
     tally = StepTally(info.name)
-    [catalogue] = ctx.store.load_outputs(
-        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
-    )
-    entities = {
-        a.id: a
-        for a in ctx.store.load_outputs("s02_entity_extraction", Entity, kind="entity")
-    }
+    catalogue = inputs.entity_catalogue(ctx.store)
+    entities = inputs.entities_by_name(ctx.store)
     calls = []
     for person, batch_index, names in core_graph.person_batches(
         catalogue.payload, cfg.relation_batch_size

@@ -12,10 +12,9 @@ import time
 
 from prefect import flow
 
-from schemas.blueprint import ServerBlueprint
 from schemas.database import TableSummary
-from schemas.entity import EntityCatalogue
 from schemas.report import StepReport
+from tasks import inputs
 from tasks import policy_generation as s07
 from tasks.context import lookup
 from tasks.fanout import StepTally, run_items
@@ -32,12 +31,8 @@ def write_policies(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s07_policy_generation
     llm = ctx.step_llm(s07.STEP, cfg)
     tally = StepTally(info.name)
-    blueprints = ctx.store.load_outputs(
-        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
-    )
-    [catalogue] = ctx.store.load_outputs(
-        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
-    )
+    blueprints = inputs.blueprints(ctx.store)
+    catalogue = inputs.entity_catalogue(ctx.store)
     summaries = ctx.store.load_outputs(
         "s06_database_generation", TableSummary, kind="table_summary"
     )

@@ -18,12 +18,11 @@ import time
 from prefect import flow
 
 from schemas.artifact import Artifact, FailedItem
-from schemas.blueprint import ServerBlueprint
 from schemas.database import DataTable
-from schemas.entity import EntityCatalogue
 from schemas.policy import PolicyDocument
 from schemas.report import StepReport
 from schemas.server import McpServer, ServerBuild
+from tasks import inputs
 from tasks import server_implementation as s09
 from tasks.context import lookup
 from tasks.fanout import StepTally, run_items
@@ -46,12 +45,8 @@ def implement_servers(run_token: str) -> StepReport:
     coder = ctx.step_llm(s09.STEP, cfg)
     triager = ctx.step_llm(s09.STEP, s09.triage_model(cfg))
     tally = StepTally(info.name)
-    blueprints = ctx.store.load_outputs(
-        "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
-    )
-    [catalogue] = ctx.store.load_outputs(
-        "s02_entity_extraction", EntityCatalogue, kind="entity_catalogue"
-    )
+    blueprints = inputs.blueprints(ctx.store)
+    catalogue = inputs.entity_catalogue(ctx.store)
     tables = ctx.store.load_outputs(
         "s06_database_generation", DataTable, kind="data_table"
     )

@@ -13,9 +13,9 @@ import time
 
 from prefect import flow
 
-from schemas.blueprint import ServerBlueprint
 from schemas.policy import PolicyDocument
 from schemas.report import StepReport
+from tasks import inputs
 from tasks import tool_graph_generation as s08
 from tasks.context import lookup
 from tasks.core.tool_graph import tool_graph_export
@@ -34,12 +34,7 @@ def build_tool_graphs(run_token: str) -> StepReport:
     cfg = ctx.config.steps.s08_tool_graph_generation
     llm = ctx.step_llm(s08.STEP, cfg)
     tally = StepTally(info.name)
-    blueprints = {
-        b.payload.server_name: b
-        for b in ctx.store.load_outputs(
-            "s04_blueprint_generation", ServerBlueprint, kind="blueprint"
-        )
-    }
+    blueprints = {b.payload.server_name: b for b in inputs.blueprints(ctx.store)}
     policies = ctx.store.load_outputs(
         "s07_policy_generation", PolicyDocument, kind="policy"
     )

@@ -16,19 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from schemas.base import CheckedDraft, Draft, Frozen, PascalName, Slug
+from schemas.entity import AttributeType
 
 TableKind = Literal["entity", "relationship"]
-ColumnType = Literal[
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "enum",
-    "date",
-    "datetime",
-    "array",
-    "object",
-]
+ColumnType = AttributeType
+"""Column types of generated tables: the entity attribute types."""
 Scalar = str | bool | int | float
 Operand = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
