@@ -85,3 +85,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def ancestor_kinds(store, target: str) -> set[str]:
+    """Artifact kinds in the ancestry of an output file, asserting no gap."""
+    from tasks.store import lineage
+
+    [ref] = lineage.resolve(store, target)
+    kinds: set[str] = set()
+    stack = [lineage.ancestry(store, ref)]
+    while stack:
+        node = stack.pop()
+        assert not node.missing, f"broken lineage at {node.ref}"
+        kinds.add(node.ref.kind)
+        stack.extend(node.children)
+    return kinds

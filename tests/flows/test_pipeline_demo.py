@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO, ancestor_kinds
 
 pytestmark = pytest.mark.slow
 
@@ -105,19 +105,11 @@ def test_demo_run_reports_each_scripted_failure_as_data(demo):
 def test_blueprint_lineage_reaches_the_seed_domains(demo):
     """A tool list traces back through blueprint, entities and domains to the seeds."""
     out, _ = demo
-    from tasks.store import lineage
     from tasks.store.artifacts import ArtifactStore
     from tasks.store.paths import OutputLayout
 
     store = ArtifactStore(OutputLayout(out))
-    [ref] = lineage.resolve(store, "tool_lists/DentalAppointments.json")
-    kinds: set[str] = set()
-    stack = [lineage.ancestry(store, ref)]
-    while stack:
-        node = stack.pop()
-        assert not node.missing, f"broken lineage at {node.ref}"
-        kinds.add(node.ref.kind)
-        stack.extend(node.children)
+    kinds = ancestor_kinds(store, "tool_lists/DentalAppointments.json")
     assert {
         "tool_list",
         "blueprint",

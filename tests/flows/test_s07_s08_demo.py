@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, ancestor_kinds
 
 pytestmark = pytest.mark.slow
 
@@ -128,17 +128,9 @@ def test_tool_graphs_are_rooted_dags_and_report_their_trajectories(demo):
 
 def test_tool_graph_lineage_reaches_policy_data_and_blueprint(demo):
     """tool_graphs/<Server>.json -> tool graph -> policy -> summaries, blueprint."""
-    from tasks.store import lineage
 
     _, _, store = demo
-    [ref] = lineage.resolve(store, "tool_graphs/DentalAppointments.json")
-    kinds: set[str] = set()
-    stack = [lineage.ancestry(store, ref)]
-    while stack:
-        node = stack.pop()
-        assert not node.missing, f"broken lineage at {node.ref}"
-        kinds.add(node.ref.kind)
-        stack.extend(node.children)
+    kinds = ancestor_kinds(store, "tool_graphs/DentalAppointments.json")
     assert {
         "tool_graph",
         "policy",

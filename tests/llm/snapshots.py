@@ -19,3 +19,16 @@ def check_golden(name: str, text: str, *, update: bool) -> None:
 
 def golden_name(prompt_id: str) -> str:
     return prompt_id.replace("/", "__")
+
+
+def assert_inputs_required(prompt_id: str, inputs: dict) -> None:
+    """StrictUndefined: leaving out any one input is an error, not an empty string."""
+    import jinja2
+    import pytest
+
+    from tasks.llm.prompting import PromptLibrary
+
+    for missing in inputs:
+        partial = {k: v for k, v in inputs.items() if k != missing}
+        with pytest.raises(jinja2.UndefinedError):
+            PromptLibrary().render(prompt_id, **partial)

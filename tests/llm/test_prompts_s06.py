@@ -3,7 +3,6 @@ reviewable diff) and every input of a template is required."""
 
 from __future__ import annotations
 
-import jinja2
 import pytest
 
 from schemas.blueprint import Column, Relationship, ServerBlueprint
@@ -13,7 +12,7 @@ from tasks import database_generation as s06
 from tasks.core.data_contract import entity_contract, relationship_contract
 from tasks.core.data_summary import summarize_table
 from tasks.llm.prompting import PromptLibrary
-from tests.llm.snapshots import check_golden
+from tests.llm.snapshots import assert_inputs_required, check_golden
 
 NOW = "2025-01-23T15:00:00-05:00"
 TREATMENT = Entity(
@@ -158,10 +157,7 @@ def test_rendered_prompt_matches_its_golden_snapshot(case, update_golden):
 def test_each_input_of_a_prompt_is_required(case):
     """StrictUndefined: leaving out any input is an error, never an empty string."""
     prompt_id, inputs = CASES[case]
-    for missing in inputs:
-        partial = {k: v for k, v in inputs.items() if k != missing}
-        with pytest.raises(jinja2.UndefinedError):
-            PromptLibrary().render(prompt_id, **partial)
+    assert_inputs_required(prompt_id, inputs)
 
 
 def test_the_rules_reach_the_generator_in_their_machine_form():

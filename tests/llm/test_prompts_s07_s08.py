@@ -4,14 +4,13 @@ includes are part of each prompt's hash."""
 
 from __future__ import annotations
 
-import jinja2
 import pytest
 
 from tasks import policy_generation as s07
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy, policy_export
 from tasks.llm.prompting import PromptLibrary
-from tests.llm.snapshots import check_golden, golden_name
+from tests.llm.snapshots import assert_inputs_required, check_golden, golden_name
 from tests.tasks.test_policy_generation import BLUEPRINT, CATALOGUE, POLICY, _summaries
 
 TABLES = s07.schema_tables(BLUEPRINT, CATALOGUE, _summaries())
@@ -46,10 +45,7 @@ def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
 @pytest.mark.parametrize("prompt_id", sorted(CASES))
 def test_each_input_of_a_prompt_is_required(prompt_id):
     """StrictUndefined: leaving out any input is an error, never an empty string."""
-    for missing in CASES[prompt_id]:
-        partial = {k: v for k, v in CASES[prompt_id].items() if k != missing}
-        with pytest.raises(jinja2.UndefinedError):
-            PromptLibrary().render(prompt_id, **partial)
+    assert_inputs_required(prompt_id, CASES[prompt_id])
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ server include is part of each prompt's hash."""
 
 from __future__ import annotations
 
-import jinja2
 import pytest
 
 from schemas.server import TriageDraft
@@ -12,7 +11,7 @@ from tasks.llm.prompting import PromptLibrary
 from tasks.runtime.harness import FIXTURES
 from tasks.server_checks import STDLIB_ALLOWED
 from tasks.server_drafts import FIX_PROMPT, MODULE_PROMPT, TESTS_PROMPT, TRIAGE_PROMPT
-from tests.llm.snapshots import check_golden, golden_name
+from tests.llm.snapshots import assert_inputs_required, check_golden, golden_name
 from tests.tasks.test_server_implementation import (
     BUGGY,
     MODULE,
@@ -76,10 +75,7 @@ def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
 @pytest.mark.parametrize("prompt_id", sorted(CASES))
 def test_each_input_of_a_prompt_is_required(prompt_id):
     """StrictUndefined: leaving out any input is an error, never an empty string."""
-    for missing in CASES[prompt_id]:
-        partial = {k: v for k, v in CASES[prompt_id].items() if k != missing}
-        with pytest.raises(jinja2.UndefinedError):
-            PromptLibrary().render(prompt_id, **partial)
+    assert_inputs_required(prompt_id, CASES[prompt_id])
 
 
 def test_fix_prompt_carries_the_diagnosis_and_the_real_failure():
