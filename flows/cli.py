@@ -65,22 +65,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             " ".join(problems) + f" (To try the pipeline offline: {DEMO_HINT})"
         )
     prepare_prefect_environment()
+    from flows.interrupts import InterruptGuard
     from flows.pipeline import PipelineFailed, run_pipeline
+    from flows.prefect_api import PrefectUnavailable, prefect_api
 
+    guard = InterruptGuard()
     try:
-        state = run_pipeline(
-            config_path=str(loaded.path),
-            output_dir=args.output_dir,
-            step=args.step,
-            start=args.start,
-            until=args.until,
-            return_state=True,
-        )
+        with guard, prefect_api(on_force=guard.on_force):
+            state = run_pipeline(
+                config_path=str(loaded.path),
+                output_dir=args.output_dir,
+                step=args.step,
+                start=args.start,
+                until=args.until,
+                return_state=True,
+            )
+    except PrefectUnavailable as exc:
+        return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return _fail(
             "interrupted; every item that finished is kept and will not be redone "
             "when you run the same command again",
-            130,
+            guard.exit_code,
         )
     result = state.result(raise_on_failure=False)
     if isinstance(result, PipelineFailed):
@@ -95,6 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             json.dumps(report, indent=2) + "\n", encoding="utf-8"
         )
     _print_report(report)
+    if guard.received is not None:
+        return guard.exit_code
     return 0 if report["status"] == "ok" else 1
 
 

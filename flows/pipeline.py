@@ -16,10 +16,11 @@ from pathlib import Path
 from prefect import Flow, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.exceptions import TerminationSignal
 
 from flows.blueprint_tools import design_blueprints, formulate_tool_lists
 from flows.domain_entity import expand_domains, extract_entities, relate_entities
+from flows.interrupts import StoppingTaskRunner, signal_name
 from schemas.report import RunReport, StepReport
 from tasks.context import register, release
 from tasks.reporting import StepFailed
@@ -153,7 +154,8 @@ def run_pipeline(
     token = register(run_id, ctx)
     reports: dict[str, StepReport] = {}
     error: str | None = None
-    runner = ThreadPoolTaskRunner(max_workers=loaded.config.run.max_concurrency)
+    received: str | None = None
+    runner = StoppingTaskRunner(max_workers=loaded.config.run.max_concurrency)
     try:
         for info in steps:
             try:
@@ -166,6 +168,14 @@ def run_pipeline(
             except MissingStepOutput as exc:
                 error = str(exc)
                 break
+            except (KeyboardInterrupt, TerminationSignal) as exc:
+                received = signal_name(exc)
+                error = (
+                    f"interrupted by {received} during {info.name}; every item that "
+                    "finished is kept and will not be redone when you run the same "
+                    "command again"
+                )
+                break
     finally:
         release(token)
         ctx.ledger.write_jsonl(ctx.layout.ledger_dir / f"{run_id}.jsonl")
@@ -174,7 +184,8 @@ def run_pipeline(
         config_path=str(loaded.path),
         config_hash=loaded.config_hash,
         output_dir=str(out),
-        status="failed" if error else "ok",
+        status="interrupted" if received else "failed" if error else "ok",
+        signal=received,
         error=error,
         llm_calls=ctx.ledger.calls(),
         steps=reports,

@@ -28,8 +28,12 @@ class RunReport(Frozen):
     config_path: str
     config_hash: str
     output_dir: str
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "interrupted"]
     error: str | None = None
+    signal: str | None = Field(
+        default=None,
+        description="The signal that interrupted the run (SIGINT or SIGTERM).",
+    )
     llm_calls: int = Field(
         description="Model answers this run received (live or replayed); cache hits "
         "are not calls."
