@@ -4,20 +4,19 @@ input schema is exactly the spec's JSON schema, whose annotations carry the
 read/write classification, and whose calls run through `Environment.call`. Tool
 errors and crashes become MCP error results (`is_error` true) carrying the message;
 successes carry the JSON as text and, as `structured_content`, the object (a
-non-object value is wrapped as `{"result": value}`).
-
-Sessions: every client gets its own runtime session and shares one only by naming
-it. A request names its session, first match wins, by `_meta["agentskiller/session"]`,
-then (over HTTP) the `agentskiller-session` header, then the `session` query
-parameter of the endpoint URL (`.../mcp?session=NAME`). Otherwise the session is
-the client's own: over streamable HTTP, the MCP session id of a handshake-era
-(2025-11-25) client, else the `agentskiller-session` cookie that the HTTP app sets
-on the first response to a client without one (the 2026-07-28 protocol carries no
-per-client identity, but the official client keeps cookies per `Client`); an HTTP
-request with neither runs in a private session that lives for that call only.
-stdio and in-memory connections carry no identity, so they share the server's
-`local_session`, one per server object (stdio serves one client per process).
-Side effects: none until the server runs; then only session state in memory."""
+non-object value is wrapped as `{"result": value}`). Sessions: every client gets
+its own runtime session and shares one only by naming it. A request names its
+session by `_meta["agentskiller/session"]`, else (over HTTP) the
+`agentskiller-session` header, else the `session` query parameter of the endpoint
+URL (`.../mcp?session=NAME`). Unnamed, a streamable-HTTP request uses its client's
+own session: the MCP session id of a handshake-era (2025-11-25) client, else the
+`agentskiller-session` cookie that the HTTP app sets on its first response to a
+client without one (the 2026-07-28 protocol carries no per-client identity; the
+official client keeps cookies per `Client`); with neither, the call runs in a
+private session that is dropped after it. stdio and in-memory connections carry no
+identity, so they share the server's `local_session`, one per server object (stdio
+serves one client per process). Side effects: none until the server runs; then
+session state in memory, never on disk."""
 
 from __future__ import annotations
 
@@ -60,11 +59,11 @@ class EnvironmentServer(MCPServer):
     def streamable_http_app(self, **options: Any) -> Starlette:
         """The SDK's streamable-HTTP app, handing out session cookies."""
         app = super().streamable_http_app(**options)
-        app.add_middleware(SessionCookieMiddleware)
+        app.add_middleware(_SessionCookieMiddleware)
         return app
 
 
-class SessionCookieMiddleware:
+class _SessionCookieMiddleware:
     """ASGI middleware: the response to an HTTP request without a session cookie
     sets a new one, so every cookie-keeping client gets a session of its own."""
 
