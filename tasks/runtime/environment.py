@@ -1,5 +1,6 @@
 """A runnable environment: takes an `EnvironmentSpec`, the base `Database` and one
-tool body per tool; runs tool calls in isolated sessions and returns `ToolResult`s,
+tool body per tool; runs tool calls in isolated sessions (named ones, kept until
+reset, or a private one that lives for a single call) and returns `ToolResult`s,
 per-session state hashes and diffs against the base, and the `ToolCrash`es of
 generated code. Every call is atomic: arguments are validated against the tool's
 JSON schema first, and a tool error, a confirmation preview or a crash undoes the
@@ -34,6 +35,8 @@ from tasks.runtime.session import (
 from tasks.runtime.table import ToolError
 
 DEFAULT_SESSION = "default"
+PRIVATE_SESSION = "private"
+"""The id a single-call private session carries (it is never stored or shared)."""
 CONTRACT_VIOLATION = "ContractViolation"
 
 logger = logging.getLogger(__name__)
@@ -108,12 +111,7 @@ class Environment:
         """The session with this id, created on first use from a base copy."""
         session = self._sessions.get(session_id)
         if session is None:
-            session = Session(
-                id=session_id,
-                db=self._base.copy(),
-                clock=self._clock,
-                ids=IdGenerator(self.spec.seed, self.spec.name),
-            )
+            session = self._fresh_session(session_id)
             self._sessions[session_id] = session
         return session
 
@@ -123,14 +121,16 @@ class Environment:
 
     def call(
         self,
-        session_id: str,
+        session_id: str | None,
         tool: str,
         arguments: Mapping[str, Any] | None = None,
     ) -> ToolResult:
         """Run one tool call in a session.
 
         Args:
-            session_id: The session (created on first use).
+            session_id: The session (created on first use), or None for a
+                private session made from the base state for this call alone
+                and dropped afterwards (so nothing it does is ever seen again).
             tool: The tool name.
             arguments: The tool's arguments, as an agent sent them.
 
@@ -146,7 +146,12 @@ class Environment:
             parsed = parse_arguments(tool, spec.parameters, arguments or {})
         except ToolError as exc:
             return _error(tool, str(exc))
-        return self._run(self.session(session_id), spec, parsed)
+        session = (
+            self._fresh_session(PRIVATE_SESSION)
+            if session_id is None
+            else self.session(session_id)
+        )
+        return self._run(session, spec, parsed)
 
     def state_hash(self, session_id: str = DEFAULT_SESSION) -> str:
         """sha256 of the session's database state."""
@@ -155,6 +160,14 @@ class Environment:
     def diff(self, session_id: str = DEFAULT_SESSION) -> DatabaseDiff:
         """What the session changed relative to the base database."""
         return self._base.diff(self.session(session_id).db)
+
+    def _fresh_session(self, session_id: str) -> Session:
+        return Session(
+            id=session_id,
+            db=self._base.copy(),
+            clock=self._clock,
+            ids=IdGenerator(self.spec.seed, self.spec.name),
+        )
 
     def _run(
         self, session: Session, spec: ToolSpec, arguments: dict[str, Any]

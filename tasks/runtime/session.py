@@ -90,7 +90,9 @@ class Session:
     """One conversation's isolated view of an environment.
 
     Attributes:
-        id: The session id ("default" for stdio and in-memory clients).
+        id: The session id: a name a client or episode chose, an id the MCP
+            exposure assigned to one client, or "private" for a session that
+            lives for a single call.
         db: A private copy of the base database.
         clock: The simulation clock.
         ids: The id stream.

@@ -6,6 +6,7 @@ exports, data and a tool module. Simulation time in tests: 2025-01-23T15:00-05:0
 
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "dental"
 SERVER = "DentalAppointments"
 SIMULATION_TIME = "2025-01-23T15:00:00-05:00"
@@ -29,3 +30,22 @@ ANA_CANCELLED = "e5f6a7b8-c9d0-4e1f-8a3b-4c5d6e7f8091"
 BEN_BOOKED = "f6a7b8c9-d0e1-4f2a-9b4c-5d6e7f8091a2"
 
 FUTURE = "2025-02-10T10:00:00-05:00"
+BOOK = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE}
+"""Arguments of `book_appointment` for Bright Smiles (a preview without confirm)."""
+
+
+def serve_arguments(transport: str, *options: str) -> list[str]:
+    """The arguments of `python -m tasks.runtime.serve` for the fixture server
+    (run it with the repository root as working directory)."""
+    return [
+        "-m",
+        "tasks.runtime.serve",
+        SERVER,
+        "--output-dir",
+        str(FIXTURE_DIR),
+        "--transport",
+        transport,
+        "--simulation-time",
+        SIMULATION_TIME,
+        *options,
+    ]

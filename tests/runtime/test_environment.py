@@ -17,6 +17,7 @@ from tests.runtime import (
     ANA_CANCELLED,
     BEN,
     BEN_BOOKED,
+    BOOK,
     BRIGHT_SMILES,
     CHEN,
     FIXTURE_DIR,
@@ -26,8 +27,6 @@ from tests.runtime import (
     SERVER,
     SIMULATION_TIME,
 )
-
-BOOK = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE}
 
 
 def _file_digests(root: Path) -> dict[str, str]:
@@ -69,6 +68,17 @@ def test_two_sessions_are_isolated(environment):
     other = environment.call("two", "list_my_appointments", {})
     assert other.error == "not authorized: call authorize_patient first"
     assert set(environment.session_ids) == {"one", "two"}
+
+
+def test_a_call_without_a_session_runs_in_a_private_session_that_is_dropped(
+    environment,
+):
+    """`call(None, ...)` works on a base copy that no later call sees."""
+    authorized = environment.call(None, "authorize_patient", {"patient_id": ANA})
+    booked = environment.call(None, "book_appointment", {**BOOK, "confirm": True})
+    assert authorized.content == {"authorized": True, "patient_id": ANA}
+    assert booked.error == "not authorized: call authorize_patient first"
+    assert environment.session_ids == ()
 
 
 def test_write_tool_changes_the_state_hash_and_read_tools_do_not(environment):

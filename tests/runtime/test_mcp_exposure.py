@@ -12,26 +12,24 @@ from tasks.runtime.environment import Environment
 from tasks.runtime.implementations import load_implementations
 from tasks.runtime.mcp_exposure import (
     SESSION_META_KEY,
+    EnvironmentServer,
     build_mcp_server,
     call_tool_result,
 )
 from tests.runtime import (
     ANA,
     ANA_BOOKED,
-    BRIGHT_SMILES,
+    BOOK,
     FIXTURE_DIR,
-    FUTURE,
     HARBOR,
     SERVER,
 )
 
-BOOK = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE}
 HTTP_BASE = "http://127.0.0.1:8000"
 
 
-def _with_client(environment: Environment, scenario):
+def _with_client(server: EnvironmentServer, scenario):
     async def main():
-        server = build_mcp_server(environment)
         async with Client(server, raise_exceptions=True) as client:
             return await scenario(client)
 
@@ -44,7 +42,7 @@ def test_listed_schemas_equal_the_spec_and_hints_follow_the_effect(environment):
     async def scenario(client):
         return (await client.list_tools()).tools
 
-    listed = _with_client(environment, scenario)
+    listed = _with_client(build_mcp_server(environment), scenario)
     assert [tool.name for tool in listed] == [t.name for t in environment.spec.tools]
     for tool, spec in zip(listed, environment.spec.tools, strict=True):
         assert tool.input_schema == spec.parameters
@@ -71,7 +69,8 @@ def test_every_tool_works_over_mcp(environment):
         ]
         return [await client.call_tool(name, args) for name, args in calls]
 
-    results = _with_client(environment, scenario)
+    server = build_mcp_server(environment)
+    results = _with_client(server, scenario)
     assert not any(result.is_error for result in results)
     for result in results:
         assert json.loads(result.content[0].text) == result.structured_content
@@ -84,7 +83,7 @@ def test_every_tool_works_over_mcp(environment):
     assert preview["needs_confirmation"] is True
     assert cancelled["appointment"]["status"] == "cancelled"
     new_id = booked["appointment"]["appointment_id"]
-    assert environment.diff("default") == DatabaseDiff(
+    assert environment.diff(server.local_session) == DatabaseDiff(
         tables={
             "Appointment": TableDiff(
                 inserted=(new_id,),
@@ -101,7 +100,7 @@ def test_a_bad_id_gives_an_error_result_with_the_message(environment):
         await client.call_tool("authorize_patient", {"patient_id": ANA})
         return await client.call_tool("cancel_appointment", {"appointment_id": "x"})
 
-    result = _with_client(environment, scenario)
+    result = _with_client(build_mcp_server(environment), scenario)
     assert result.is_error is True
     assert result.content[0].text == "no Appointment with appointment_id 'x'"
     assert result.structured_content is None
@@ -128,7 +127,8 @@ def test_unknown_tools_unknown_arguments_and_crashes_are_error_results(environme
             await client.call_tool("list_clinics", {}),
         ]
 
-    unknown, extra, coerced, crashed = _with_client(environment, scenario)
+    server = build_mcp_server(environment)
+    unknown, extra, coerced, crashed = _with_client(server, scenario)
     assert all(r.is_error for r in (unknown, extra, coerced, crashed))
     assert "Unknown tool" in unknown.content[0].text
     assert "unknown argument(s) 'notes'" in extra.content[0].text
@@ -136,7 +136,7 @@ def test_unknown_tools_unknown_arguments_and_crashes_are_error_results(environme
     assert crashed.content[0].text == (
         "internal error in tool list_clinics: ZeroDivisionError: division by zero"
     )
-    assert environment.diff("default").empty
+    assert environment.diff(server.local_session).empty
 
 
 def test_request_meta_selects_the_runtime_session(environment):
@@ -154,43 +154,92 @@ def test_request_meta_selects_the_runtime_session(environment):
         )
         return await client.call_tool("list_clinics", {}, meta=meta("bob"))
 
-    other = _with_client(environment, scenario)
+    other = _with_client(build_mcp_server(environment), scenario)
     assert other.is_error
     assert set(environment.session_ids) == {"alice", "bob"}
     assert not environment.diff("alice").empty
     assert environment.diff("bob").empty
 
 
+async def _http_calls(app, calls, *, mode="auto"):
+    """What one official client gets for `calls` over streamable HTTP to `app`."""
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url=HTTP_BASE) as http:
+        connection = streamable_http_client(f"{HTTP_BASE}/mcp", http_client=http)
+        async with Client(connection, mode=mode) as client:
+            return [await client.call_tool(name, args) for name, args in calls]
+
+
 def test_each_http_mcp_session_gets_its_own_runtime_session(environment):
     """Over streamable HTTP, two MCP sessions are two isolated runtime sessions."""
     server = build_mcp_server(environment)
     app = server.streamable_http_app()
-
-    async def session_calls(calls):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=HTTP_BASE) as http:
-            connection = streamable_http_client(f"{HTTP_BASE}/mcp", http_client=http)
-            async with Client(connection, mode="legacy") as client:
-                return [await client.call_tool(name, args) for name, args in calls]
+    book = [
+        ("authorize_patient", {"patient_id": ANA}),
+        ("book_appointment", {**BOOK, "confirm": True}),
+    ]
 
     async def main():
         async with server.session_manager.run():
-            first = await session_calls(
-                [
-                    ("authorize_patient", {"patient_id": ANA}),
-                    ("book_appointment", {**BOOK, "confirm": True}),
-                ]
-            )
-            second = await session_calls([("list_clinics", {})])
+            first = await _http_calls(app, book, mode="legacy")
+            second = await _http_calls(app, [("list_clinics", {})], mode="legacy")
             return first, second
 
     first, second = anyio.run(main)
     assert [r.is_error for r in first] == [False, False]
     assert second[0].content[0].text == "not authorized: call authorize_patient first"
     sessions = environment.session_ids
-    assert len(sessions) == 2 and "default" not in sessions
+    assert len(sessions) == 2 and server.local_session not in sessions
     changed = [not environment.diff(session).empty for session in sessions]
     assert changed == [True, False]
+
+
+def test_an_http_request_without_session_identity_runs_in_a_private_session(
+    environment,
+):
+    """A client's first request has no cookie yet: that call's state is dropped.
+
+    A client pinned to 2026-07-28 skips discovery, so its first request is the
+    tool call; the response sets the cookie that its second request carries.
+    """
+    server = build_mcp_server(environment)
+    app = server.streamable_http_app()
+    calls = [
+        ("authorize_patient", {"patient_id": ANA}),
+        ("list_my_appointments", {}),
+    ]
+
+    async def main():
+        async with server.session_manager.run():
+            return await _http_calls(app, calls, mode="2026-07-28")
+
+    authorized, mine = anyio.run(main)
+    assert authorized.structured_content == {"authorized": True, "patient_id": ANA}
+    assert mine.content[0].text == "not authorized: call authorize_patient first"
+    (cookie_session,) = environment.session_ids
+    assert environment.session(cookie_session).authorized_id is None
+
+
+def test_in_memory_clients_of_two_servers_have_separate_sessions(environment):
+    """stdio and in-memory connections share one session per server object."""
+    first, second = build_mcp_server(environment), build_mcp_server(environment)
+
+    async def authorize_and_book(client):
+        await client.call_tool("authorize_patient", {"patient_id": ANA})
+        return await client.call_tool("book_appointment", {**BOOK, "confirm": True})
+
+    async def list_mine(client):
+        return await client.call_tool("list_my_appointments", {})
+
+    booked = _with_client(first, authorize_and_book)
+    other = _with_client(second, list_mine)
+    again = _with_client(first, list_mine)
+    assert not booked.is_error
+    assert other.content[0].text == "not authorized: call authorize_patient first"
+    new_id = booked.structured_content["appointment"]["appointment_id"]
+    listed = [a["appointment_id"] for a in again.structured_content["appointments"]]
+    assert new_id in listed
+    assert set(environment.session_ids) == {first.local_session, second.local_session}
 
 
 def test_non_object_results_are_wrapped_for_structured_content():
