@@ -116,6 +116,20 @@ def _publish(report: RunReport) -> None:
     create_markdown_artifact(key="agentskiller-run-report", markdown=_markdown(report))
 
 
+def machinery_failure(reports: dict[str, StepReport]) -> str | None:
+    """The run's error when items failed because the pipeline itself is broken."""
+    broken = [
+        f for r in reports.values() for f in r.failures if f.reason == "machinery_error"
+    ]
+    if not broken:
+        return None
+    return (
+        f"{len(broken)} item(s) failed because the pipeline's own machinery is "
+        f"broken (they were not cached). First: {broken[0].item_key}: "
+        f"{broken[0].message}"
+    )
+
+
 @flow(name="agentskiller-pipeline", log_prints=True)
 def run_pipeline(
     config_path: str,
@@ -179,6 +193,7 @@ def run_pipeline(
     finally:
         release(token)
         ctx.ledger.write_jsonl(ctx.layout.ledger_dir / f"{run_id}.jsonl")
+    error = error or machinery_failure(reports)
     report = RunReport(
         run_name=loaded.config.run.name,
         config_path=str(loaded.path),

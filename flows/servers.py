@@ -101,17 +101,24 @@ def implement_servers(run_token: str) -> StepReport:
                 step=s09.STEP, item_key=name, reason="dependency_failed", message=reason
             )
         )
+    built = {b.id for b in builds}
+    # Items without a build report (the machinery failed) are recorded with why.
+    unbuilt = {
+        o.item_key: o.failure.message
+        for o in outcomes
+        if o.failure is not None and o.item_key not in built
+    }
     record_work = work_item(
         s09.STEP,
         "global-record",
         inputs=builds,
-        params={"missing": missing},
+        params={"missing": missing | unbuilt},
         modules=s09.MODULES,
     )
     [recorded] = run_items(
         ctx,
         s09.record_builds,
-        [(record_work, {"builds": builds, "missing": missing})],
+        [(record_work, {"builds": builds, "missing": missing | unbuilt})],
         tally,
     )
     exports = {tool_list_relpath(a.id): (a, list(a.payload.tools)) for a in servers}

@@ -149,6 +149,7 @@ FailureReason = Literal[
     "cassette_miss",  # replay mode had no recorded answer for the call key
     "validation_failed",  # a deterministic check rejected the item after repair
     "dependency_failed",  # an input this item needs failed upstream
+    "machinery_error",  # the pipeline's own machinery (sandbox, harness) failed
     "error",  # an unexpected exception inside the item (a bug): message kept
 ]
 

@@ -173,6 +173,11 @@ class HarnessReport(Frozen):
     checks: tuple[CheckOutcome, ...] = ()
     tests: tuple[TestOutcome, ...] = ()
     listed_tools: tuple[ListedTool, ...] | None = None
+    machinery_error: str | None = Field(
+        default=None,
+        description="The harness itself could not work (e.g. a module it needs "
+        "does not import); no gate ran.",
+    )
 
 
 class RepairAttempt(Frozen):

@@ -44,6 +44,7 @@ from tasks.core.data_validation import (
 )
 from tasks.llm.bound import Answer, StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.machinery import MachineryError
 from tasks.runtime.sandbox import run_sandboxed
 
 WRITE_PROMPT = "s06/write_generator"
@@ -141,6 +142,8 @@ def run_table_script(
         memory_mb=cfg.script_memory_mb,
     )
     result = run_sandboxed(request)
+    if result.status == "sandbox_error":
+        raise MachineryError(f"running the {contract.table} generator", result.message)
     problems = run_problems(result)
     data: Any = None
     if not problems:

@@ -54,6 +54,7 @@ TABLE_PROMPTS = (WRITE_PROMPT, FIX_PROMPT)
 MODULES = (
     "tasks.database_generation",
     "tasks.database_authoring",
+    "tasks.machinery",
     "tasks.core.block_editor",
     "tasks.core.block_matching",
     "tasks.core.constraints",

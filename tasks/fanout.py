@@ -28,6 +28,7 @@ from schemas.base import sha256_hex
 from tasks.caching import artifact_cache_key
 from tasks.context import StepContext
 from tasks.llm.errors import CassetteMiss, LLMUnavailable
+from tasks.machinery import MachineryError
 
 
 @dataclass
@@ -112,6 +113,13 @@ def result_storage(location: str | Path) -> WritableFileSystem:
 
 def failure_from_exception(step: str, item_key: str, exc: BaseException) -> FailedItem:
     """Turn an exception that escaped an item into a typed, retryable failure."""
+    if isinstance(exc, MachineryError):
+        # Not retryable in the sense of "a re-run fixes it": the step goes on and
+        # the failure is recorded; the task raised, so nothing was cached and the
+        # next run (after the fix the message names) redoes the item.
+        return FailedItem(
+            step=step, item_key=item_key, reason="machinery_error", message=str(exc)
+        )
     if isinstance(exc, CassetteMiss):
         reason = "cassette_miss"
     elif isinstance(exc, LLMUnavailable):

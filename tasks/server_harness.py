@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.environment import EnvironmentSpec
-from schemas.sandbox import SandboxRequest
+from schemas.sandbox import SandboxRequest, SandboxResult
 from schemas.server import (
     ConformanceSuite,
     GateResult,
@@ -33,6 +33,7 @@ from schemas.server import (
 )
 from tasks.core.server_builds import complete_gates
 from tasks.runtime.database import data_paths
+from tasks.runtime.harness import STARTED
 from tasks.runtime.sandbox import run_sandboxed
 from tasks.store.paths import mcp_server_relpath, unit_test_relpath
 
@@ -53,6 +54,7 @@ class HarnessRun:
     tests: tuple[TestOutcome, ...]
     listed_tools: tuple[ListedTool, ...] | None
     sandbox_status: str
+    machinery_error: str | None = None
 
 
 def project_root() -> str:
@@ -150,7 +152,20 @@ def run_harness(
         tests=report.tests,
         listed_tools=report.listed_tools,
         sandbox_status=result.status,
+        machinery_error=_machinery_error(result, report),
     )
+
+
+def _machinery_error(result: SandboxResult, report: HarnessReport) -> str | None:
+    """Why the harness itself could not work, or None when the gates ran."""
+    if report.machinery_error:
+        return report.machinery_error
+    if result.status == "sandbox_error":
+        return result.message
+    if not result.stdout.startswith(STARTED):
+        tail = result.stderr.strip().splitlines()[-1:] or [result.message]
+        return f"the s09 harness did not start in the sandbox ({tail[0]})"
+    return None
 
 
 def _report(text: str | None) -> tuple[HarnessReport, str]:

@@ -38,6 +38,7 @@ MODULES = (
     "tasks.server_drafts",
     "tasks.server_checks",
     "tasks.server_harness",
+    "tasks.machinery",
     "tasks.core.conformance",
     "tasks.core.conformance_run",
     "tasks.core.conformance_samples",

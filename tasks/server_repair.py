@@ -32,6 +32,7 @@ from tasks.core.server_builds import (
 from tasks.core.tool_lists import tool_list
 from tasks.llm.bound import StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.machinery import MachineryError
 from tasks.server_checks import assertion_count
 from tasks.server_drafts import (
     ServerInputs,
@@ -90,6 +91,7 @@ def build_server(
         passes every gate, ends as `status="failed"` with its last error.
 
     Raises:
+        tasks.machinery.MachineryError: The sandbox or the harness is broken.
         tasks.llm.errors.LLMUnavailable: The endpoint failed (retryable).
         tasks.llm.errors.CassetteMiss: Replay mode had no answer (retryable).
     """
@@ -116,7 +118,7 @@ def build_server(
 def _run(
     inputs: ServerInputs, limits: BuildLimits, module: str, tests: str
 ) -> HarnessRun:
-    return run_harness(
+    run = run_harness(
         inputs.spec,
         inputs.suite,
         inputs.rows,
@@ -125,6 +127,10 @@ def _run(
         timeout_s=limits.timeout_s,
         python_path=limits.python_path,
     )
+    if run.machinery_error:
+        # No gate ran: triaging or repairing the generated code cannot help.
+        raise MachineryError(f"building {inputs.spec.name}", run.machinery_error)
+    return run
 
 
 def _repair_round(

@@ -51,6 +51,11 @@ from tasks.runtime.implementations import (
 MESSAGE_CHARS = 3000
 TRACEBACK_LINES = 15
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTED = "agentskiller-harness: started"
+"""Printed first on stdout, before any generated code runs: without it, the harness
+itself never started (the sandbox or the installation is broken)."""
+HARNESS_IMPORTS = ("pytest", "anyio", "mcp", "tasks.runtime.mcp_exposure")
+"""What the gates import lazily; checked before any generated code runs."""
 FIXTURES = ("env", "call", "data", "spec")
 """The pytest fixtures policy tests may use."""
 
@@ -134,6 +139,10 @@ def run(config: HarnessConfig, root: Path) -> HarnessReport:
     """Run the gates in order and return the final report (also on disk)."""
     state = _Run(config, root)
     state.save()
+    broken = machinery_problem()
+    if broken:
+        state.save(machinery_error=broken)
+        return state.report
     passed = (
         state.gate("syntax", lambda: _syntax(state))
         and state.gate("import", lambda: _import(state))
@@ -143,6 +152,21 @@ def run(config: HarnessConfig, root: Path) -> HarnessReport:
     if passed and config.list_tools:
         state.save(listed_tools=tuple(list_tools(state.environment())))
     return state.report
+
+
+def machinery_problem(modules: Sequence[str] = HARNESS_IMPORTS) -> str | None:
+    """Why the harness cannot run its gates here, or None when it can."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            return (
+                f"the s09 harness cannot import {name} in the sandbox "
+                f"({type(exc).__name__}: {exc}; interpreter {sys.executable})"
+            )
+    return None
 
 
 def _syntax(state: _Run) -> GateResult:
@@ -359,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m tasks.runtime.harness CONFIG.json", file=sys.stderr)
         return 2
+    print(STARTED, flush=True)
     path = Path(args[0]).resolve()
     config = HarnessConfig.model_validate_json(path.read_text(encoding="utf-8"))
     run(config, Path.cwd())
