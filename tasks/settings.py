@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         prefect_api_url: Prefect server to report to; None lets Prefect decide
             (its own `PREFECT_API_URL`, else a temporary local server).
         log_level: Level of the pipeline's own loggers.
+        state_dir: Folder of the user's small state files (the last run's output
+            directory); None means `$XDG_STATE_HOME/agentskiller`, else
+            `~/.local/state/agentskiller`.
     """
 
     model_config = SettingsConfigDict(
@@ -41,6 +44,24 @@ class Settings(BaseSettings):
     config: Path | None = None
     prefect_api_url: str | None = None
     log_level: str = "INFO"
+    state_dir: Path | None = None
+
+
+def user_state_dir(settings: Settings) -> Path:
+    """The folder for per-user state that outlives a run (not the run's outputs).
+
+    Args:
+        settings: The process settings; `state_dir` wins when set.
+
+    Returns:
+        `settings.state_dir`, else `$XDG_STATE_HOME/agentskiller`, else
+        `~/.local/state/agentskiller` (the XDG base-directory default). Nothing is
+        created.
+    """
+    if settings.state_dir is not None:
+        return settings.state_dir.expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "agentskiller"
 
 
 def environment(env_file: Path | None = None) -> dict[str, str]:

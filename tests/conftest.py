@@ -65,6 +65,14 @@ def _offline(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs started by tests record their output dir here, not in the user's home."""
+    monkeypatch.setenv(
+        "AGENTSKILLER_STATE_DIR", str(tmp_path_factory.mktemp("user-state"))
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One temporary Prefect API for the whole session (starting one costs ~10 s)."""
