@@ -86,8 +86,9 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
 PREFECT_DEFAULTS: dict[str, str] = {
     # an offline machine cannot send telemetry; every server start would log an error
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    # LanceDB's Rust layer warns on every table creation; keep stderr readable
-    "LANCE_LOG": "error",
+    # LanceDB's Rust layer warns "No existing dataset ... it will be created" when a
+    # table is first written; lancedb 0.40 reads LANCEDB_LOG (LANCE_LOG is ignored)
+    "LANCEDB_LOG": "error",
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 # Import Prefect now, while stderr is the session's stream: its console log handler
 # keeps the stream it first sees, and a test's capsys stream is closed afterwards.
