@@ -61,12 +61,15 @@ def _print_report(report: dict) -> None:
     for line, s in zip(lines, steps, strict=True):
         print(line)
         for f in s["failures"]:
-            print(
-                f"    - [{f['reason']}] {f['item_key']}: "
-                f"{f['message'].splitlines()[0][:160]}"
-            )
+            print(f"    - [{f['reason']}] {f['item_key']}: {_gist(f['message'])}")
     if report.get("error"):
         print(f"\nstopped: {report['error']}", file=sys.stderr)
+
+
+def _gist(message: str, limit: int = 160) -> str:
+    """The first line of a message, cut at `limit` characters with a visible mark."""
+    first = next(iter(message.splitlines()), "")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -92,11 +93,21 @@ PREFECT_DEFAULTS: dict[str, str] = {
 }
 
 
-def prepare_prefect_environment() -> None:
-    """Set quiet, offline-friendly defaults for Prefect and LanceDB.
+# Loggers whose every record repeats an exception the pipeline handles: instructor
+# logs "Max retries exceeded ..." (with the whole validation error) at ERROR, then
+# raises it, and the step records it as a failed item shown in the run summary.
+QUIET_LOGGERS = ("instructor.v2.retry",)
 
-    Only variables the user has not set are touched; called by the CLI before
-    Prefect is imported.
+
+def prepare_prefect_environment() -> None:
+    """Set quiet, offline-friendly defaults for Prefect, LanceDB and instructor.
+
+    Only variables the user has not set, and loggers whose level nobody has set,
+    are touched; called by the CLI before Prefect is imported.
     """
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)

@@ -287,6 +287,8 @@ def test_status_keeps_two_spaces_after_a_long_step_name(tmp_path, monkeypatch, c
 def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
     """The summary table separates a long step name and a wide count."""
     failure = {"reason": "invalid_output", "item_key": "x", "message": "bad\nmore"}
+    long = {"reason": "validation_failed", "item_key": "y", "message": "z" * 200}
+    empty = {"reason": "dependency_failed", "item_key": "w", "message": ""}
     report = {
         "status": "failed",
         "llm_calls": 3,
@@ -308,7 +310,7 @@ def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
                 "cached": 0,
                 "llm_calls": 1,
                 "note": "a long note " * 4,
-                "failures": [failure],
+                "failures": [failure, long, empty],
             },
         },
     }
@@ -323,3 +325,5 @@ def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
         + ("a long note " * 4).rstrip()
     )
     assert lines[5] == "    - [invalid_output] x: bad"
+    assert lines[6] == "    - [validation_failed] y: " + "z" * 157 + "..."
+    assert lines[7] == "    - [dependency_failed] w: "
