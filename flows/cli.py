@@ -125,6 +125,9 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
         The directory, and None when `--output-dir`/`--config` named it, else a
         phrase saying where the default came from.
 
+    Unnamed, it is the run the working directory is in, else the folder the most
+    recent run recorded, else `outputs` (under `AGENTSKILLER_DATA_DIR` if set).
+
     Raises:
         ConfigError: The named config cannot be loaded.
         NoOutputDir: Nothing was named, no run was recorded (or its folder is
@@ -136,8 +139,12 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
     if args.output_dir:
         return Path(args.output_dir).expanduser().resolve(), None
     from tasks.store.last_run import last_output_dir
+    from tasks.store.lineage import find_output_root
     from tasks.store.paths import DEFAULT_OUTPUT_DIR
 
+    here = find_output_root(Path.cwd())
+    if here is not None:
+        return here, "the run the working directory is in"
     last = last_output_dir()
     if last is not None and last.is_dir():
         return last, "the last run's output"
@@ -210,8 +217,7 @@ def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
 
     A target that is a path (absolute, or existing relative to the working
     directory) names its own output directory: the folder above it that holds
-    `.agentskiller/`. Otherwise, as for `status`, the working directory's run,
-    then the last run, then `outputs`.
+    `.agentskiller/`. Otherwise the directory is found as for `status`.
 
     Raises:
         ConfigError, NoOutputDir: As `_output_dir`; NoOutputDir also when a path
@@ -233,12 +239,8 @@ def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
             )
         out = found
     else:
-        found = find_output_root(Path.cwd())
-        if found is not None:
-            out = found
-        else:
-            out, why = _output_dir(args)
-            print(_reading(out, why), file=sys.stderr)
+        out, why = _output_dir(args)
+        print(_reading(out, why), file=sys.stderr)
     if not is_path:
         return out, target
     try:

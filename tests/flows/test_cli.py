@@ -165,7 +165,12 @@ def test_lineage_of_a_relative_path_walks_up_from_the_working_directory(
     assert main(["lineage", "PatientDentalCare.json"]) == 0
     assert capsys.readouterr().out.startswith("blueprint PatientDentalCare  ")
     assert main(["lineage", "entity:Patient"]) == 0
-    assert capsys.readouterr().out.startswith("entity Patient  ")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("entity Patient  ")
+    assert captured.err == (
+        f"reading {run_dir} (the run the working directory is in; "
+        "use --output-dir to choose)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -182,7 +187,8 @@ def test_lineage_of_a_relative_path_walks_up_from_the_working_directory(
 def test_lineage_of_an_unknown_target_is_one_error_line_with_exit_2(
     run_dir, tmp_path, monkeypatch, capsys, target, message
 ):
-    """Unknown files, hashes and kind:id names give `error: ...`, no traceback."""
+    """Unknown files, hashes and kind:id names give `error: ...`, no traceback
+    (after the note naming the folder searched, when no file path named it)."""
     monkeypatch.chdir(run_dir)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -191,18 +197,21 @@ def test_lineage_of_an_unknown_target_is_one_error_line_with_exit_2(
     assert main(["lineage", typed]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("error: ") and message in captured.err
-    assert captured.err.count("\n") == 1
+    *note, error = captured.err.splitlines()
+    searched = f"reading {run_dir} (the run the working directory is in; use "
+    assert note == ([] if "{" in target else [searched + "--output-dir to choose)"])
+    assert error.startswith("error: ") and message in error
 
 
 def test_a_closed_pipe_ends_the_command_quietly_with_exit_141(run_dir):
     """`agentskiller ... | head -1`: no BrokenPipeError traceback, status 141."""
+    exported = run_dir / "tool_lists" / "PatientDentalCare.json"
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has already gone when the command writes
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "lineage", "entity:Patient"],
-            cwd=run_dir,
+            [sys.executable, "-m", "flows.cli", "lineage", str(exported)],
+            cwd=REPO,
             stdout=write_end,
             stderr=subprocess.PIPE,
             check=False,
