@@ -1,7 +1,9 @@
 """The `agentskiller` command line.
 
 Input: argv. Output: exit code 0 on success, 1 when a run stops with failures, 2 on
-bad input (config, step name, environment), each with a one-paragraph message.
+bad input (config, step name, environment, unknown lineage target, no output
+directory to read), each with a one-paragraph `error: ...` message, and 141 when
+whoever reads our output closes the pipe early (`agentskiller lineage X | head -1`).
 Side effects: runs flows, writes the output directory and `--report-json`. The
 configuration is checked before Prefect starts, so bad input fails in well under a
 second.
@@ -10,11 +12,15 @@ second.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
-from tasks.settings import environment, prepare_prefect_environment
+from tasks.core.text_table import render_table
+from tasks.settings import Settings, environment, prepare_prefect_environment
 from tasks.steps import STEPS, UnknownStep, select_steps
 from tasks.store.config_loader import (
     ConfigError,
@@ -23,7 +29,13 @@ from tasks.store.config_loader import (
     with_overrides,
 )
 
-DEMO_HINT = "agentskiller run --config configs/demo.yaml"
+# Exit status of a command whose reader went away: what a shell reports for a
+# process killed by SIGPIPE (128 + 13), as `git log | head -1` or `yes | head -1` do.
+EXIT_BROKEN_PIPE = 141
+
+
+class NoOutputDir(Exception):
+    """No output directory was named and none could be found."""
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -36,19 +48,28 @@ def _print_report(report: dict) -> None:
         f"\nrun {report['status']}: {report['llm_calls']} model call(s); "
         f"output in {report['output_dir']}"
     )
-    print(f"{'step':<28}{'ok':>5}{'failed':>8}{'cached':>8}{'calls':>7}  note")
-    for s in report["steps"].values():
-        print(
-            f"{s['step']:<28}{s['ok']:>5}{s['failed']:>8}{s['cached']:>8}"
-            f"{s['llm_calls']:>7}  {s['note']}"
-        )
+    steps = list(report["steps"].values())
+    header, *lines = render_table(
+        ["step", "ok", "failed", "cached", "calls", "note"],
+        [
+            [s["step"], s["ok"], s["failed"], s["cached"], s["llm_calls"], s["note"]]
+            for s in steps
+        ],
+        align=["left", "right", "right", "right", "right", "left"],
+    )
+    print(header)
+    for line, s in zip(lines, steps, strict=True):
+        print(line)
         for f in s["failures"]:
-            print(
-                f"    - [{f['reason']}] {f['item_key']}: "
-                f"{f['message'].splitlines()[0][:160]}"
-            )
+            print(f"    - [{f['reason']}] {f['item_key']}: {_gist(f['message'])}")
     if report.get("error"):
         print(f"\nstopped: {report['error']}", file=sys.stderr)
+
+
+def _gist(message: str, limit: int = 160) -> str:
+    """The first line of a message, cut at `limit` characters with a visible mark."""
+    first = next(iter(message.splitlines()), "")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,9 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     problems = preflight(loaded, environment())
     if problems:
-        return _fail(
-            " ".join(problems) + f" (To try the pipeline offline: {DEMO_HINT})"
-        )
+        # A missing API key already names the offline demo; say it once.
+        return _fail("; ".join(problems))
     prepare_prefect_environment()
     from flows.interrupts import InterruptGuard
     from flows.pipeline import PipelineFailed, run_pipeline
@@ -106,11 +126,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report["status"] == "ok" else 1
 
 
-def _output_dir(args: argparse.Namespace) -> Path:
+def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The output directory a reading command uses, and why, when it was not named.
+
+    Returns:
+        The directory, and None when `--output-dir`/`--config` named it, else a
+        phrase saying where the default came from.
+
+    Unnamed, it is the run the working directory is in, else the folder the most
+    recent run recorded, else `outputs` (under `AGENTSKILLER_DATA_DIR` if set).
+
+    Raises:
+        ConfigError: The named config cannot be loaded.
+        NoOutputDir: Nothing was named, no run was recorded (or its folder is
+            gone) and there is no `outputs` folder.
+    """
     if args.config:
         loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
-        return resolve_output_dir(loaded, Path.cwd())
-    return Path(args.output_dir or "outputs").resolve()
+        return resolve_output_dir(loaded, Path.cwd()), None
+    if args.output_dir:
+        return Path(args.output_dir).expanduser().resolve(), None
+    from tasks.store.last_run import last_output_dir
+    from tasks.store.lineage import find_output_root
+    from tasks.store.paths import DEFAULT_OUTPUT_DIR
+
+    here = find_output_root(Path.cwd())
+    if here is not None:
+        return here, "the run the working directory is in"
+    last = last_output_dir()
+    if last is not None and last.is_dir():
+        return last, "the last run's output"
+    base = Settings().data_dir or Path.cwd()
+    fallback = (base / DEFAULT_OUTPUT_DIR).resolve()
+    if fallback.is_dir():
+        return fallback, "no run recorded; the default output folder"
+    gone = f" (the last run's output {last} no longer exists)" if last else ""
+    raise NoOutputDir(
+        f"no output directory to read: no run has been recorded{gone} and "
+        f"{fallback} does not exist; pass --output-dir DIR or --config FILE"
+    )
+
+
+def _reading(out: Path, why: str | None) -> str:
+    return f"reading {out} ({why}; use --output-dir to choose)"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -118,41 +176,87 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tasks.store.paths import OutputLayout
 
     try:
-        out = _output_dir(args)
+        out, why = _output_dir(args)
         config_hash = (
             with_overrides(load_config(Path(args.config)), args.output_dir).config_hash
             if args.config
             else None
         )
-    except ConfigError as exc:
+    except (ConfigError, NoOutputDir) as exc:
         return _fail(str(exc))
     store = ArtifactStore(OutputLayout(out))
-    print(f"output directory: {out}")
-    print(f"{'step':<28}{'status':<10}{'outputs':>8}{'failed':>8}  note")
+    print(_reading(out, why) if why else f"output directory: {out}")
+    rows: list[list[object]] = []
     for info in STEPS:
         manifest = store.read_manifest(info.name)
         if manifest is None:
-            print(f"{info.name:<28}{'pending':<10}{'-':>8}{'-':>8}")
+            rows.append([info.name, "pending", "-", "-", ""])
             continue
         status = "done"
         if config_hash and manifest.config_hash != config_hash:
             status = "stale"
         note = str(manifest.stats.get("note", ""))
-        print(
-            f"{info.name:<28}{status:<10}{len(manifest.outputs):>8}"
-            f"{len(manifest.failed):>8}  {note}"
+        rows.append(
+            [info.name, status, len(manifest.outputs), len(manifest.failed), note]
         )
+    table = render_table(
+        ["step", "status", "outputs", "failed", "note"],
+        rows,
+        align=["left", "left", "right", "right", "left"],
+    )
+    print("\n".join(table))
     return 0
 
 
 def cmd_list_steps(args: argparse.Namespace) -> int:
-    print(f"{'id':<5}{'name':<28}{'phase':<20}{'llm':<5}description")
-    for s in STEPS:
-        print(
-            f"{s.id:<5}{s.name:<28}{s.phase:<20}"
-            f"{'yes' if s.uses_llm else 'no':<5}{s.description}"
-        )
+    table = render_table(
+        ["id", "name", "phase", "llm", "description"],
+        [
+            [s.id, s.name, s.phase, "yes" if s.uses_llm else "no", s.description]
+            for s in STEPS
+        ],
+    )
+    print("\n".join(table))
     return 0
+
+
+def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
+    """The output directory to search, and the target relative to it if a path.
+
+    A target that is a path (absolute, or existing relative to the working
+    directory) names its own output directory: the folder above it that holds
+    `.agentskiller/`. Otherwise the directory is found as for `status`.
+
+    Raises:
+        ConfigError, NoOutputDir: As `_output_dir`; NoOutputDir also when a path
+            target is outside every output directory.
+    """
+    from tasks.store.lineage import find_output_root
+
+    target = args.target
+    candidate = Path(target).expanduser()
+    is_path = candidate.is_absolute() or candidate.exists()
+    if args.config or args.output_dir:
+        out, _ = _output_dir(args)
+    elif is_path:
+        found = find_output_root(candidate)
+        if found is None:
+            raise NoOutputDir(
+                f"{target} is not inside an AgentSkiller output directory (no "
+                ".agentskiller/ folder in or above it); pass --output-dir DIR"
+            )
+        out = found
+    else:
+        out, why = _output_dir(args)
+        print(_reading(out, why), file=sys.stderr)
+    if not is_path:
+        return out, target
+    try:
+        return out, candidate.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        raise NoOutputDir(
+            f"{target} is not inside the output directory {out}"
+        ) from None
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
@@ -161,22 +265,18 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from tasks.store.paths import OutputLayout
 
     try:
-        out = _output_dir(args)
-    except ConfigError as exc:
+        out, target = _lineage_root(args)
+    except (ConfigError, NoOutputDir) as exc:
         return _fail(str(exc))
-    target = args.target
-    candidate = Path(target)
-    if candidate.is_absolute() or candidate.exists():
-        try:
-            target = candidate.resolve().relative_to(out).as_posix()
-        except ValueError:
-            return _fail(
-                f"{target} is not inside the output directory {out} (use --output-dir)"
-            )
+    if not OutputLayout(out).internal.is_dir():
+        return _fail(
+            f"{out} is not an AgentSkiller output directory (it has no .agentskiller/)"
+        )
     store = ArtifactStore(OutputLayout(out))
-    refs = lineage.resolve(store, target)
-    if not refs:
-        return _fail(f"no artifact found for {args.target!r} in {out}")
+    try:
+        refs = lineage.resolve(store, target)
+    except lineage.UnknownTarget as exc:
+        return _fail(str(exc))
     for ref in refs:
         tree = (
             lineage.descendants(store, ref)
@@ -284,6 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`| head -1`). Point stdout at /dev/null so the flush at
+        # interpreter exit cannot fail again and print "Exception ignored ...".
+        with contextlib.suppress(OSError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _dispatch(argv: list[str] | None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if getattr(args, "passthrough", False):
         return args.func(args, extra)

@@ -35,6 +35,7 @@ from tasks.store.config_loader import (
     resolve_output_dir,
     with_overrides,
 )
+from tasks.store.last_run import record_last_output_dir
 
 STEP_FLOWS: dict[str, Flow | str] = {
     "s01": expand_domains,
@@ -162,6 +163,7 @@ def run_pipeline(
         raise ConfigError("; ".join(problems), path=loaded.path)
     steps = select_steps(step=step, start=start, until=until)
     out = resolve_output_dir(loaded, Path.cwd())
+    record_last_output_dir(out)  # `agentskiller status` reads this folder by default
     ctx = build_context(loaded, output_dir=out, env=env)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex

@@ -10,6 +10,7 @@ at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
         prefect_api_url: Prefect server to report to; None lets Prefect decide
             (its own `PREFECT_API_URL`, else a temporary local server).
         log_level: Level of the pipeline's own loggers.
+        state_dir: Folder of the user's small state files (the last run's output
+            directory); None means `$XDG_STATE_HOME/agentskiller`, else
+            `~/.local/state/agentskiller`.
     """
 
     model_config = SettingsConfigDict(
@@ -41,6 +45,24 @@ class Settings(BaseSettings):
     config: Path | None = None
     prefect_api_url: str | None = None
     log_level: str = "INFO"
+    state_dir: Path | None = None
+
+
+def user_state_dir(settings: Settings) -> Path:
+    """The folder for per-user state that outlives a run (not the run's outputs).
+
+    Args:
+        settings: The process settings; `state_dir` wins when set.
+
+    Returns:
+        `settings.state_dir`, else `$XDG_STATE_HOME/agentskiller`, else
+        `~/.local/state/agentskiller` (the XDG base-directory default). Nothing is
+        created.
+    """
+    if settings.state_dir is not None:
+        return settings.state_dir.expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "agentskiller"
 
 
 def environment(env_file: Path | None = None) -> dict[str, str]:
@@ -65,16 +87,27 @@ def environment(env_file: Path | None = None) -> dict[str, str]:
 PREFECT_DEFAULTS: dict[str, str] = {
     # an offline machine cannot send telemetry; every server start would log an error
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    # LanceDB's Rust layer warns on every table creation; keep stderr readable
-    "LANCE_LOG": "error",
+    # LanceDB's Rust layer warns "No existing dataset ... it will be created" when a
+    # table is first written; lancedb 0.40 reads LANCEDB_LOG (LANCE_LOG is ignored)
+    "LANCEDB_LOG": "error",
 }
 
 
-def prepare_prefect_environment() -> None:
-    """Set quiet, offline-friendly defaults for Prefect and LanceDB.
+# Loggers whose every record repeats an exception the pipeline handles: instructor
+# logs "Max retries exceeded ..." (with the whole validation error) at ERROR, then
+# raises it, and the step records it as a failed item shown in the run summary.
+QUIET_LOGGERS = ("instructor.v2.retry",)
 
-    Only variables the user has not set are touched; called by the CLI before
-    Prefect is imported.
+
+def prepare_prefect_environment() -> None:
+    """Set quiet, offline-friendly defaults for Prefect, LanceDB and instructor.
+
+    Only variables the user has not set, and loggers whose level nobody has set,
+    are touched; called by the CLI before Prefect is imported.
     """
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 # Import Prefect now, while stderr is the session's stream: its console log handler
 # keeps the stream it first sees, and a test's capsys stream is closed afterwards.
@@ -63,6 +63,14 @@ def _offline(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs started by tests record their output dir here, not in the user's home."""
+    monkeypatch.setenv(
+        "AGENTSKILLER_STATE_DIR", str(tmp_path_factory.mktemp("user-state"))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -403,18 +403,25 @@ def check_endpoint_config(
         problems.append(
             f"llm.cassette: record mode writes a .jsonl cassette; got {cassette_path}"
         )
+    unset: dict[str, list[str]] = {}
     for role_name in sorted(llm.roles):
         role = llm.roles[role_name]
         if not env.get(role.api_key_env):
-            problems.append(
-                f"llm.roles.{role_name}: environment variable {role.api_key_env} is "
-                "not set; export it (local servers accept any value), or "
-                f"{DEMO_HINT}"
-            )
+            unset.setdefault(role.api_key_env, []).append(f"llm.roles.{role_name}")
         base_url = resolve_base_url(role, env)
         if not base_url.startswith(("http://", "https://")):
             problems.append(
                 f"llm.roles.{role_name}: base URL {base_url!r} must start with "
                 "http:// or https://"
             )
+    # One sentence per variable: roles sharing a key would otherwise repeat it.
+    for variable, roles in unset.items():
+        problems.append(
+            f"{_and_list(roles)}: environment variable {variable} is not set; "
+            f"export it (local servers accept any value), or {DEMO_HINT}"
+        )
     return problems
+
+
+def _and_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

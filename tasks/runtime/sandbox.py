@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +65,12 @@ from tasks.runtime.sandbox_host import (
     grant_traverse,
     host_support,
     kill_uid,
-    limits_preexec,
     remove_tree,
     reserve_identity,
     task_count,
 )
 from tasks.runtime.sandbox_outcome import classify, read_capped
+from tasks.runtime.spawn_limits import limits_prefix
 
 _RUN_PREFIX = "agentskiller-sandbox-"
 
@@ -171,15 +170,16 @@ def _run(
     isolated = bool(host.netns_prefix) and not request.network
     _prepare(request, layout, identity, isolated, notes)
     env = _child_env(request, layout)
-    argv = _child_argv(request, layout, host, identity, env["PATH"])
     owner = identity.uid if identity is not None else os.getuid()
-    preexec = limits_preexec(
+    # Limits come from an exec'd prefix, not preexec_fn: see spawn_limits.
+    limits = limits_prefix(
         cpu_s=request.cpu_s,
         memory_mb=request.memory_mb,
         file_size_mb=request.file_size_mb,
         nproc=task_count(owner) + request.max_processes,
     )
-    ended = _execute(argv, env, layout, request.timeout_s, preexec, identity)
+    argv = [*limits, *_child_argv(request, layout, host, identity, env["PATH"])]
+    ended = _execute(argv, env, layout, request.timeout_s, identity)
     stdout = read_capped(layout.stream("stdout"), request.max_output_chars)
     stderr = read_capped(layout.stream("stderr"), request.max_output_chars)
     files = _collect(request, layout, notes)
@@ -294,7 +294,6 @@ def _execute(
     env: dict[str, str],
     layout: _Layout,
     timeout_s: float,
-    preexec: Callable[[], None],
     identity: Identity | None,
 ) -> _Exit:
     with contextlib.ExitStack() as stack:
@@ -310,7 +309,6 @@ def _execute(
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=preexec,
             close_fds=True,
         )
     timed_out = not _await_exit(process.pid, timeout_s)

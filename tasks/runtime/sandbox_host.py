@@ -4,8 +4,8 @@ limits, permission grants and clean-up of a run's processes.
 Inputs: the host (effective uid, `/usr/bin/unshare`, `/usr/bin/setpriv`, `/proc`)
 and the sizes of one run. Outputs: `HostSupport` (which protections this host can
 give, probed once per process on first use), a per-run `Identity` from a pool of
-dedicated uids, the `setrlimit` plan applied in the child before `exec`, and helpers
-that kill every process of a uid. Side effects, all only when running as root with
+dedicated uids, and helpers that kill every process of a uid (the rlimits are
+applied by `spawn_limits`). Side effects, all only when running as root with
 privilege dropping available: flock files under the system temp directory reserve
 a pool uid; `chmod` adds other-execute (traverse, never list or write) to the
 ancestors of the interpreter and of the run's readable paths, and other-read to the
@@ -21,7 +21,6 @@ import grp
 import json
 import os
 import pwd
-import resource
 import shutil
 import signal
 import stat
@@ -43,7 +42,6 @@ _PROBE_TIMEOUT_S = 30.0
 _LOCK_DIR_NAME = "agentskiller-uid-locks"
 _KILL_ROUNDS = 200
 _KILL_PAUSE_S = 0.01
-_MIB = 1024 * 1024
 
 
 class SandboxSetupError(RuntimeError):
@@ -226,46 +224,6 @@ def _has_account(uid: int) -> bool:
             continue
         return True
     return False
-
-
-def limits_preexec(
-    *, cpu_s: int, memory_mb: int, file_size_mb: int, nproc: int
-) -> Callable[[], None]:
-    """Build the function that applies the run's rlimits in the forked child.
-
-    The values are clamped to the current hard limits here, in the parent, so the
-    child only calls `setrlimit`.
-
-    Args:
-        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later).
-        memory_mb: Address-space cap.
-        file_size_mb: Largest file the program may write.
-        nproc: RLIMIT_NPROC value (tasks of the child's real uid).
-
-    Returns:
-        A zero-argument function for `subprocess.Popen(preexec_fn=...)`.
-    """
-    wanted = {
-        resource.RLIMIT_CPU: (cpu_s, cpu_s + 1),
-        resource.RLIMIT_AS: (memory_mb * _MIB, memory_mb * _MIB),
-        resource.RLIMIT_FSIZE: (file_size_mb * _MIB, file_size_mb * _MIB),
-        resource.RLIMIT_NPROC: (nproc, nproc),
-        resource.RLIMIT_CORE: (0, 0),
-    }
-    plan = []
-    for which, (soft, hard) in wanted.items():
-        current = resource.getrlimit(which)[1]
-        if current != resource.RLIM_INFINITY:
-            soft, hard = min(soft, current), min(hard, current)
-        plan.append((which, (soft, hard)))
-
-    def apply() -> None:
-        # Runs between fork and exec of a possibly threaded parent: no imports,
-        # no locks, only setrlimit calls with values computed above.
-        for which, pair in plan:
-            resource.setrlimit(which, pair)
-
-    return apply
 
 
 def task_count(uid: int) -> int:

@@ -1,9 +1,10 @@
-"""Lineage queries over an artifact store: resolve a target, walk ancestors or
-descendants, and render the result as a text tree.
+"""Lineage queries over an artifact store: find the store a file belongs to, resolve
+a target, walk ancestors or descendants, and render the result as a text tree.
 
 Inputs: an `ArtifactStore` and a target (an export path, a content hash or unique
-prefix, or `kind:id`) or an `ArtifactRef`. Output: `ArtifactRef` lists and
-`LineageNode` trees; `render` turns a tree into one line per artifact. No side
+prefix, or `kind:id`) or an `ArtifactRef`; for `find_output_root`, any path. Output:
+`ArtifactRef` lists and `LineageNode` trees; `render` turns a tree into one line per
+artifact; `find_output_root` gives the output directory above a path. No side
 effects: the store is only read.
 """
 
@@ -17,6 +18,7 @@ from typing import get_args
 
 from schemas.artifact import ArtifactKind, ArtifactRef, Producer
 from tasks.store.artifacts import ArtifactNotFound, ArtifactStore, StoreError
+from tasks.store.paths import OutputLayout
 
 MIN_PREFIX = 8
 _KINDS = frozenset(get_args(ArtifactKind))
@@ -43,6 +45,25 @@ class LineageNode:
     missing: bool = False
     repeat: bool = False
     children: tuple[LineageNode, ...] = ()
+
+
+def find_output_root(path: Path) -> Path | None:
+    """The output directory `path` is in: the nearest folder at or above it that
+    holds the internal `.agentskiller/` folder.
+
+    The path itself need not exist (a mistyped file name still finds its run).
+
+    Args:
+        path: A file or folder, absolute or relative to the working directory.
+
+    Returns:
+        The resolved output directory, or None when no folder above `path` is one.
+    """
+    resolved = path.expanduser().resolve()
+    for folder in (resolved, *resolved.parents):
+        if OutputLayout(folder).internal.is_dir():
+            return folder
+    return None
 
 
 def resolve(store: ArtifactStore, target: str) -> list[ArtifactRef]:
@@ -74,6 +95,11 @@ def resolve(store: ArtifactStore, target: str) -> list[ArtifactRef]:
     lowered = target.lower()
     if lowered and all(c in "0123456789abcdef" for c in lowered):
         return _resolve_hash(store, lowered)
+    if "/" in target or Path(target).suffix:
+        raise UnknownTarget(
+            f"{target} is not an output file of this run: no step manifest under "
+            f"{store.layout.root} lists it"
+        )
     raise UnknownTarget(
         f"{target!r} is not an export path listed in any step manifest under "
         f"{store.layout.root}, not kind:id (kinds: {', '.join(sorted(_KINDS))}), "

@@ -215,3 +215,7 @@ def tool_list_relpath(server: str) -> str:
 
 
 GLOBAL_RECORD_RELPATH = "mcp_global_record.json"
+
+# In the user's state folder (`tasks.settings.user_state_dir`), not in an output dir:
+# where the most recent run wrote, so `agentskiller status` can find it.
+LAST_RUN_FILE = "last-run.json"

@@ -1,11 +1,26 @@
-"""The command line rejects bad input before any work starts, with a clear message."""
+"""The command line rejects bad input before any work starts, with a clear message,
+finds the output directory a reading command means, and lays out readable tables."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from flows.cli import main
+import flows.cli
+from flows.cli import _print_report, main
+from tasks.steps import STEPS, StepInfo
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.last_run import record_last_output_dir
+from tasks.store.paths import OutputLayout
 from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO
+from tests.store.test_lineage import Chain
+
+LONG_NAME = "s99_a_step_whose_name_is_much_longer_than_any_real_one"
 
 
 def _write(tmp_path, text: str):
@@ -55,12 +70,15 @@ def test_run_rejects_unknown_step_listing_valid_ones(capsys):
 
 
 def test_real_model_config_without_key_says_how_to_set_one(monkeypatch, capsys):
-    """The full-scale config with no API key explains the variable and the demo."""
+    """The full-scale config with no API key explains the variable and the demo,
+    once, though both model roles name the same variable."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert main(["run", "--config", str(REPO / "configs" / "config.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert "OPENAI_API_KEY" in err
-    assert "configs/demo.yaml" in err
+    assert capsys.readouterr().err == (
+        "error: llm.roles.coding and llm.roles.textual: environment variable "
+        "OPENAI_API_KEY is not set; export it (local servers accept any value), or "
+        "run the offline demo: agentskiller run --config configs/demo.yaml\n"
+    )
 
 
 def test_list_steps_prints_every_step(capsys):
@@ -113,3 +131,208 @@ def test_serve_env_of_an_unknown_server_says_what_is_missing(capsys):
     code = main(["serve-env", "NoSuchServer", "--output-dir", str(fixture)])
     assert code == 2
     assert "NoSuchServer" in capsys.readouterr().err
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """An output directory holding a small lineage chain (no Prefect needed)."""
+    out = tmp_path / "run"
+    Chain(ArtifactStore(OutputLayout(out)))
+    (out / "tool_lists").mkdir()
+    (out / "tool_lists" / "PatientDentalCare.json").write_text("[]\n")
+    return out
+
+
+def test_lineage_of_an_output_file_finds_its_run_from_any_directory(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    """An absolute output path needs no --output-dir: the run is found above it."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    target = run_dir / "tool_lists" / "PatientDentalCare.json"
+    assert main(["lineage", str(target)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("blueprint PatientDentalCare  ")
+    assert any(line.startswith("    domain dental_clinic  ") for line in lines)
+
+
+def test_lineage_of_a_relative_path_walks_up_from_the_working_directory(
+    run_dir, monkeypatch, capsys
+):
+    """Inside a run's folder, a relative file name resolves against that run."""
+    monkeypatch.chdir(run_dir / "tool_lists")
+    assert main(["lineage", "PatientDentalCare.json"]) == 0
+    assert capsys.readouterr().out.startswith("blueprint PatientDentalCare  ")
+    assert main(["lineage", "entity:Patient"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("entity Patient  ")
+    assert captured.err == (
+        f"reading {run_dir} (the run the working directory is in; "
+        "use --output-dir to choose)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("{run}/tool_lists/Nope.json", "is not an output file of this run"),
+        ("{run}/tool_lists/deadbeef", "is not an output file of this run"),
+        ("deadbeef00", "no artifact with content hash starting 'deadbeef00'"),
+        ("abc", "hash prefix 'abc' is too short"),
+        ("entity:Nobody", "no artifact entity:Nobody"),
+        ("{outside}/x.json", "is not inside an AgentSkiller output directory"),
+    ],
+)
+def test_lineage_of_an_unknown_target_is_one_error_line_with_exit_2(
+    run_dir, tmp_path, monkeypatch, capsys, target, message
+):
+    """Unknown files, hashes and kind:id names give `error: ...`, no traceback
+    (after the note naming the folder searched, when no file path named it)."""
+    monkeypatch.chdir(run_dir)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.json").write_text("{}")
+    typed = target.format(run=run_dir, outside=outside)
+    assert main(["lineage", typed]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    *note, error = captured.err.splitlines()
+    searched = f"reading {run_dir} (the run the working directory is in; use "
+    assert note == ([] if "{" in target else [searched + "--output-dir to choose)"])
+    assert error.startswith("error: ") and message in error
+
+
+def test_a_closed_pipe_ends_the_command_quietly_with_exit_141(run_dir):
+    """`agentskiller ... | head -1`: no BrokenPipeError traceback, status 141."""
+    exported = run_dir / "tool_lists" / "PatientDentalCare.json"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone when the command writes
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "lineage", str(exported)],
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == b""
+    assert done.returncode == 141
+
+
+def test_status_without_arguments_reads_the_last_runs_output(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    """The folder the last run recorded is read, and the command says so."""
+    monkeypatch.chdir(tmp_path)
+    record_last_output_dir(run_dir)
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"reading {run_dir} (the last run's output; use --output-dir to choose)"
+    )
+    assert re.match(r"s04_blueprint_generation +done +1 +0$", lines[5])
+
+
+def test_status_falls_back_to_outputs_in_the_working_directory(
+    tmp_path, monkeypatch, capsys
+):
+    """With no run recorded, ./outputs is read and named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTSKILLER_DATA_DIR", raising=False)
+    (tmp_path / "outputs").mkdir()
+    assert main(["status"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        f"reading {tmp_path / 'outputs'} (no run recorded; the default output "
+        "folder; use --output-dir to choose)"
+    )
+
+
+def test_status_with_no_run_and_no_outputs_folder_says_what_to_pass(
+    tmp_path, monkeypatch, capsys
+):
+    """Nothing to read is one `error:` line naming the options; exit code 2."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTSKILLER_DATA_DIR", raising=False)
+    assert main(["status"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "error: no output directory to read: no run has been recorded and "
+        f"{tmp_path / 'outputs'} does not exist; pass --output-dir DIR or "
+        "--config FILE\n"
+    )
+
+
+def _with_long_step(monkeypatch) -> None:
+    long = StepInfo("s99", LONG_NAME, "A Phase Name That Is Long", "described", True)
+    monkeypatch.setattr(flows.cli, "STEPS", (*STEPS, long))
+
+
+def test_list_steps_keeps_two_spaces_after_a_long_step_name(monkeypatch, capsys):
+    """A step name longer than any other still leaves a gap before its phase."""
+    _with_long_step(monkeypatch)
+    assert main(["list-steps"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == (f"s99  {LONG_NAME}  A Phase Name That Is Long  yes  described")
+    phase = len("s99  ") + len(LONG_NAME) + 2  # where every row's phase starts
+    assert lines[0][phase:].startswith("phase")
+    for line in lines[1:]:
+        assert line[phase - 2 : phase] == "  " and line[phase] != " "
+
+
+def test_status_keeps_two_spaces_after_a_long_step_name(tmp_path, monkeypatch, capsys):
+    """status separates a long step name from its state."""
+    _with_long_step(monkeypatch)
+    assert main(["status", "--output-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"{LONG_NAME}  pending +-  +-", lines[-1])
+    assert lines[2].startswith("s01_domain_expansion" + " " * (len(LONG_NAME) - 18))
+
+
+def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
+    """The summary table separates a long step name and a wide count."""
+    failure = {"reason": "invalid_output", "item_key": "x", "message": "bad\nmore"}
+    long = {"reason": "validation_failed", "item_key": "y", "message": "z" * 200}
+    empty = {"reason": "dependency_failed", "item_key": "w", "message": ""}
+    report = {
+        "status": "failed",
+        "llm_calls": 3,
+        "output_dir": "/out",
+        "steps": {
+            "s01": {
+                "step": "s01_domain_expansion",
+                "ok": 1,
+                "failed": 0,
+                "cached": 0,
+                "llm_calls": 2,
+                "note": "fine",
+                "failures": [],
+            },
+            LONG_NAME: {
+                "step": LONG_NAME,
+                "ok": 123456,
+                "failed": 1,
+                "cached": 0,
+                "llm_calls": 1,
+                "note": "a long note " * 4,
+                "failures": [failure, long, empty],
+            },
+        },
+    }
+    _print_report(report)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "step" + " " * (len(LONG_NAME) - 4) + (
+        "      ok  failed  cached  calls  note"
+    )
+    assert (
+        lines[4]
+        == f"{LONG_NAME}  123456       1       0      1  "
+        + ("a long note " * 4).rstrip()
+    )
+    assert lines[5] == "    - [invalid_output] x: bad"
+    assert lines[6] == "    - [validation_failed] y: " + "z" * 157 + "..."
+    assert lines[7] == "    - [dependency_failed] w: "

@@ -435,15 +435,28 @@ def test_concurrent_calls_are_capped_at_max_concurrency() -> None:
 
 
 def test_check_endpoint_config_reports_missing_api_key_with_demo_hint() -> None:
-    """Live mode without the key variable is reported per role."""
+    """Live mode without the key variable says so once, naming every role using it."""
     problems = check_endpoint_config(_config("live"), {})
     assert problems == [
-        f"llm.roles.{role}: environment variable OPENAI_API_KEY is not set; export "
-        "it (local servers accept any value), or run the offline demo: agentskiller "
-        "run --config configs/demo.yaml"
-        for role in ("coding", "textual")
+        "llm.roles.coding and llm.roles.textual: environment variable OPENAI_API_KEY "
+        "is not set; export it (local servers accept any value), or run the offline "
+        "demo: agentskiller run --config configs/demo.yaml"
     ]
     assert check_endpoint_config(_config("live"), ENV) == []
+
+
+def test_check_endpoint_config_reports_each_missing_key_variable_once() -> None:
+    """Roles naming different key variables get one sentence per variable."""
+    roles = {
+        "textual": ModelRole(model="text-model", api_key_env="TEXT_KEY"),
+        "coding": ModelRole(model="code-model", api_key_env="CODE_KEY"),
+    }
+    problems = check_endpoint_config(_config("live", roles=roles), {"TEXT_KEY": "k"})
+    assert [p.split(" is not set")[0] for p in problems] == [
+        "llm.roles.coding: environment variable CODE_KEY"
+    ]
+    both = check_endpoint_config(_config("live", roles=roles), {})
+    assert [p.split(":")[0] for p in both] == ["llm.roles.coding", "llm.roles.textual"]
 
 
 def test_check_endpoint_config_reports_missing_or_misnamed_cassettes(

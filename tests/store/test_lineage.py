@@ -16,6 +16,7 @@ from tasks.store.lineage import (
     UnknownTarget,
     ancestry,
     descendants,
+    find_output_root,
     render,
     resolve,
 )
@@ -211,11 +212,25 @@ def test_resolve_refuses_unknown_short_and_ambiguous_targets(
         resolve(store, chain.patient.content_hash[:6])
     with pytest.raises(UnknownTarget, match="no artifact entity:Nurse"):
         resolve(store, "entity:Nurse")
-    with pytest.raises(UnknownTarget, match="not an export path"):
+    with pytest.raises(UnknownTarget, match="is not an output file of this run"):
         resolve(store, "tool_lists/Unknown.json")
+    with pytest.raises(UnknownTarget, match="not an export path .* not kind:id"):
+        resolve(store, "nurse:Ann")
     for tail in ("0", "1"):
         fake = store.layout.object_path("deadbeef" + tail * 56)
         fake.parent.mkdir(parents=True, exist_ok=True)
         fake.write_text("{}", encoding="utf-8")
     with pytest.raises(UnknownTarget, match="ambiguous"):
         resolve(store, "deadbeef")
+
+
+def test_find_output_root_walks_up_to_the_folder_holding_agentskiller(
+    store: ArtifactStore, chain: Chain, tmp_path: Path
+) -> None:
+    """Any path inside a run, existing or not, leads to the run's folder."""
+    root = store.layout.root.resolve()
+    assert find_output_root(store.layout.tool_list("PatientDentalCare")) == root
+    assert find_output_root(root / "tool_lists" / "missing" / "x.json") == root
+    assert find_output_root(store.layout.lineage_dir) == root
+    assert find_output_root(root) == root
+    assert find_output_root(tmp_path) is None

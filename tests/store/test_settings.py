@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from tasks.settings import Settings, environment
+from tasks.settings import (
+    PREFECT_DEFAULTS,
+    Settings,
+    environment,
+    prepare_prefect_environment,
+)
 
 
 def test_settings_read_prefixed_environment_variables(
@@ -42,3 +48,25 @@ def test_environment_is_a_copy_with_dotenv_values_underneath(
     env["OPENAI_API_KEY"] = "changed"
     assert environment()["OPENAI_API_KEY"] == "from-process"
     assert "OPENAI_BASE_URL" not in environment(tmp_path / "missing.env")
+
+
+def test_prepare_prefect_environment_quiets_only_what_the_user_left_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defaults fill unset variables; instructor's duplicate retry errors go quiet."""
+    for name in PREFECT_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANCEDB_LOG", "debug")
+    retry_log = logging.getLogger("instructor.v2.retry")
+    original = retry_log.level
+    try:
+        retry_log.setLevel(logging.NOTSET)
+        prepare_prefect_environment()
+        assert environment()["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+        assert environment()["LANCEDB_LOG"] == "debug"
+        assert not retry_log.isEnabledFor(logging.ERROR)
+        retry_log.setLevel(logging.INFO)
+        prepare_prefect_environment()
+        assert retry_log.level == logging.INFO
+    finally:
+        retry_log.setLevel(original)
