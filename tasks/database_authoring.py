@@ -28,6 +28,7 @@ from schemas.database import (
     ScriptFixDraft,
     TableContract,
 )
+from schemas.sandbox import SandboxRequest, SandboxResult
 from tasks.core.block_editor import apply_edit_answer
 from tasks.core.data_contract import TableData
 from tasks.core.data_scripts import (
@@ -150,11 +151,25 @@ def run_table_script(
         data, problems = parse_output(output_text(result))
     if not problems:
         problems = table_problems(contract, data, referenced)
-    if not problems and output_text(run_sandboxed(request)) != output_text(result):
-        problems = [DataProblem(kind="nondeterministic", message=NONDETERMINISTIC)]
+    if not problems:
+        problems = _rerun_problems(request, result)
     if problems:
         return None, problem_report(problems)
     return canonical_rows(contract, data), []
+
+
+def _rerun_problems(request: SandboxRequest, first: SandboxResult) -> list[DataProblem]:
+    """Run a validated script again: it must give the same output. A second run
+    that failed (killed by a limit on a busy machine, say) is reported as what it
+    is, not as nondeterminism."""
+    again = run_sandboxed(request)
+    if again.status == "sandbox_error":
+        raise MachineryError("re-running a generator", again.message)
+    if not again.ok:
+        return run_problems(again)
+    if output_text(again) != output_text(first):
+        return [DataProblem(kind="nondeterministic", message=NONDETERMINISTIC)]
+    return []
 
 
 def _repair(
