@@ -1,0 +1,98 @@
+"""One SIGTERM or Ctrl-C ends a run promptly and in order.
+
+A real `agentskiller run` of the demo (with its own temporary Prefect server) is
+interrupted while s06 runs its generator scripts in the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_CONFIG
+
+STEP_MARKER = "s06-entity"
+DEADLINE_S = 600
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is `pid`."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines()
+            )
+        except (OSError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.add(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _interrupt_demo(tmp_path: Path, number: signal.Signals) -> tuple[int, dict, set]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    log = tmp_path / "run.log"
+    report = tmp_path / "report.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "run",
+        "--config",
+        str(DEMO_CONFIG),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--report-json",
+        str(report),
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while STEP_MARKER not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the demo never reached s06"
+            time.sleep(0.2)
+        children = _children(process.pid)
+        process.send_signal(number)
+        code = process.wait(timeout=DEADLINE_S)
+    return code, json.loads(report.read_text()), children
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)]
+)
+def test_a_signal_ends_the_run_with_a_report_and_stops_what_it_started(
+    tmp_path, number, code
+):
+    """Exit 128+signal, an 'interrupted' report naming the signal and the step,
+    finished steps kept in it, and no process the run started left behind (the
+    temporary Prefect server, sandboxed programs)."""
+    exit_code, report, children = _interrupt_demo(tmp_path, number)
+    assert exit_code == code
+    assert report["status"] == "interrupted"
+    assert report["signal"] == number.name
+    assert "s06_database_generation" in report["error"]
+    assert report["steps"]["s05_tool_list_formulation"]["ok"] == 5
+    assert children, "the run had started its Prefect server"
+    assert [pid for pid in children if _alive(pid)] == []
