@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from schemas.artifact import FailedItem
+from schemas.report import RunReport, StepReport
 from tasks.core.text_table import render_table
 from tasks.settings import Settings, environment, prepare_prefect_environment
 from tasks.steps import STEPS, UnknownStep, select_steps
@@ -186,15 +188,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     store = ArtifactStore(OutputLayout(out))
     print(_reading(out, why) if why else f"output directory: {out}")
+    last = store.latest_report()
     rows: list[list[object]] = []
+    failures: list[FailedItem] = []
     for info in STEPS:
         manifest = store.read_manifest(info.name)
+        stopped = _stopped(last, info.name)
+        if stopped is not None:
+            failures += stopped.failures
+            done = "-" if manifest is None else len(manifest.outputs)
+            rows.append([info.name, "stopped", done, stopped.failed, stopped.note])
+            continue
         if manifest is None:
             rows.append([info.name, "pending", "-", "-", ""])
             continue
         status = "done"
         if config_hash and manifest.config_hash != config_hash:
             status = "stale"
+        failures += manifest.failed
         note = str(manifest.stats.get("note", ""))
         rows.append(
             [info.name, status, len(manifest.outputs), len(manifest.failed), note]
@@ -205,7 +216,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         align=["left", "left", "right", "right", "left"],
     )
     print("\n".join(table))
+    if failures:
+        print("\nfailed items:")
+        print("\n".join(_failure_lines(failures)))
     return 0
+
+
+def _stopped(last: RunReport | None, step: str) -> StepReport | None:
+    """The step's report when the last run stopped in it (its manifest, if any, is
+    from an earlier run)."""
+    if last is None or last.status == "ok":
+        return None
+    report = last.steps.get(step)
+    if report is None or not any(f.retryable for f in report.failures):
+        return None
+    return report
+
+
+def _failure_lines(failures: list[FailedItem]) -> list[str]:
+    return [
+        f"  {f.step}  [{f.reason}] {f.item_key}: {_gist(f.message)}" for f in failures
+    ]
 
 
 def cmd_list_steps(args: argparse.Namespace) -> int:

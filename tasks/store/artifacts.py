@@ -27,6 +27,7 @@ from schemas.artifact import (
     RunStamp,
     StepManifest,
 )
+from schemas.report import RunReport
 from tasks.store.atomic import write_json_atomic, write_text_atomic
 from tasks.store.paths import OutputLayout
 
@@ -249,6 +250,22 @@ class ArtifactStore:
             )
         refs = [r for r in manifest.outputs if kind is None or r.kind == kind]
         return [self.get(ref, payload_type) for ref in refs]
+
+    # Run reports -----------------------------------------------------------------
+
+    def latest_report(self) -> RunReport | None:
+        """The report of the most recent run here (by file time), or None when
+        there is none or it does not read as a report."""
+        directory = self._layout.reports_dir
+        if not directory.is_dir():
+            return None
+        paths = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if not paths:
+            return None
+        try:
+            return RunReport.model_validate_json(paths[-1].read_bytes())
+        except ValidationError:
+            return None
 
     # Internals -------------------------------------------------------------------
 

@@ -336,3 +336,61 @@ def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
     assert lines[5] == "    - [invalid_output] x: bad"
     assert lines[6] == "    - [validation_failed] y: " + "z" * 157 + "..."
     assert lines[7] == "    - [dependency_failed] w: "
+
+
+def test_status_lists_failed_items_and_the_step_the_last_run_stopped_in(
+    tmp_path, capsys
+):
+    """A finished step's failed items are listed; a step whose last run stopped
+    (no manifest written) shows as 'stopped' with the failures that stopped it."""
+    from schemas.artifact import FailedItem, StepManifest
+    from schemas.report import RunReport, StepReport
+    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.atomic import write_json_atomic
+    from tasks.store.paths import OutputLayout
+
+    layout = OutputLayout(tmp_path)
+    dropped = FailedItem(
+        step="s04", item_key="Traveler-1", reason="invalid_output", message="bad"
+    )
+    broken = FailedItem(
+        step="s09",
+        item_key="CardServices",
+        reason="machinery_error",
+        message="building CardServices: the s09 harness cannot import pytest",
+    )
+    miss = FailedItem(
+        step="s06",
+        item_key="entity/Flight",
+        reason="cassette_miss",
+        message="no answer",
+        retryable=True,
+    )
+    store = ArtifactStore(layout)
+    for step, failed in (
+        ("s04_blueprint_generation", (dropped,)),
+        ("s09_mcp_server_implementation", (broken,)),
+    ):
+        store.write_manifest(
+            StepManifest(step=step, config_hash="c", outputs=(), failed=failed)
+        )
+    stopped = StepReport(
+        step="s06_database_generation", ok=3, failed=1, failures=(miss,)
+    )
+    report = RunReport(
+        run_name="r",
+        config_path="c.yaml",
+        config_hash="c",
+        output_dir=str(tmp_path),
+        status="failed",
+        error="step s06_database_generation stopped",
+        llm_calls=0,
+        steps={"s06_database_generation": stopped},
+    )
+    write_json_atomic(layout.reports_dir / "run.json", report.model_dump(mode="json"))
+    assert main(["status", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"s06_database_generation\s+stopped\s+-\s+1", out)
+    assert "s04  [invalid_output] Traveler-1: bad" in out
+    assert "s06  [cassette_miss] entity/Flight: no answer" in out
+    assert "s09  [machinery_error] CardServices: building CardServices" in out
