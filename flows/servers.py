@@ -142,7 +142,7 @@ def implement_servers(run_token: str) -> StepReport:
         ],
         exports=exports,
         seconds=time.perf_counter() - started,
-        note=_note(builds, servers, missing),
+        note=_note(builds, servers, missing, unbuilt),
     )
 
 
@@ -157,6 +157,7 @@ def _note(
     builds: tuple[Artifact[ServerBuild], ...],
     servers: list[Artifact[McpServer]],
     missing: dict[str, str],
+    unbuilt: dict[str, str],
 ) -> str:
     repaired = sum(
         1
@@ -164,8 +165,9 @@ def _note(
         if b.payload.status == "passed"
         and any(r.decision == "kept" for r in b.payload.repairs)
     )
-    return (
-        f"{len(servers)} of {len(builds) + len(missing)} server(s) passed "
-        f"({repaired} after repair), {len(builds) - len(servers)} failed, "
+    note = (
+        f"{len(servers)} of {len(builds) + len(missing) + len(unbuilt)} server(s) "
+        f"passed ({repaired} after repair), {len(builds) - len(servers)} failed, "
         f"{len(missing)} without inputs"
     )
+    return note + (f", {len(unbuilt)} not built (see failures)" if unbuilt else "")
