@@ -150,6 +150,7 @@ def run_pipeline(
     ctx = build_context(loaded, output_dir=out, env=env)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
+    ctx.ledger.attach(ctx.layout.ledger_path(run_id))
     token = register(run_id, ctx)
     reports: dict[str, StepReport] = {}
     error: str | None = None
@@ -168,7 +169,6 @@ def run_pipeline(
                 break
     finally:
         release(token)
-        ctx.ledger.write_jsonl(ctx.layout.ledger_dir / f"{run_id}.jsonl")
     report = RunReport(
         run_name=loaded.config.run.name,
         config_path=str(loaded.path),

@@ -106,9 +106,9 @@ class OutputLayout:
         """Manifest file of one step, `steps/<step>.json`."""
         return self.steps_dir / f"{_plain_name(step)}.json"
 
-    def ledger_path(self, step: str) -> Path:
-        """Usage ledger (JSON lines) of one step."""
-        return self.ledger_dir / f"{_plain_name(step)}.jsonl"
+    def ledger_path(self, run_id: str) -> Path:
+        """Usage ledger (JSON lines, appended call by call) of one run."""
+        return self.ledger_dir / f"{_plain_name(run_id)}.jsonl"
 
     def report_path(self, name: str) -> Path:
         """A report file, `reports/<name>` (name includes the extension)."""
