@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     prepare_prefect_environment()
     from flows.pipeline import PipelineFailed, run_pipeline
+    from tasks.store.run_lock import RunLocked
 
     try:
         state = run_pipeline(
@@ -86,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(result, PipelineFailed):
         report = result.report.model_dump(mode="json")
     elif isinstance(result, BaseException):
-        return _fail(f"{type(result).__name__}: {result}", 1)
+        code = 2 if isinstance(result, RunLocked) else 1
+        return _fail(f"{type(result).__name__}: {result}", code)
     else:
         report = result.model_dump(mode="json")
     if args.report_json:

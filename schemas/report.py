@@ -28,7 +28,10 @@ class RunReport(Frozen):
     config_path: str
     config_hash: str
     output_dir: str
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "error"] = Field(
+        description='"failed": a step stopped with failures a re-run may fix, or '
+        'its inputs were unusable; "error": an unexpected exception (see `error`).'
+    )
     error: str | None = None
     llm_calls: int = Field(
         description="Model answers this run received (live or replayed); cache hits "

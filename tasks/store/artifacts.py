@@ -47,7 +47,11 @@ class ArtifactInvalid(StoreError):
     """A stored object does not validate as the requested artifact type."""
 
 
-class MissingStepOutput(StoreError):
+class UnusableStepOutput(StoreError):
+    """Outputs of an earlier step cannot be used: missing, corrupt or foreign."""
+
+
+class MissingStepOutput(UnusableStepOutput):
     """A step whose outputs are needed has not run in this output directory."""
 
 

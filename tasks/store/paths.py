@@ -90,6 +90,16 @@ class OutputLayout:
         return self.internal / "prefect-results"
 
     @property
+    def run_lock(self) -> Path:
+        """The exclusive lock a run holds on this output location."""
+        return self.internal / "run.lock"
+
+    @property
+    def identity_file(self) -> Path:
+        """The random id of this output location, written once at first use."""
+        return self.internal / "output-id"
+
+    @property
     def state_file(self) -> Path:
         return self.internal / "state.json"
 
