@@ -108,7 +108,7 @@ def _output_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.artifacts import ArtifactStore, UnusableStepOutput
     from tasks.store.paths import OutputLayout
 
     try:
@@ -124,7 +124,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"output directory: {out}")
     print(f"{'step':<28}{'status':<10}{'outputs':>8}{'failed':>8}  note")
     for info in STEPS:
-        manifest = store.read_manifest(info.name)
+        try:
+            manifest = store.read_manifest(info.name)
+        except UnusableStepOutput as exc:
+            print(f"{info.name:<28}{'invalid':<10}{'-':>8}{'-':>8}  {exc}")
+            continue
         if manifest is None:
             print(f"{info.name:<28}{'pending':<10}{'-':>8}{'-':>8}")
             continue

@@ -67,3 +67,58 @@ def test_run_on_a_locked_output_exits_2_naming_the_holder(
     assert f"is in use by another run: pid {os.getpid()}" in err
     assert "(run first), command: first run" in err
     assert not (out / "domain_topics.json").exists()
+
+
+def _run(config, out, *extra, report=None):
+    args = ["run", "--config", str(config), "--output-dir", str(out), *extra]
+    return main([*args, "--report-json", str(report)] if report else args)
+
+
+def test_foreign_or_corrupt_manifest_stops_the_run_naming_the_file(
+    prefect_harness, tmp_path, capsys
+):
+    """An s01 manifest copied from another output, or torn, stops s02 with exit 1."""
+    config, mine, other = _config(tmp_path), tmp_path / "mine", tmp_path / "other"
+    report = tmp_path / "report.json"
+    assert _run(config, mine, "--until", "s01") == 0
+    assert _run(config, other, "--until", "s01") == 0
+    manifest = OutputLayout(mine).manifest_path("s01_domain_expansion")
+    foreign = OutputLayout(other).manifest_path("s01_domain_expansion")
+    manifest.write_bytes(foreign.read_bytes())
+    assert _run(config, mine, "--step", "s02", report=report) == 1
+    error = json.loads(report.read_text())["error"]
+    assert error.startswith(
+        f"step manifest {manifest} is unusable: it was written for another output "
+        "location"
+    )
+    manifest.write_bytes(foreign.read_bytes()[:100])
+    assert _run(config, mine, "--step", "s02", report=report) == 1
+    error = json.loads(report.read_text())["error"]
+    assert error.startswith(f"step manifest {manifest} is unusable: not JSON")
+    capsys.readouterr()
+    assert main(["status", "--output-dir", str(mine)]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "s01_" in x]
+    assert line.split()[:2] == ["s01_domain_expansion", "invalid"]
+    assert f"--config {config} --step s01" in error
+    assert not (mine / "entities.json").exists()
+
+
+def test_truncated_object_stops_the_run_and_rerunning_its_step_repairs_it(
+    prefect_harness, tmp_path
+):
+    """A torn object file is named; re-running the step that made it rewrites it."""
+    config, out, report = _config(tmp_path), tmp_path / "out", tmp_path / "r.json"
+    assert _run(config, out, "--until", "s01") == 0
+    layout = OutputLayout(out)
+    manifest = json.loads(layout.manifest_path("s01_domain_expansion").read_text())
+    domain = next(r for r in manifest["outputs"] if r["kind"] == "domain")
+    path = layout.object_path(domain["content_hash"])
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    assert _run(config, out, "--step", "s02", report=report) == 1
+    error = json.loads(report.read_text())["error"]
+    assert error.startswith(f"artifact object {path} is corrupt: not JSON")
+    assert _run(config, out, "--step", "s01", report=report) == 0
+    assert json.loads(report.read_text())["llm_calls"] == 0
+    assert path.read_bytes() == good
+    assert _run(config, out, "--step", "s02") == 0
