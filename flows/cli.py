@@ -64,9 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(
             " ".join(problems) + f" (To try the pipeline offline: {DEMO_HINT})"
         )
+    from tasks.store.paths import OutputLayout
+    from tasks.store.run_lock import RunLocked, check_run_lock
+
+    try:  # refuse before Prefect starts; the flow takes the lock itself
+        check_run_lock(OutputLayout(resolve_output_dir(loaded, Path.cwd())))
+    except RunLocked as exc:
+        return _fail(str(exc))
     prepare_prefect_environment()
     from flows.pipeline import PipelineFailed, run_pipeline
-    from tasks.store.run_lock import RunLocked
 
     try:
         state = run_pipeline(

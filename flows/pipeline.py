@@ -29,7 +29,7 @@ from tasks.context import register, release
 from tasks.reporting import StepFailed
 from tasks.settings import environment
 from tasks.setup import build_context, preflight
-from tasks.steps import StepInfo, select_steps
+from tasks.steps import select_steps
 from tasks.store.artifacts import UnusableStepOutput
 from tasks.store.atomic import write_json_atomic
 from tasks.store.config_loader import (
@@ -137,7 +137,8 @@ def run_pipeline(
     Raises:
         ConfigError: the configuration or the environment is unusable.
         RunLocked: another run holds the output location.
-        PipelineFailed: a step stopped with failures a re-run may fix, or crashed.
+        PipelineFailed: a step stopped with failures a re-run may fix, or crashed
+            (an exception no step handles: the report is still written).
     """
     overrides = (
         {"steps.s01_domain_expansion.seed_domains": seed_domains}
@@ -156,54 +157,50 @@ def run_pipeline(
     ctx = build_context(loaded, output_dir=out, env=env)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
-    with acquire_run_lock(ctx.layout, run_id=run_id, command=shlex.join(sys.argv)):
-        ctx.ledger.attach(ctx.layout.ledger_path(run_id))
-        token = register(run_id, ctx)
-        runner = ThreadPoolTaskRunner(max_workers=loaded.config.run.max_concurrency)
-        try:
-            reports, error, crash = _run_steps(steps, token, runner)
-        finally:
-            release(token)
-        report = RunReport(
-            run_name=loaded.config.run.name,
-            config_path=str(loaded.path),
-            config_hash=loaded.config_hash,
-            output_dir=str(out),
-            status="error" if crash else "failed" if error else "ok",
-            error=error,
-            llm_calls=ctx.ledger.calls(),
-            steps=reports,
-            flow_run_id=run_id,
-        )
-        write_json_atomic(
-            ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
-        )
+    lock = acquire_run_lock(ctx.layout, run_id=run_id, command=shlex.join(sys.argv))
+    ctx.ledger.attach(ctx.layout.ledger_path(run_id))
+    token = register(run_id, ctx)
+    reports: dict[str, StepReport] = {}
+    error: str | None = None
+    crash: Exception | None = None
+    runner = ThreadPoolTaskRunner(max_workers=loaded.config.run.max_concurrency)
+    try:
+        for info in steps:
+            try:
+                reports[info.name] = step_flow(info.id).with_options(
+                    task_runner=runner
+                )(token)
+            except StepFailed as exc:
+                reports[info.name], error = exc.report, str(exc)
+                break
+            except UnusableStepOutput as exc:
+                error = str(exc)
+                break
+            except Exception as exc:  # a bug or a full disk: still report the run
+                crash, error = exc, f"step {info.name} crashed: {_describe(exc)}"
+                break
+    finally:
+        release(token)
+        lock.release()
+    report = RunReport(
+        run_name=loaded.config.run.name,
+        config_path=str(loaded.path),
+        config_hash=loaded.config_hash,
+        output_dir=str(out),
+        status="error" if crash else "failed" if error else "ok",
+        error=error,
+        llm_calls=ctx.ledger.calls(),
+        steps=reports,
+        flow_run_id=run_id,
+    )
+    write_json_atomic(
+        ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
+    )
     _publish(report)
     if error:
         raise PipelineFailed(report) from crash
     return report
 
 
-def _run_steps(
-    steps: list[StepInfo], token: str, runner: ThreadPoolTaskRunner
-) -> tuple[dict[str, StepReport], str | None, Exception | None]:
-    """Run steps in order until one stops; return reports, error and any crash.
-
-    A crash is an exception no step handles (a bug, a full disk): it ends the run
-    like a failed step, so the report is still written, and is kept as the cause.
-    """
-    reports: dict[str, StepReport] = {}
-    for info in steps:
-        try:
-            reports[info.name] = step_flow(info.id).with_options(task_runner=runner)(
-                token
-            )
-        except StepFailed as exc:
-            reports[info.name] = exc.report
-            return reports, str(exc), None
-        except UnusableStepOutput as exc:
-            return reports, str(exc), None
-        except Exception as exc:
-            error = f"step {info.name} crashed: {type(exc).__name__}: {exc}"
-            return reports, error, exc
-    return reports, None, None
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -106,6 +106,25 @@ def acquire_run_lock(layout: OutputLayout, *, run_id: str, command: str) -> RunL
     return RunLock(path, fd, holder)
 
 
+def check_run_lock(layout: OutputLayout) -> None:
+    """Refuse early when a live run holds the output location right now.
+
+    A quick check before a run starts its machinery; `acquire_run_lock` remains
+    the authority (the location may be taken between the two). Creates nothing.
+
+    Raises:
+        RunLocked: If a live process holds the lock.
+    """
+    try:
+        fd = os.open(layout.run_lock, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        _lock_or_refuse(fd, layout.run_lock)
+    finally:
+        os.close(fd)  # drops this probe's lock, never the holder's
+
+
 def _lock_or_refuse(fd: int, path: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,7 +13,7 @@ from flows import pipeline
 from flows.cli import main
 from tasks.llm.ledger import read_ledger
 from tasks.store.paths import OutputLayout
-from tasks.store.run_lock import acquire_run_lock
+from tasks.store.run_lock import RunLocked, acquire_run_lock
 from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -66,6 +66,17 @@ def test_run_on_a_locked_output_exits_2_naming_the_holder(
     err = capsys.readouterr().err
     assert f"is in use by another run: pid {os.getpid()}" in err
     assert "(run first), command: first run" in err
+    assert not (out / "domain_topics.json").exists()
+
+
+def test_pipeline_flow_takes_the_lock_itself(prefect_harness, tmp_path):
+    """A run started without the CLI (a deployment) is refused by the flow."""
+    out = tmp_path / "out"
+    with acquire_run_lock(OutputLayout(out), run_id="first", command="first run"):
+        with pytest.raises(RunLocked, match="in use by another run"):
+            pipeline.run_pipeline(
+                config_path=str(_config(tmp_path)), output_dir=str(out), step="s01"
+            )
     assert not (out / "domain_topics.json").exists()
 
 

@@ -66,6 +66,8 @@ def test_sigkilled_run_leaves_a_ledger_of_its_completed_calls(tmp_path: Path) ->
         assert child.stdout.readline().strip() == "blocked"
         os.kill(child.pid, signal.SIGKILL)
     finally:
+        if child.poll() is None:
+            child.kill()
         child.wait(timeout=60)
         child.stdin.close()  # type: ignore[union-attr]
         child.stdout.close()  # type: ignore[union-attr]

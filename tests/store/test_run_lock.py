@@ -16,7 +16,7 @@ import pytest
 
 from schemas.store import RunLockHolder
 from tasks.store.paths import OutputLayout
-from tasks.store.run_lock import RunLocked, acquire_run_lock
+from tasks.store.run_lock import RunLocked, acquire_run_lock, check_run_lock
 from tests.conftest import REPO
 
 HOLDER = textwrap.dedent(
@@ -125,9 +125,23 @@ def test_lock_of_a_live_process_refuses_until_that_process_is_killed(
         assert "agentskiller run --config child.yaml" in str(info.value)
         os.kill(child.pid, signal.SIGKILL)
     finally:
+        if child.poll() is None:
+            child.kill()
         child.wait(timeout=60)
         child.stdin.close()  # type: ignore[union-attr]
         child.stdout.close()  # type: ignore[union-attr]
     with caplog.at_level(logging.WARNING, logger="tasks.store.run_lock"):
         acquire_run_lock(layout, run_id="mine", command="c").release()
     assert f"pid {child.pid}" in caplog.text
+
+
+def test_check_reports_a_held_lock_and_leaves_a_free_one_free(tmp_path: Path) -> None:
+    """The pre-check refuses while held, creates nothing, and never takes the lock."""
+    layout = OutputLayout(tmp_path / "out")
+    check_run_lock(layout)
+    assert not layout.internal.exists()
+    with acquire_run_lock(layout, run_id="run-a", command="a"):
+        with pytest.raises(RunLocked, match="run run-a"):
+            check_run_lock(layout)
+    check_run_lock(layout)
+    acquire_run_lock(layout, run_id="run-b", command="b").release()
