@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.llm import CallOutcome, CallRecord
-from tasks.store.journal import JournalRead, append_line, read_lines
+from tasks.store.journal import JournalRead, append_line, create_journal, read_lines
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,8 +37,10 @@ class UsageLedger:
     def attach(self, path: Path) -> None:
         """Append every record added from now on to `path` (JSON lines).
 
-        Records added before are written first, so the file is complete.
+        The file is created at once (a run without model calls leaves an empty
+        one); records added before are written first, so it is complete.
         """
+        create_journal(path)
         with self._lock:
             self._path = path
             earlier = list(self._records)

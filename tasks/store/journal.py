@@ -1,8 +1,9 @@
 """Append-only JSON-lines files that survive crashes of their writers.
 
 Input: a path and one line of text (or a whole file to read back). Output: the lines
-that are complete and parse, plus how many were skipped. Side effects: `append_line`
-creates the parent folder and appends with one `os.write` on an `O_APPEND` file
+that are complete and parse, plus how many were skipped. Side effects:
+`create_journal` creates an empty file; `append_line` creates the parent folder and
+appends with one `os.write` on an `O_APPEND` file
 descriptor, so lines from concurrent threads or processes never interleave and a
 killed writer leaves at most one torn last line. There is no fsync: the guarantee is
 against crashed or concurrent processes, not power loss.
@@ -21,6 +22,12 @@ T = TypeVar("T")
 
 class JournalWriteError(OSError):
     """A line could not be appended completely."""
+
+
+def create_journal(path: Path) -> None:
+    """Create an empty journal (and its folder) unless it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
 
 
 def append_line(path: Path, line: str) -> None:

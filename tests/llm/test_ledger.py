@@ -62,7 +62,11 @@ def test_by_step_sums_tokens_latency_and_splits_failures() -> None:
 
 
 def test_attached_ledger_appends_each_record_as_it_is_added(tmp_path: Path) -> None:
-    """Records before and after `attach` all reach the file, one line each."""
+    """Attaching creates the file; records before and after it all reach it."""
+    ledger = UsageLedger()
+    empty = tmp_path / "ledger" / "run-0.jsonl"
+    ledger.attach(empty)
+    assert empty.read_bytes() == b""
     ledger = UsageLedger()
     ledger.add(_record("s01"))
     path = tmp_path / "ledger" / "run-1.jsonl"
