@@ -59,6 +59,8 @@ def manifest_problem(
         return f"not JSON ({exc})", None
     if manifest.step != step:
         return f"it is the manifest of step {manifest.step}", manifest
+    if manifest.output_id is None:
+        return "it names no output location (written before manifests did)", manifest
     if manifest.output_id != output_id:
         return (
             f"it was written for another output location (output id "

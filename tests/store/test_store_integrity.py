@@ -103,6 +103,10 @@ def test_manifests_carry_the_output_location_id_written_once(
         (b'{"step": "s01_domain_exp', "not JSON"),
         (b'["a", "list"]', "not a step manifest ((top level):"),
         (b'{"step": "s01_domain_expansion"}', "not a step manifest (config_hash:"),
+        (
+            b'{"step": "s01_domain_expansion", "config_hash": "c", "outputs": []}',
+            "it names no output location",
+        ),
     ],
 )
 def test_corrupt_manifest_is_named_with_what_is_wrong(
