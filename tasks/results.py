@@ -25,7 +25,6 @@ from prefect.serializers import Serializer
 from pydantic import BaseModel, Field, ValidationError
 
 from schemas.artifact import Artifact, FailedItem, ItemOutcome
-from schemas.base import canonical_json
 
 SERIALIZER_TYPE = "agentskiller-outcome-json"
 FORMAT = "agentskiller-item-outcome/1"
@@ -75,7 +74,9 @@ def encode_outcome(outcome: ItemOutcome) -> bytes:
             for artifact in outcome.artifacts
         ],
     }
-    return canonical_json(document).encode("utf-8")
+    # Not sorted: payload dicts keep their order, which exports written from a
+    # cached outcome reproduce byte for byte.
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def decode_outcome(blob: bytes) -> ItemOutcome:

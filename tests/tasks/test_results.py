@@ -9,9 +9,9 @@ import pytest
 from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.serializers import PickleSerializer
 
-from schemas.artifact import FailedItem, ItemOutcome
+from schemas.artifact import Artifact, FailedItem, ItemOutcome
 from schemas.domain import Domain
-from schemas.entity import Entity
+from schemas.entity import Attribute, Entity
 from tasks.results import (
     OutcomeSerializer,
     UntrustedResult,
@@ -34,8 +34,16 @@ class _Planted:
 
 def _outcome() -> ItemOutcome:
     domain = _domain("dental_clinic")
-    artifacts = (domain, _entity("Patient", domain))
-    return ItemOutcome(item_key="batch-000", artifacts=artifacts, llm_calls=2)
+    entity = _entity("Patient", domain)
+    attributes = {
+        "zip_code": Attribute(description="postal code", type="string"),
+        **entity.payload.attributes,
+    }
+    payload = entity.payload.model_copy(update={"attributes": attributes})
+    entity = Artifact.build(
+        kind="entity", id="Patient", payload=payload, producer=entity.producer
+    )
+    return ItemOutcome(item_key="batch-000", artifacts=(domain, entity), llm_calls=2)
 
 
 def _record(serializer, result) -> bytes:
@@ -51,6 +59,9 @@ def test_outcome_round_trips_through_json_with_exact_payload_types() -> None:
     decoded = decode_outcome(blob)
     assert decoded == outcome
     assert [type(a.payload) for a in decoded.artifacts] == [Domain, Entity]
+    # dict order survives too, so exports made from a cached outcome are identical
+    assert list(decoded.artifacts[1].payload.attributes) == ["zip_code", "id"]
+    assert decoded.model_dump_json() == outcome.model_dump_json()
     failed = ItemOutcome(
         item_key="x",
         failure=FailedItem(step="s01", item_key="x", reason="error", message="boom"),
