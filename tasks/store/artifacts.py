@@ -3,8 +3,9 @@
 Inputs: typed `Artifact`s with the `RunStamp` of the run that made them, step
 manifests, and export data. Output: `ArtifactRef`s, validated artifacts read back,
 lineage records, and export files. Side effects, all under one `OutputLayout`:
-`objects/<hash[:2]>/<hash>.json` (byte-identical for equal artifacts, checked
-against their content hash on every read, rewritten by `put` when damaged),
+`objects/<hash[:2]>/<hash>.json` (written once, byte-identical for equal artifacts,
+checked against their content hash on every read, rewritten by `put` only when
+damaged),
 `lineage/<hash>.json` (rewritten by each run that produces the artifact, so the
 latest run stamp wins), `steps/<step>.json` (stamped with the output location's id
 from `output-id`, checked on read), and user-facing exports relative to the output
@@ -30,12 +31,7 @@ from schemas.artifact import (
     RunStamp,
     StepManifest,
 )
-from tasks.store.atomic import (
-    dumps_json,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from tasks.store.atomic import write_json_atomic, write_text_atomic
 from tasks.store.integrity import create_once, manifest_problem, object_problem
 from tasks.store.paths import OutputLayout
 
@@ -115,8 +111,9 @@ class ArtifactStore:
 
         Args:
             artifact: The artifact; its object file is written when absent, and
-                rewritten when its bytes are not this artifact's (a torn or
-                altered file), so a re-run repairs the store.
+                rewritten when it does not hold an artifact with this content hash
+                (a torn or altered file), so a re-run repairs the store. A valid
+                object is never rewritten: the first producer record stays.
             run: Provenance of the run that produced it this time.
             exports: Export paths (relative to the output root) made from it.
 
@@ -125,13 +122,15 @@ class ArtifactStore:
         """
         digest = artifact.content_hash
         obj_path = self._layout.object_path(digest)
-        data = artifact.model_dump(mode="json", serialize_as_any=True)
-        expected = dumps_json(data, sort_keys=True).encode("utf-8")
         found = _read_if_present(obj_path)
-        if found != expected:
+        problem = "absent" if found is None else object_problem(found, digest)[0]
+        if problem:
             if found is not None:
-                _LOG.warning("rewriting corrupt artifact object %s", obj_path)
-            write_bytes_atomic(obj_path, expected)
+                _LOG.warning(
+                    "rewriting corrupt artifact object %s (%s)", obj_path, problem
+                )
+            data = artifact.model_dump(mode="json", serialize_as_any=True)
+            write_json_atomic(obj_path, data, sort_keys=True)
         record = LineageRecord(
             ref=artifact.ref,
             parents=artifact.parents,

@@ -72,7 +72,22 @@ def test_put_rewrites_a_damaged_object_and_leaves_a_good_one_alone(
         store.put(entity, RUN)
     assert path.read_bytes() == good
     assert store.get(entity.ref, Entity) == entity
-    assert f"rewriting corrupt artifact object {path}" in caplog.text
+    assert f"rewriting corrupt artifact object {path} (not JSON" in caplog.text
+
+
+def test_put_keeps_the_first_producer_of_an_intact_object(
+    store: ArtifactStore,
+) -> None:
+    """Equal content from another producer (say, a new prompt) is not rewritten."""
+    entity = _entity("Patient", _domain("dental_clinic"))
+    store.put(entity, RUN)
+    path = store.layout.object_path(entity.content_hash)
+    first = path.read_bytes()
+    producer = entity.producer.model_copy(update={"prompt_hash": "q" * 8})
+    again = entity.model_copy(update={"producer": producer})
+    store.put(again, RUN)
+    assert path.read_bytes() == first
+    assert store.lineage(entity.content_hash).producer == producer  # type: ignore[union-attr]
 
 
 STEP = "s01_domain_expansion"
