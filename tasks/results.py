@@ -118,11 +118,14 @@ def trusted_record(path: str, data: bytes) -> bytes:
     try:
         record = json.loads(data)
         serializer = record["metadata"]["serializer"]["type"]
+        # Prefect prefers the top-level "serializer" of old-format records, and
+        # hands back a result that is not a string without deserialising it.
+        shaped = set(record) == {"metadata", "result"} and isinstance(
+            record["result"], str
+        )
     except (ValueError, KeyError, TypeError):
-        serializer = None
-        record = None
-    # Prefect reads a top-level "serializer" of old-format records in preference.
-    if serializer != SERIALIZER_TYPE or set(record) != {"metadata", "result"}:
+        serializer, shaped = None, False
+    if serializer != SERIALIZER_TYPE or not shaped:
         _LOG.warning(
             "result file %s was not written by this pipeline's JSON serializer "
             "(serializer %r); it is ignored, never loaded, and the item is recomputed",

@@ -111,7 +111,8 @@ def test_serializer_writes_a_json_record_that_reads_back(tmp_path: Path) -> None
 
 
 def test_pickle_record_is_refused_without_being_unpickled(tmp_path: Path) -> None:
-    """A planted pickle record is refused by the guard and its code never runs."""
+    """The guard refuses a planted pickle record (its code never runs), old-format
+    and oddly shaped records, and garbage."""
     sentinel = tmp_path / "pickle-ran"
     blob = _record(PickleSerializer(), _Planted(sentinel))
     with pytest.raises(UntrustedResult, match="is not a JSON outcome record"):
@@ -121,4 +122,11 @@ def test_pickle_record_is_refused_without_being_unpickled(tmp_path: Path) -> Non
     ).encode()
     with pytest.raises(UntrustedResult):
         trusted_record(str(tmp_path / "k"), legacy)
+    unparsed = json.dumps(
+        {**json.loads(_record(OutcomeSerializer(), _outcome())), "result": [1]}
+    ).encode()
+    with pytest.raises(UntrustedResult):
+        trusted_record(str(tmp_path / "k"), unparsed)
+    with pytest.raises(UntrustedResult):
+        trusted_record(str(tmp_path / "k"), b"\x80\x04garbage")
     assert not sentinel.exists()
