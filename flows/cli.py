@@ -86,6 +86,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         # A missing API key already names the offline demo; say it once.
         return _fail("; ".join(problems))
+    from tasks.store.paths import OutputLayout
+    from tasks.store.run_lock import RunLocked, check_run_lock
+
+    try:  # refuse before Prefect starts; the flow takes the lock itself
+        check_run_lock(OutputLayout(resolve_output_dir(loaded, Path.cwd())))
+    except RunLocked as exc:
+        return _fail(str(exc))
     prepare_prefect_environment()
     from flows.interrupts import InterruptGuard
     from flows.pipeline import PipelineFailed, run_pipeline
@@ -114,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(result, PipelineFailed):
         report = result.report.model_dump(mode="json")
     elif isinstance(result, BaseException):
-        return _fail(f"{type(result).__name__}: {result}", 1)
+        code = 2 if isinstance(result, RunLocked) else 1
+        return _fail(f"{type(result).__name__}: {result}", code)
     else:
         report = result.model_dump(mode="json")
     if args.report_json:
@@ -174,7 +182,7 @@ def _reading(out: Path, why: str | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.store.artifacts import ArtifactStore
+    from tasks.store.artifacts import ArtifactStore, UnusableStepOutput
     from tasks.store.paths import OutputLayout
 
     try:
@@ -192,7 +200,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows: list[list[object]] = []
     failures: list[FailedItem] = []
     for info in STEPS:
-        manifest = store.read_manifest(info.name)
+        try:
+            manifest = store.read_manifest(info.name)
+        except UnusableStepOutput as exc:
+            rows.append([info.name, "invalid", "-", "-", str(exc)])
+            continue
         stopped = _stopped(last, info.name)
         if stopped is not None:
             failures += stopped.failures

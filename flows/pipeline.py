@@ -3,13 +3,17 @@
 Input: a config file path (and optional output directory and step selection), so the
 flow can be deployed and triggered with small, serialisable parameters. Output: a
 `RunReport` (also written to `.agentskiller/reports/` and published to the Prefect UI
-as a step summary table and a markdown report). A failed step raises
-`PipelineFailed` after the report is published, so the run is marked failed.
+as a step summary table and a markdown report). A failed step, or an unexpected
+exception in one (status "error"), raises `PipelineFailed` after the report is
+written and published, so the run is marked failed. The run holds the output
+location's run lock throughout, and the usage ledger is appended call by call.
 """
 
 from __future__ import annotations
 
 import importlib
+import shlex
+import sys
 import uuid
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from tasks.reporting import StepFailed
 from tasks.settings import environment
 from tasks.setup import build_context, preflight
 from tasks.steps import select_steps
-from tasks.store.artifacts import MissingStepOutput
+from tasks.store.artifacts import UnusableStepOutput
 from tasks.store.atomic import write_json_atomic
 from tasks.store.config_loader import (
     ConfigError,
@@ -36,6 +40,7 @@ from tasks.store.config_loader import (
     with_overrides,
 )
 from tasks.store.last_run import record_last_output_dir
+from tasks.store.run_lock import acquire_run_lock
 
 STEP_FLOWS: dict[str, Flow | str] = {
     "s01": expand_domains,
@@ -147,7 +152,9 @@ def run_pipeline(
 
     Raises:
         ConfigError: the configuration or the environment is unusable.
-        PipelineFailed: a step stopped with failures a re-run may fix.
+        RunLocked: another run holds the output location.
+        PipelineFailed: a step stopped with failures a re-run may fix, or crashed
+            (an exception no step handles: the report is still written).
     """
     overrides = (
         {"steps.s01_domain_expansion.seed_domains": seed_domains}
@@ -167,10 +174,13 @@ def run_pipeline(
     ctx = build_context(loaded, output_dir=out, env=env)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
+    lock = acquire_run_lock(ctx.layout, run_id=run_id, command=shlex.join(sys.argv))
+    ctx.ledger.attach(ctx.layout.ledger_path(run_id))
     token = register(run_id, ctx)
     reports: dict[str, StepReport] = {}
     error: str | None = None
     received: str | None = None
+    crash: Exception | None = None
     runner = StoppingTaskRunner(max_workers=loaded.config.run.max_concurrency)
     try:
         for info in steps:
@@ -181,7 +191,7 @@ def run_pipeline(
             except StepFailed as exc:
                 reports[info.name], error = exc.report, str(exc)
                 break
-            except MissingStepOutput as exc:
+            except UnusableStepOutput as exc:
                 error = str(exc)
                 break
             except (KeyboardInterrupt, TerminationSignal) as exc:
@@ -192,16 +202,25 @@ def run_pipeline(
                     "command again"
                 )
                 break
+            except Exception as exc:  # a bug or a full disk: still report the run
+                crash, error = exc, f"step {info.name} crashed: {_describe(exc)}"
+                break
     finally:
         release(token)
-        ctx.ledger.write_jsonl(ctx.layout.ledger_dir / f"{run_id}.jsonl")
+        lock.release()
     error = error or machinery_failure(reports)
     report = RunReport(
         run_name=loaded.config.run.name,
         config_path=str(loaded.path),
         config_hash=loaded.config_hash,
         output_dir=str(out),
-        status="interrupted" if received else "failed" if error else "ok",
+        status="interrupted"
+        if received
+        else "error"
+        if crash
+        else "failed"
+        if error
+        else "ok",
         signal=received,
         error=error,
         llm_calls=ctx.ledger.calls(),
@@ -213,5 +232,9 @@ def run_pipeline(
     )
     _publish(report)
     if error:
-        raise PipelineFailed(report)
+        raise PipelineFailed(report) from crash
     return report
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -8,6 +8,7 @@ run ids) lives in `RunStamp`, stored beside the artifact in its lineage record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
@@ -40,6 +41,19 @@ ArtifactKind = Literal[
     "server_build",
     "server_build_record",
 ]
+
+
+HASHED_FIELDS = ("kind", "id", "schema_version", "payload", "parents")
+"""The fields of an artifact its content hash covers (JSON form)."""
+
+
+def content_hash_of(data: Mapping[str, Any]) -> str:
+    """The content hash of an artifact given as JSON data, e.g. a stored object.
+
+    Raises:
+        KeyError: If `data` lacks one of `HASHED_FIELDS`.
+    """
+    return stable_hash({name: data[name] for name in HASHED_FIELDS})
 
 
 class ArtifactRef(Frozen):
@@ -94,7 +108,7 @@ class Artifact(Frozen, Generic[PayloadT]):
         payload: BaseModel,
         parents: tuple[ArtifactRef, ...],
     ) -> str:
-        return stable_hash(
+        return content_hash_of(
             {
                 "kind": kind,
                 "id": id,
@@ -189,10 +203,15 @@ class LineageRecord(Frozen):
 
 
 class StepManifest(Frozen):
-    """The current outcome of one step in an output directory."""
+    """The current outcome of one step in an output directory.
+
+    `output_id` is the random id of the output location that wrote it (the store
+    stamps it), so a manifest copied in from elsewhere is recognised as foreign.
+    """
 
     step: str
     config_hash: str
+    output_id: str | None = None
     outputs: tuple[ArtifactRef, ...]
     failed: tuple[FailedItem, ...] = ()
     exports: dict[str, ArtifactRef] = Field(default_factory=dict)

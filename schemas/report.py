@@ -28,7 +28,11 @@ class RunReport(Frozen):
     config_path: str
     config_hash: str
     output_dir: str
-    status: Literal["ok", "failed", "interrupted"]
+    status: Literal["ok", "failed", "error", "interrupted"] = Field(
+        description='"failed": a step stopped with failures a re-run may fix, or '
+        'its inputs were unusable; "error": an unexpected exception (see `error`); '
+        '"interrupted": SIGINT or SIGTERM (see `signal`).'
+    )
     error: str | None = None
     signal: str | None = Field(
         default=None,

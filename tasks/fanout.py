@@ -4,7 +4,8 @@ Input: a step's `@task` function and one `WorkItem` (plus keyword inputs) per it
 Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
 cached items. Side effects: each artifact is written to the store as soon as its task
 finishes, so a crash loses nothing that completed. Items run concurrently up to the
-flow's task-runner limit; each is cached by `artifact_cache_key`.
+flow's task-runner limit; each is cached by `artifact_cache_key`, its result kept as
+validated JSON (`tasks.results`), never as a pickle.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tasks.caching import artifact_cache_key
 from tasks.context import StepContext
 from tasks.llm.errors import CassetteMiss, LLMUnavailable
 from tasks.machinery import MachineryError
+from tasks.results import OutcomeSerializer, TrustedResultReads
 
 
 @dataclass
@@ -58,7 +60,7 @@ def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run is not None else None
 
 
-class ResultFolder(LocalFileSystem):
+class ResultFolder(TrustedResultReads, LocalFileSystem):
     """Local result storage that resolves its base folder once.
 
     Prefect's `LocalFileSystem` calls `Path.resolve()` (an lstat per path component)
@@ -79,6 +81,12 @@ class ResultFolder(LocalFileSystem):
                 f"Provided path {candidate} is outside of the base path {base}."
             )
         return candidate
+
+
+class ResultBucket(TrustedResultReads, RemoteFileSystem):
+    """Result storage at an fsspec URL; like `ResultFolder`, reads only JSON records."""
+
+    _block_type_name = "AgentSkiller Result Bucket"
 
 
 @functools.cache
@@ -103,7 +111,7 @@ def result_storage(location: str | Path) -> WritableFileSystem:
         if key not in _SAVED:
             block: WritableFileSystem
             if "://" in text and not text.startswith("file://"):
-                block = RemoteFileSystem(basepath=text)
+                block = ResultBucket(basepath=text)
             else:
                 block = ResultFolder(basepath=text.removeprefix("file://"))
             block.save(f"agentskiller-results-{sha256_hex(text)[:16]}", overwrite=True)
@@ -139,6 +147,22 @@ def failure_from_exception(step: str, item_key: str, exc: BaseException) -> Fail
     )
 
 
+def _own_outcome(ctx: StepContext, work: WorkItem, result: object) -> ItemOutcome:
+    """The task's outcome, or a failure when a stored result is another item's."""
+    if isinstance(result, ItemOutcome) and result.item_key == work.item_key:
+        return result
+    found = getattr(result, "item_key", type(result).__name__)
+    failure = FailedItem(
+        step=work.step,
+        item_key=work.item_key,
+        reason="error",
+        message=f"the stored result for item {work.item_key} is for {found!r}; "
+        f"remove it from {ctx.results_storage} to recompute the item",
+        retryable=True,
+    )
+    return ItemOutcome(item_key=work.item_key, failure=failure)
+
+
 def run_items(
     ctx: StepContext,
     step_task: Task,
@@ -165,6 +189,7 @@ def run_items(
         cache_key_fn=artifact_cache_key,
         persist_result=True,
         result_storage=result_storage(ctx.results_storage),
+        result_serializer=OutcomeSerializer(),
     )
     futures = [
         configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls
@@ -178,7 +203,7 @@ def run_items(
         future.wait()
         state = future.state
         if state.is_completed():
-            outcome: ItemOutcome = future.result()
+            outcome = _own_outcome(ctx, work, future.result())
             cached = state.name == "Cached"
             stamp = RunStamp(
                 flow_run_id=flow_run_id,

@@ -76,7 +76,7 @@ def build_context(
         config=cfg,
         config_hash=loaded.config_hash,
         layout=layout,
-        store=ArtifactStore(layout),
+        store=ArtifactStore(layout, config_hint=str(loaded.path)),
         llm=build_llm_client(
             cfg.llm, config_dir=loaded.config_dir, env=env, ledger=ledger
         ),

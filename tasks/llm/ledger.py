@@ -1,30 +1,70 @@
 """Thread-safe usage ledger: one `CallRecord` per HTTP try of a chat completion.
 
 Inputs: records appended by `LedgerTransport` from any thread. Output: the records,
-counts of answered calls, per-step token and latency sums. Side effect:
-`write_jsonl` appends the records to a file.
+counts of answered calls, per-step token and latency sums; `read_ledger` reads a
+ledger file back. Side effect: once `attach`ed to a file (the pipeline attaches
+`.agentskiller/ledger/<run>.jsonl`), each record is appended to it as one JSON line
+the moment it is added, so a killed run still accounts for every call it finished.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from schemas.llm import CallOutcome, CallRecord
+from tasks.store.journal import JournalRead, append_line, create_journal, read_lines
+
+_LOG = logging.getLogger(__name__)
 
 
 class UsageLedger:
     """Collects call records; safe to share between threads and roles."""
 
-    def __init__(self) -> None:
+    def __init__(self, records: Iterable[CallRecord] = ()) -> None:
         self._lock = threading.Lock()
-        self._records: list[CallRecord] = []
+        self._records: list[CallRecord] = list(records)
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The file records are appended to, if attached."""
+        return self._path
+
+    def attach(self, path: Path) -> None:
+        """Append every record added from now on to `path` (JSON lines).
+
+        The file is created at once (a run without model calls leaves an empty
+        one); records added before are written first, so it is complete.
+        """
+        create_journal(path)
+        with self._lock:
+            self._path = path
+            earlier = list(self._records)
+        for record in earlier:
+            self._append(path, record)
 
     def add(self, record: CallRecord) -> None:
-        """Append one record."""
+        """Keep one record, and append it to the attached file if any."""
         with self._lock:
             self._records.append(record)
+            path = self._path
+        if path is not None:
+            self._append(path, record)
+
+    @staticmethod
+    def _append(path: Path, record: CallRecord) -> None:
+        # A full disk must not turn a paid, answered call into a failed item: the
+        # record stays in memory (and in the run report) and the loss is logged.
+        try:
+            append_line(path, record.model_dump_json())
+        except OSError as exc:
+            _LOG.warning(
+                "usage ledger %s: record %s not written: %s", path, record.call_key, exc
+            )
 
     def records(self) -> list[CallRecord]:
         """Return a snapshot of all records in arrival order."""
@@ -65,9 +105,12 @@ class UsageLedger:
             row["latency_s"] += record.latency_s
         return totals
 
-    def write_jsonl(self, path: Path) -> None:
-        """Append every record as one JSON line to `path`, creating its folder."""
-        lines = "".join(record.model_dump_json() + "\n" for record in self.records())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
+
+def read_ledger(path: Path) -> JournalRead[CallRecord]:
+    """Read a ledger file written by an attached `UsageLedger`.
+
+    A torn last line (the writer was killed mid-write) or any line that is not a
+    `CallRecord` is skipped and counted in `.skipped`, with the reason in
+    `.problems`. `UsageLedger(result.entries)` gives counts and per-step sums.
+    """
+    return read_lines(path, CallRecord.model_validate_json)

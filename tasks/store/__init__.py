@@ -1,6 +1,6 @@
-"""The only filesystem and LanceDB code: output layout, atomic writes, the artifact
-store with lineage records and step manifests, lineage queries, configuration
-loading, and vector tables.
+"""The only filesystem and LanceDB code: output layout, atomic writes, append-only
+journals, the artifact store with lineage records and step manifests (checked on
+read), the run lock, lineage queries, configuration loading, and vector tables.
 
 Inputs: an output root, artifacts, configuration files. Output: the classes and
 functions re-exported here (`tasks.store.vectors` is imported on its own, as LanceDB
@@ -12,8 +12,11 @@ from tasks.store.artifacts import (
     ArtifactInvalid,
     ArtifactNotFound,
     ArtifactStore,
+    CorruptObject,
+    ManifestInvalid,
     MissingStepOutput,
     StoreError,
+    UnusableStepOutput,
 )
 from tasks.store.atomic import write_json_atomic, write_text_atomic
 from tasks.store.config_loader import (
@@ -33,10 +36,13 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactStore",
     "ConfigError",
+    "CorruptObject",
     "LoadedConfig",
+    "ManifestInvalid",
     "MissingStepOutput",
     "OutputLayout",
     "StoreError",
+    "UnusableStepOutput",
     "load_config",
     "resolve_cassette",
     "resolve_output_dir",

@@ -3,17 +3,21 @@
 Inputs: typed `Artifact`s with the `RunStamp` of the run that made them, step
 manifests, and export data. Output: `ArtifactRef`s, validated artifacts read back,
 lineage records, and export files. Side effects, all under one `OutputLayout`:
-`objects/<hash[:2]>/<hash>.json` (immutable, written once, byte-identical for equal
-artifacts), `lineage/<hash>.json` (rewritten by each run that produces the artifact,
-so the latest run stamp wins), `steps/<step>.json`, and user-facing exports relative
-to the output root. Every write is atomic; the store holds no lock and no open file,
+`objects/<hash[:2]>/<hash>.json` (written once, byte-identical for equal artifacts,
+checked against their content hash on every read, rewritten by `put` only when
+damaged),
+`lineage/<hash>.json` (rewritten by each run that produces the artifact, so the
+latest run stamp wins), `steps/<step>.json` (stamped with the output location's id
+from `output-id`, checked on read), and user-facing exports relative to the output
+root. Every write is atomic; the store holds no lock and no open file,
 so many Prefect tasks may share one instance (or a pickled copy) concurrently.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,9 +33,12 @@ from schemas.artifact import (
 )
 from schemas.report import RunReport
 from tasks.store.atomic import write_json_atomic, write_text_atomic
+from tasks.store.integrity import create_once, manifest_problem, object_problem
 from tasks.store.paths import OutputLayout
 
 P = TypeVar("P", bound=BaseModel)
+
+_LOG = logging.getLogger(__name__)
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -48,8 +55,36 @@ class ArtifactInvalid(StoreError):
     """A stored object does not validate as the requested artifact type."""
 
 
-class MissingStepOutput(StoreError):
+class UnusableStepOutput(StoreError):
+    """Outputs of an earlier step cannot be used: missing, corrupt or foreign."""
+
+
+class MissingStepOutput(UnusableStepOutput):
     """A step whose outputs are needed has not run in this output directory."""
+
+
+class ManifestInvalid(UnusableStepOutput):
+    """A step manifest is corrupt or was not written for this output location.
+
+    Attributes:
+        path: The manifest file.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CorruptObject(UnusableStepOutput):
+    """A stored object is not the artifact its file name (content hash) promises.
+
+    Attributes:
+        path: The object file.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ArtifactStore:
@@ -76,7 +111,10 @@ class ArtifactStore:
         """Store an artifact (once) and (re)write its lineage record.
 
         Args:
-            artifact: The artifact; its object file is written only if absent.
+            artifact: The artifact; its object file is written when absent, and
+                rewritten when it does not hold an artifact with this content hash
+                (a torn or altered file), so a re-run repairs the store. A valid
+                object is never rewritten: the first producer record stays.
             run: Provenance of the run that produced it this time.
             exports: Export paths (relative to the output root) made from it.
 
@@ -85,7 +123,13 @@ class ArtifactStore:
         """
         digest = artifact.content_hash
         obj_path = self._layout.object_path(digest)
-        if not obj_path.exists():
+        found = _read_if_present(obj_path)
+        problem = "absent" if found is None else object_problem(found, digest)[0]
+        if problem:
+            if found is not None:
+                _LOG.warning(
+                    "rewriting corrupt artifact object %s (%s)", obj_path, problem
+                )
             data = artifact.model_dump(mode="json", serialize_as_any=True)
             write_json_atomic(obj_path, data, sort_keys=True)
         record = LineageRecord(
@@ -118,6 +162,7 @@ class ArtifactStore:
 
         Raises:
             ArtifactNotFound: If the object is not stored.
+            CorruptObject: If the object file is not the artifact it is named for.
             ArtifactInvalid: If it does not validate as `Artifact[payload_type]`.
         """
         raw = self._read_object(ref_or_hash)
@@ -132,10 +177,11 @@ class ArtifactStore:
             ) from exc
 
     def get_raw(self, ref_or_hash: ArtifactRef | str) -> dict[str, Any]:
-        """Load an artifact object as plain JSON data, without validation.
+        """Load an artifact object as plain JSON data whose content hash checks.
 
         Raises:
             ArtifactNotFound: If the object is not stored.
+            CorruptObject: If the object file is not the artifact it is named for.
         """
         return self._read_object(ref_or_hash)
 
@@ -199,29 +245,64 @@ class ArtifactStore:
     def write_manifest(self, manifest: StepManifest) -> Path:
         """Record the current outcome of a step (replacing the previous one).
 
+        The manifest is stamped with this output location's id.
+
         Returns:
             The manifest file.
         """
+        stamped = manifest.model_copy(update={"output_id": self.output_id()})
         return write_json_atomic(
             self._layout.manifest_path(manifest.step),
-            manifest.model_dump(mode="json"),
+            stamped.model_dump(mode="json"),
             sort_keys=True,
         )
 
     def read_manifest(self, step: str) -> StepManifest | None:
-        """The manifest of a step, or None if the step has not run here."""
+        """The manifest of a step, or None if the step has not run here.
+
+        Raises:
+            ManifestInvalid: If the file is not JSON, not a step manifest, the
+                manifest of another step or output location, or lists objects
+                that are not in this store.
+        """
         path = self._layout.manifest_path(step)
-        if not path.is_file():
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
             return None
-        return StepManifest.model_validate_json(path.read_bytes())
+        problem, manifest = manifest_problem(
+            raw, step=step, output_id=self.output_id(), has=self.has
+        )
+        if problem:
+            raise ManifestInvalid(
+                f"step manifest {path} is unusable: {problem}; "
+                f"{self._rerun_hint(step)}",
+                path,
+            )
+        return manifest
 
     def iter_manifests(self) -> Iterator[StepManifest]:
-        """Every step manifest, ordered by step name."""
+        """Every step manifest, ordered by step name.
+
+        Raises:
+            ManifestInvalid: As `read_manifest`.
+        """
         directory = self._layout.steps_dir
         if not directory.is_dir():
             return
         for path in sorted(directory.glob("*.json")):
-            yield StepManifest.model_validate_json(path.read_bytes())
+            manifest = self.read_manifest(path.stem)
+            if manifest is not None:
+                yield manifest
+
+    def output_id(self) -> str:
+        """The random id of this output location, created at first use."""
+        path = self._layout.identity_file
+        existing = _read_if_present(path)
+        if existing is None:
+            create_once(path, uuid.uuid4().hex.encode("ascii") + b"\n")
+            existing = path.read_bytes()
+        return existing.decode("ascii", errors="replace").strip()
 
     def load_outputs(
         self, step: str, payload_type: type[P], kind: str | None = None
@@ -238,15 +319,15 @@ class ArtifactStore:
 
         Raises:
             MissingStepOutput: If the step has no manifest in this output directory.
-            ArtifactNotFound: If the manifest names an object that is gone.
+            ManifestInvalid: If its manifest is corrupt or foreign (see
+                `read_manifest`).
+            CorruptObject: If an output's object file is damaged.
         """
         manifest = self.read_manifest(step)
         if manifest is None:
-            short = step.split("_", 1)[0]
-            config = self._config_hint or "<config.yaml>"
             raise MissingStepOutput(
-                f"step {step} has no outputs in {self._layout.root}; run it first: "
-                f"agentskiller run --config {config} --step {short}"
+                f"step {step} has no outputs in {self._layout.root}; "
+                f"{self._rerun_hint(step, first=True)}"
             )
         refs = [r for r in manifest.outputs if kind is None or r.kind == kind]
         return [self.get(ref, payload_type) for ref in refs]
@@ -269,6 +350,12 @@ class ArtifactStore:
 
     # Internals -------------------------------------------------------------------
 
+    def _rerun_hint(self, step: str, *, first: bool = False) -> str:
+        short = step.split("_", 1)[0]
+        config = self._config_hint or "<config.yaml>"
+        verb = "run it first" if first else "re-run that step"
+        return f"{verb}: agentskiller run --config {config} --step {short}"
+
     def _read_object(self, ref_or_hash: ArtifactRef | str) -> dict[str, Any]:
         digest = (
             ref_or_hash.content_hash
@@ -282,7 +369,25 @@ class ArtifactStore:
             raise ArtifactNotFound(
                 self._not_found_message(ref_or_hash, digest)
             ) from None
-        return json.loads(raw)
+        problem, data = object_problem(raw, digest)
+        if problem:
+            raise CorruptObject(self._corrupt_message(path, digest, problem), path)
+        return data
+
+    def _corrupt_message(self, path: Path, digest: str, problem: str) -> str:
+        try:
+            record = self.lineage(digest)
+        except (OSError, ValueError):
+            record = None
+        rerun = "re-run the step that produced it"
+        if record is not None:
+            config = self._config_hint or "<config.yaml>"
+            rerun = (
+                f"re-run step {record.producer.step}, which produced "
+                f"{record.ref.kind}:{record.ref.id} "
+                f"(agentskiller run --config {config} --step {record.producer.step})"
+            )
+        return f"artifact object {path} is corrupt: {problem}; {rerun} to rewrite it"
 
     def _not_found_message(self, ref_or_hash: ArtifactRef | str, digest: str) -> str:
         if isinstance(ref_or_hash, ArtifactRef):
@@ -296,6 +401,13 @@ class ArtifactStore:
             f"artifact {what} with content hash {digest} is not in the store "
             f"({self._layout.objects_dir})"
         )
+
+
+def _read_if_present(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -90,6 +90,16 @@ class OutputLayout:
         return self.internal / "prefect-results"
 
     @property
+    def run_lock(self) -> Path:
+        """The exclusive lock a run holds on this output location."""
+        return self.internal / "run.lock"
+
+    @property
+    def identity_file(self) -> Path:
+        """The random id of this output location, written once at first use."""
+        return self.internal / "output-id"
+
+    @property
     def state_file(self) -> Path:
         return self.internal / "state.json"
 
@@ -106,9 +116,9 @@ class OutputLayout:
         """Manifest file of one step, `steps/<step>.json`."""
         return self.steps_dir / f"{_plain_name(step)}.json"
 
-    def ledger_path(self, step: str) -> Path:
-        """Usage ledger (JSON lines) of one step."""
-        return self.ledger_dir / f"{_plain_name(step)}.jsonl"
+    def ledger_path(self, run_id: str) -> Path:
+        """Usage ledger (JSON lines, appended call by call) of one run."""
+        return self.ledger_dir / f"{_plain_name(run_id)}.jsonl"
 
     def report_path(self, name: str) -> Path:
         """A report file, `reports/<name>` (name includes the extension)."""

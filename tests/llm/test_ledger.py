@@ -1,4 +1,4 @@
-"""The usage ledger: counts, per-step sums, JSONL output, thread safety."""
+"""The usage ledger: counts, per-step sums, JSONL appends, thread safety."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from schemas.llm import CallRecord
-from tasks.llm.ledger import UsageLedger
+from tasks.llm.ledger import UsageLedger, read_ledger
 
 
 def _record(step: str, outcome: str = "ok", tokens: int = 10) -> CallRecord:
@@ -61,18 +61,74 @@ def test_by_step_sums_tokens_latency_and_splits_failures() -> None:
     }
 
 
-def test_write_jsonl_appends_one_line_per_record(tmp_path: Path) -> None:
-    """Each write appends all records as JSON lines that validate back."""
+def test_attached_ledger_appends_each_record_as_it_is_added(tmp_path: Path) -> None:
+    """Attaching creates the file; records before and after it all reach it."""
+    ledger = UsageLedger()
+    empty = tmp_path / "ledger" / "run-0.jsonl"
+    ledger.attach(empty)
+    assert empty.read_bytes() == b""
     ledger = UsageLedger()
     ledger.add(_record("s01"))
+    path = tmp_path / "ledger" / "run-1.jsonl"
+    ledger.attach(path)
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1
     ledger.add(_record("s03"))
-    path = tmp_path / "run" / "usage.jsonl"
-    ledger.write_jsonl(path)
-    ledger.write_jsonl(path)
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 4
-    assert [json.loads(line)["step"] for line in lines] == ["s01", "s03"] * 2
-    assert CallRecord.model_validate_json(lines[1]) == _record("s03")
+    assert [json.loads(line)["step"] for line in lines] == ["s01", "s03"]
+    assert read_ledger(path).entries == [_record("s01"), _record("s03")]
+
+
+def test_read_ledger_skips_a_torn_last_line_and_counts_it(tmp_path: Path) -> None:
+    """A line cut short by a killed writer is skipped, counted and explained."""
+    path = tmp_path / "run.jsonl"
+    ledger = UsageLedger()
+    ledger.attach(path)
+    ledger.add(_record("s01"))
+    ledger.add(_record("s02", tokens=4))
+    whole = _record("s04").model_dump_json()
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(whole[: len(whole) // 2])
+    result = read_ledger(path)
+    assert result.entries == [_record("s01"), _record("s02", tokens=4)]
+    assert result.skipped == 1
+    assert result.problems == ["line 3: torn (no line end)"]
+    assert UsageLedger(result.entries).by_step()["s02"]["prompt_tokens"] == 4
+
+
+def test_read_ledger_skips_lines_that_are_not_call_records(tmp_path: Path) -> None:
+    """A garbled middle line is skipped; the records around it are kept."""
+    path = tmp_path / "run.jsonl"
+    path.write_text(
+        _record("s01").model_dump_json()
+        + "\n{not json\n"
+        + _record("s02").model_dump_json()
+        + "\n",
+        encoding="utf-8",
+    )
+    result = read_ledger(path)
+    assert [r.step for r in result.entries] == ["s01", "s02"]
+    assert result.skipped == 1
+    assert result.problems[0].startswith("line 2: ValidationError")
+
+
+def test_concurrent_attached_adds_write_whole_lines(tmp_path: Path) -> None:
+    """Threads appending at once never interleave bytes within a line."""
+    path = tmp_path / "run.jsonl"
+    ledger = UsageLedger()
+    ledger.attach(path)
+
+    def add_many() -> None:
+        for _ in range(100):
+            ledger.add(_record("s05", tokens=123456))
+
+    threads = [threading.Thread(target=add_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = read_ledger(path)
+    assert result.skipped == 0
+    assert len(result.entries) == 800 == ledger.calls()
 
 
 def test_concurrent_adds_lose_no_record() -> None:

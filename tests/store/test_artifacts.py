@@ -176,6 +176,7 @@ def test_load_outputs_follows_manifest_order_and_filters_kind(
         exports={"entities.json": patient.ref},
     )
     store.write_manifest(manifest)
+    manifest = manifest.model_copy(update={"output_id": store.output_id()})
 
     assert store.read_manifest("s02_entity_extraction") == manifest
     loaded = store.load_outputs("s02_entity_extraction", Entity, kind="entity")
