@@ -75,7 +75,7 @@ def expand_domains(run_token: str) -> StepReport:
             "index": index,
         }
         [outcome] = run_items(ctx, s01.expand_domain_batch, [(work, kwargs)], tally)
-        if outcome.failure is not None and outcome.failure.retryable:
+        if outcome.failure is not None and outcome.failure.blocking:
             break
         new: list[Artifact[Domain]] = []
         if outcome.ok:

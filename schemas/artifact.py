@@ -145,16 +145,44 @@ class Artifact(Frozen, Generic[PayloadT]):
 
 FailureReason = Literal[
     "invalid_output",  # the model never produced output that validates
-    "llm_unavailable",  # transport failures outlasted the retry budget
+    "truncated",  # the answer was cut off at max_tokens (not re-asked)
+    "llm_timeout",  # the endpoint did not answer within llm.timeout_s
+    "llm_unreachable",  # no connection (refused, unknown host, connect timeout)
+    "llm_http_error",  # the endpoint answered an HTTP error status
+    "llm_rate_limited",  # HTTP 429 outlasted the retry budget
+    "llm_unavailable",  # an endpoint failure of no finer kind (and older records)
     "cassette_miss",  # replay mode had no recorded answer for the call key
     "validation_failed",  # a deterministic check rejected the item after repair
     "dependency_failed",  # an input this item needs failed upstream
     "error",  # an unexpected exception inside the item (a bug): message kept
 ]
 
+MODEL_OUTPUT_REASONS: frozenset[str] = frozenset({"invalid_output", "truncated"})
+"""Failures of the model's answers: `--retry-failed` asks again for these."""
+
+BLOCKING_REASONS: frozenset[str] = frozenset(
+    {
+        "llm_timeout",
+        "llm_unreachable",
+        "llm_http_error",
+        "llm_rate_limited",
+        "llm_unavailable",
+        "cassette_miss",
+        "error",
+    }
+)
+"""Failures that stop the step: the item is missing for a reason other than its
+content, so finishing the step without it would hide the problem."""
+
 
 class FailedItem(Frozen):
-    """An item of work that did not produce an artifact, with a typed reason."""
+    """An item of work that did not produce an artifact, with a typed reason.
+
+    `retryable` says whether running the same command again may fix it (an endpoint
+    that was down, a timeout); `blocking` whether the step stops because of it.
+    A bug (`error`) or a refused request (`llm_http_error` 4xx) blocks, but is not
+    retryable: a re-run alone would fail the same way.
+    """
 
     step: str
     item_key: str
@@ -162,6 +190,10 @@ class FailedItem(Frozen):
     message: str
     details: tuple[str, ...] = ()
     retryable: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return self.retryable or self.reason in BLOCKING_REASONS
 
 
 class ItemOutcome(Frozen, Generic[PayloadT]):

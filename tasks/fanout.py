@@ -27,7 +27,7 @@ from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
 from schemas.base import sha256_hex
 from tasks.caching import artifact_cache_key
 from tasks.context import StepContext
-from tasks.llm.errors import CassetteMiss, LLMUnavailable
+from tasks.llm.errors import LLMError
 
 
 @dataclass
@@ -45,8 +45,8 @@ class StepTally:
 
     @property
     def blocking(self) -> list[FailedItem]:
-        """Failures a re-run may fix (endpoint down, cassette miss, a bug)."""
-        return [f for f in self.failures if f.retryable]
+        """Failures that stop the step (endpoint failures, cassette misses, bugs)."""
+        return [f for f in self.failures if f.blocking]
 
 
 def _flow_run_id() -> str | None:
@@ -111,15 +111,18 @@ def result_storage(location: str | Path) -> WritableFileSystem:
 
 
 def failure_from_exception(step: str, item_key: str, exc: BaseException) -> FailedItem:
-    """Turn an exception that escaped an item into a typed, retryable failure."""
-    if isinstance(exc, CassetteMiss):
-        reason = "cassette_miss"
-    elif isinstance(exc, LLMUnavailable):
-        reason = "llm_unavailable"
+    """Turn an exception that escaped an item into a typed failure.
+
+    The LLM layer's errors name their own reason and whether a plain re-run may
+    fix them (an endpoint that was down or slow may answer next time; a refused
+    request will not). Anything else is a bug (`error`): it stops the step, keeps
+    the end of its traceback, and is not called retryable, because running the same
+    code again fails the same way.
+    """
+    if isinstance(exc, LLMError) and exc.failure_reason != "error":
+        reason, retryable, details = exc.failure_reason, exc.retryable, ()
     else:
-        reason = "error"
-    details = ()
-    if reason == "error":
+        reason, retryable = "error", False
         details = tuple(traceback.format_exception(exc)[-6:])
     return FailedItem(
         step=step,
@@ -127,7 +130,7 @@ def failure_from_exception(step: str, item_key: str, exc: BaseException) -> Fail
         reason=reason,
         message=f"{type(exc).__name__}: {exc}",
         details=details,
-        retryable=True,
+        retryable=retryable,
     )
 
 
@@ -151,7 +154,7 @@ def run_items(
 
     Returns:
         One outcome per call, in the order of `calls`. Items whose task raised come
-        back as outcomes carrying a retryable `FailedItem`.
+        back as outcomes carrying a blocking `FailedItem`.
     """
     configured = step_task.with_options(
         cache_key_fn=artifact_cache_key,

@@ -66,17 +66,15 @@ def producer(
 
 
 def invalid_output(work: WorkItem, exc: InvalidModelOutput) -> ItemOutcome:
-    """The outcome of an item whose model answers never validated."""
+    """The outcome of an item whose model answers never validated (or were cut
+    off at the token limit: `truncated`)."""
     return ItemOutcome(
         item_key=work.item_key,
         failure=FailedItem(
             step=work.step,
             item_key=work.item_key,
-            reason="invalid_output",
-            message=(
-                f"model output for {exc.call_key!r} still invalid after "
-                f"{exc.attempts} attempt(s): {'; '.join(exc.problems)}"
-            ),
+            reason=exc.failure_reason,
+            message=exc.summary,
             details=tuple(e.last_error for e in _chain(exc)),
         ),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schemas.artifact import Artifact, StepManifest
+from schemas.artifact import Artifact, FailedItem, StepManifest
 from schemas.report import StepReport
 from tasks.context import StepContext
 from tasks.fanout import StepTally
@@ -19,20 +19,56 @@ from tasks.steps import StepInfo
 
 
 class StepFailed(RuntimeError):
-    """A step ended with failures a re-run may fix; later steps must not run."""
+    """A step ended with blocking failures; later steps must not run.
+
+    The message counts as fixable by a re-run only the retryable failures and
+    names one of them first; blocking failures a re-run alone will not fix (a bug,
+    a refused request) and dropped items (invalid or cut-off model output) are
+    counted separately.
+    """
 
     def __init__(self, report: StepReport) -> None:
-        first = report.failures[0] if report.failures else None
-        detail = (
-            f" First: [{first.reason}] {first.item_key}: {first.message}"
-            if first
-            else ""
-        )
-        super().__init__(
-            f"step {report.step} stopped: {report.failed} item(s) failed in a way a "
-            f"re-run can fix (finished items are kept and will not be redone).{detail}"
-        )
+        super().__init__(stop_message(report))
         self.report = report
+
+
+def stop_message(report: StepReport) -> str:
+    """The one-paragraph reason a step stopped, for the CLI's "stopped:" line."""
+    retryable = [f for f in report.failures if f.retryable]
+    stuck = [f for f in report.failures if f.blocking and not f.retryable]
+    dropped = [f for f in report.failures if not f.blocking]
+    parts = [f"step {report.step} stopped:"]
+    if retryable:
+        parts.append(
+            f"{len(retryable)} item(s) failed in a way a re-run can fix (finished "
+            "items are kept and will not be redone). First: "
+            f"{_one_line(retryable[0])}"
+        )
+    if stuck:
+        bugs = sum(f.reason == "error" for f in stuck)
+        kind = (
+            "an internal error (a bug; the report keeps its traceback)"
+            if bugs == len(stuck)
+            else "errors"
+        )
+        parts.append(
+            f"{'Also ' if retryable else ''}{len(stuck)} item(s) failed with {kind} "
+            "that a re-run alone will not fix"
+            f"{'' if bugs == len(stuck) else ' (change the configuration first)'}: "
+            f"{_one_line(stuck[0])}"
+        )
+    if dropped:
+        parts.append(
+            f"{len(dropped)} other item(s) were dropped (invalid or cut-off model "
+            "output, failed checks); `agentskiller run --retry-failed` tries them "
+            "again."
+        )
+    return " ".join(parts)
+
+
+def _one_line(failure: FailedItem) -> str:
+    first = failure.message.splitlines()[0] if failure.message else ""
+    return f"[{failure.reason}] {failure.item_key}: {first}"
 
 
 def step_report(
@@ -71,7 +107,8 @@ def finish_step(
     """Write exports and the manifest, or raise `StepFailed` on blocking failures.
 
     Raises:
-        StepFailed: some item failed for a reason a re-run may fix.
+        StepFailed: some item failed in a way that blocks the step (see
+            `FailedItem.blocking`).
     """
     report = step_report(ctx, info, tally, seconds=seconds, note=note)
     if tally.blocking:

@@ -378,6 +378,8 @@ class ReplayResponder:
             }
             message = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
             finish_reason = "tool_calls"
+        if answer.truncated:
+            finish_reason = "length"
         prompt_tokens = max(len(body) // 4, 1)
         completion_tokens = max(len(answer_text.encode()) // 4, 1)
         completion = {

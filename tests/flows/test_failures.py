@@ -59,7 +59,7 @@ def test_cassette_miss_stops_the_step_and_resume_redoes_only_the_missing_item(
 def test_unreachable_endpoint_ends_the_run_with_a_clear_error(
     prefect_harness, tmp_path, monkeypatch, capsys
 ):
-    """A closed port gives llm_unavailable naming the endpoint, and exit code 1."""
+    """A closed port gives llm_unreachable naming the endpoint, and exit code 1."""
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     roles = {
         "textual": {"model": "m", "base_url": "http://127.0.0.1:9/v1"},
@@ -85,6 +85,6 @@ def test_unreachable_endpoint_ends_the_run_with_a_clear_error(
     assert code == 1
     report = json.loads(report_path.read_text())
     [failure] = report["steps"]["s01_domain_expansion"]["failures"]
-    assert failure["reason"] == "llm_unavailable"
+    assert failure["reason"] == "llm_unreachable"
     assert "127.0.0.1:9" in failure["message"]
     assert "stopped" in capsys.readouterr().err
