@@ -89,7 +89,7 @@ def expand_domains(run_token: str) -> StepReport:
     final_work = work_item(
         "s01",
         "domain-topics",
-        inputs=[d.content_hash for d in domains],
+        inputs=[d.content_hash for d in (*domains, *batches)],
         params={"reason": reason, "iterations": len(history)},
         modules=s01.MODULES,
     )
@@ -102,6 +102,7 @@ def expand_domains(run_token: str) -> StepReport:
                     final_work,
                     {
                         "domains": tuple(domains),
+                        "batches": tuple(batches),
                         "stop_reason": reason or "iteration_cap",
                         "iterations": len(history),
                     },
