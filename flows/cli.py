@@ -1,7 +1,9 @@
 """The `agentskiller` command line.
 
 Input: argv. Output: exit code 0 on success, 1 when a run stops with failures, 2 on
-bad input (config, step name, environment), each with a one-paragraph message.
+bad input (config, step name, environment), 3 when a step produced nothing usable
+(run status "starved": the steps after it were skipped), each with a one-paragraph
+message.
 Side effects: runs flows, writes the output directory and `--report-json`. The
 configuration is checked before Prefect starts, so bad input fails in well under a
 second.
@@ -24,6 +26,8 @@ from tasks.store.config_loader import (
 )
 
 DEMO_HINT = "agentskiller run --config configs/demo.yaml"
+EXIT_CODES = {"ok": 0, "failed": 1, "starved": 3}
+"""Exit code per run status; 2 is bad input, 130 an interrupt."""
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -74,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             step=args.step,
             start=args.start,
             until=args.until,
+            retry_failed=args.retry_failed,
             return_state=True,
         )
     except KeyboardInterrupt:
@@ -95,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             json.dumps(report, indent=2) + "\n", encoding="utf-8"
         )
     _print_report(report)
-    return 0 if report["status"] == "ok" else 1
+    return EXIT_CODES.get(report["status"], 1)
 
 
 def _output_dir(args: argparse.Namespace) -> Path:
@@ -222,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--from", dest="start", help="run from this step on")
     run.add_argument("--until", help="stop after this step")
     run.add_argument("--report-json", help="write the run report (JSON) here")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ask again for items whose cached outcome is a failure (invalid or "
+        "cut-off model output); items that succeeded stay cached",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser(

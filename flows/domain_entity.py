@@ -130,6 +130,8 @@ def expand_domains(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"stop reason: {reason}; {len(domains)} domains after "
         f"{len(history)} expansion call(s)",
+        inputs=len(seeds),
+        produced=len(domains),
     )
 
 
@@ -188,6 +190,8 @@ def extract_entities(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"{len(catalogue.payload.entities) if catalogue else 0} entities "
         f"from {len(chunks)} batch(es)",
+        inputs=len(domains),
+        produced=len(catalogue.payload.entities) if catalogue else 0,
     )
 
 
@@ -249,4 +253,6 @@ def relate_entities(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"{len(graph.payload.links) if graph else 0} edges "
         f"from {len(calls)} call(s)",
+        inputs=len(catalogue.payload.entities),
+        produced=len(graph.payload.links) if graph else 0,
     )

@@ -3,7 +3,8 @@
 Input: a config file path (and optional output directory and step selection), so the
 flow can be deployed and triggered with small, serialisable parameters. Output: a
 `RunReport` (also written to `.agentskiller/reports/` and published to the Prefect UI
-as a step summary table and a markdown report). A failed step raises
+as a step summary table and a markdown report). A failed step, or one that produced
+nothing usable (status "starved": the steps after it are skipped), raises
 `PipelineFailed` after the report is published, so the run is marked failed.
 """
 
@@ -22,7 +23,7 @@ from flows.blueprint_tools import design_blueprints, formulate_tool_lists
 from flows.domain_entity import expand_domains, extract_entities, relate_entities
 from schemas.report import RunReport, StepReport
 from tasks.context import register, release
-from tasks.reporting import StepFailed
+from tasks.reporting import StepFailed, skipped_report, starvation_message
 from tasks.settings import environment
 from tasks.setup import build_context, preflight
 from tasks.steps import select_steps
@@ -75,7 +76,8 @@ def _markdown(report: RunReport) -> str:
         f"- model answers received: {report.llm_calls}",
     ]
     if report.error:
-        lines += ["", f"**Stopped:** {report.error}"]
+        label = "Starved" if report.status == "starved" else "Stopped"
+        lines += ["", f"**{label}:** {report.error}"]
     lines += [
         "",
         "| step | ok | failed | cached | model calls | seconds | note |",
@@ -123,11 +125,13 @@ def run_pipeline(
     start: str | None = None,
     until: str | None = None,
     seed_domains: list[str] | None = None,
+    retry_failed: bool = False,
 ) -> RunReport:
     """Run the selected steps (default: all) on one configuration.
 
     `seed_domains` replaces the configured seeds, for one run per domain (give each
-    such run its own `output_dir`).
+    such run its own `output_dir`). `retry_failed` runs again the items whose
+    cached outcome is a failure (other items stay cached).
 
     Raises:
         ConfigError: the configuration or the environment is unusable.
@@ -147,15 +151,16 @@ def run_pipeline(
         raise ConfigError("; ".join(problems), path=loaded.path)
     steps = select_steps(step=step, start=start, until=until)
     out = resolve_output_dir(loaded, Path.cwd())
-    ctx = build_context(loaded, output_dir=out, env=env)
+    ctx = build_context(loaded, output_dir=out, env=env, retry_failed=retry_failed)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
     token = register(run_id, ctx)
     reports: dict[str, StepReport] = {}
     error: str | None = None
+    starved_by: str | None = None
     runner = ThreadPoolTaskRunner(max_workers=loaded.config.run.max_concurrency)
     try:
-        for info in steps:
+        for i, info in enumerate(steps):
             try:
                 reports[info.name] = step_flow(info.id).with_options(
                     task_runner=runner
@@ -166,6 +171,11 @@ def run_pipeline(
             except MissingStepOutput as exc:
                 error = str(exc)
                 break
+            error = starvation_message(info, reports[info.name])
+            if error:
+                starved_by = info.id
+                reports |= {s.name: skipped_report(s, info.id) for s in steps[i + 1 :]}
+                break
     finally:
         release(token)
         ctx.ledger.write_jsonl(ctx.layout.ledger_dir / f"{run_id}.jsonl")
@@ -174,8 +184,9 @@ def run_pipeline(
         config_path=str(loaded.path),
         config_hash=loaded.config_hash,
         output_dir=str(out),
-        status="failed" if error else "ok",
+        status="starved" if starved_by else "failed" if error else "ok",
         error=error,
+        starved_by=starved_by,
         llm_calls=ctx.ledger.calls(),
         steps=reports,
         flow_run_id=run_id,

@@ -234,7 +234,8 @@ class WorkItem(Frozen):
     """Identity of one unit of work; its hash is the Prefect cache key.
 
     It names everything that may change the result: the input artifact hashes, the
-    step parameters, the model, the prompt templates and the code that runs.
+    step parameters, the model and its call settings, the prompt templates and the
+    code that runs.
     Clients, stores and run ids are deliberately absent.
     """
 
@@ -243,6 +244,11 @@ class WorkItem(Frozen):
     inputs: tuple[str, ...] = ()
     params_hash: str
     model_id: str | None = None
+    llm_settings_hash: str | None = Field(
+        default=None,
+        description="Hash of the call settings that shape answers: validation "
+        "retries, max_tokens, temperature.",
+    )
     prompt_hashes: tuple[str, ...] = ()
     code_version: str
 

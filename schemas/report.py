@@ -9,9 +9,28 @@ from pydantic import Field
 from schemas.artifact import FailedItem
 from schemas.base import Frozen
 
+StepStatus = Literal["done", "starved", "skipped"]
+"""done: the step ran and produced something (or was not counted); starved: it ran
+and produced nothing usable; skipped: not run, because an earlier step starved."""
+
+RunStatus = Literal["ok", "failed", "starved"]
+"""ok (exit 0); failed: a step stopped on blocking failures (exit 1); starved: a step
+produced nothing usable, so the steps after it were skipped (exit 3)."""
+
 
 class StepReport(Frozen):
     step: str
+    status: StepStatus = "done"
+    inputs: int | None = Field(
+        default=None,
+        description="Input units the step worked on (domains for s02, entities for "
+        "s03, blueprints for s05, ...); None when not counted.",
+    )
+    outputs: int | None = Field(
+        default=None,
+        description="Usable units it produced (domains, entities, edges, "
+        "blueprints, tool lists, tables, policies, tool graphs, servers).",
+    )
     ok: int = 0
     failed: int = 0
     cached: int = 0
@@ -28,8 +47,11 @@ class RunReport(Frozen):
     config_path: str
     config_hash: str
     output_dir: str
-    status: Literal["ok", "failed"]
+    status: RunStatus
     error: str | None = None
+    starved_by: str | None = Field(
+        default=None, description="Id of the step that produced nothing usable."
+    )
     llm_calls: int = Field(
         description="Model answers this run received (live or replayed); cache hits "
         "are not calls."

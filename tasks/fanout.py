@@ -4,7 +4,8 @@ Input: a step's `@task` function and one `WorkItem` (plus keyword inputs) per it
 Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
 cached items. Side effects: each artifact is written to the store as soon as its task
 finishes, so a crash loses nothing that completed. Items run concurrently up to the
-flow's task-runner limit; each is cached by `artifact_cache_key`.
+flow's task-runner limit; each is cached by `artifact_cache_key`, and a run with
+`--retry-failed` refreshes exactly the cached outcomes that are failures.
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ def run_items(
 ) -> list[ItemOutcome]:
     """Submit one task run per item, store artifacts as they finish.
 
+    With `ctx.retry_failed`, an item whose outcome came from the cache and is a
+    failure (invalid or cut-off model output, a failed check) runs once more with
+    its cache refreshed; items that succeeded stay cached.
+
     Args:
         ctx: run resources (passed to every task as `ctx`).
         step_task: the step's `@task`; it must take `work` and `ctx`.
@@ -161,17 +166,44 @@ def run_items(
         persist_result=True,
         result_storage=result_storage(ctx.results_storage),
     )
+    done = _collect(ctx, configured, calls, exports)
+    if ctx.retry_failed:
+        again = [
+            i for i, (outcome, cached) in done.items() if cached and not outcome.ok
+        ]
+        if again:
+            refreshed = configured.with_options(refresh_cache=True)
+            redone = _collect(ctx, refreshed, [calls[i] for i in again], exports)
+            done |= {again[j]: result for j, result in redone.items()}
+    outcomes = [done[i][0] for i in range(len(calls))]
+    for outcome, cached in (done[i] for i in range(len(calls))):
+        tally.cached += int(cached)
+        if outcome.failure is None:
+            tally.ok += 1
+        else:
+            tally.failures.append(outcome.failure)
+    return outcomes
+
+
+def _collect(
+    ctx: StepContext,
+    configured: Task,
+    calls: list[tuple[WorkItem, dict[str, Any]]],
+    exports: dict[str, str] | None,
+) -> dict[int, tuple[ItemOutcome, bool]]:
+    """Run the calls; each index maps to (outcome, came from the cache)."""
     futures = [
         configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls
     ]
     index = {future.task_run_id: i for i, future in enumerate(futures)}
-    outcomes: list[ItemOutcome | None] = [None] * len(futures)
+    done: dict[int, tuple[ItemOutcome, bool]] = {}
     flow_run_id = _flow_run_id()
     for future in as_completed(futures):
         i = index[future.task_run_id]
         work = calls[i][0]
         future.wait()
         state = future.state
+        cached = False
         if state.is_completed():
             outcome: ItemOutcome = future.result()
             cached = state.name == "Cached"
@@ -185,7 +217,6 @@ def run_items(
                     [exports[artifact.id]] if exports and artifact.id in exports else []
                 )
                 ctx.store.put(artifact, stamp, exports=paths)
-            tally.cached += int(cached)
         else:
             exc = future.result(raise_on_failure=False)
             if not isinstance(exc, BaseException):
@@ -194,9 +225,5 @@ def run_items(
                 item_key=work.item_key,
                 failure=failure_from_exception(work.step, work.item_key, exc),
             )
-        if outcome.failure is None:
-            tally.ok += 1
-        else:
-            tally.failures.append(outcome.failure)
-        outcomes[i] = outcome
-    return [o for o in outcomes if o is not None]
+        done[i] = (outcome, cached)
+    return done

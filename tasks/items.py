@@ -40,6 +40,7 @@ def work_item(
         inputs=tuple(a.content_hash if isinstance(a, Artifact) else a for a in inputs),
         params_hash=params_hash(params),
         model_id=llm.model_id if llm is not None else None,
+        llm_settings_hash=llm.settings_hash if llm is not None else None,
         prompt_hashes=tuple(llm.prompt_hash(p) for p in prompt_ids) if llm else (),
         # this module shapes failure records and producers, so it is always part
         code_version=code_version("tasks.items", *modules),

@@ -1,9 +1,12 @@
 """Closing a step: exports, the step manifest and the step report.
 
-Input: a step's tally, its output artifacts and the export files built from them.
-Output: a `StepReport`. Side effects: writes the export files (the reference layout)
-and `.agentskiller/steps/<step>.json`, which downstream steps and `status` read. A
-step with blocking failures writes nothing here, so its last good manifest stays.
+Input: a step's tally, its output artifacts, the export files built from them and
+its input and output counts. Output: a `StepReport` (status "starved" when it
+produced nothing usable), the stop line of a step that failed (`StepFailed`), and
+the starvation message the run reports. Side effects: writes the export files (the
+reference layout) and `.agentskiller/steps/<step>.json`, which downstream steps and
+`status` read. A step with blocking failures writes nothing here, so its last good
+manifest stays.
 """
 
 from __future__ import annotations
@@ -71,6 +74,49 @@ def _one_line(failure: FailedItem) -> str:
     return f"[{failure.reason}] {failure.item_key}: {first}"
 
 
+def starvation_message(info: StepInfo, report: StepReport) -> str | None:
+    """Why the run cannot go on after this step, or None when it produced something.
+
+    A step starves the rest when it produced no usable output: from one or more
+    inputs (then its failed items say why), or because it had no input at all (an
+    earlier run's step produced nothing).
+    """
+    if report.status != "starved":
+        return None
+    if not report.inputs:
+        return (
+            f"step {report.step} had nothing to work on: the steps before it "
+            "produced nothing usable (see `agentskiller status`), so the steps "
+            "after it were skipped."
+        )
+    text = (
+        f"step {report.step} produced nothing usable from {report.inputs} "
+        f"input(s) ({report.note or 'no outputs'}), so the steps after it were "
+        "skipped."
+    )
+    if report.failures:
+        shown = "; ".join(_one_line(f) for f in report.failures[:3])
+        more = len(report.failures) - 3
+        text += f" Its {len(report.failures)} failed item(s): {shown}"
+        text += f" (and {more} more)." if more > 0 else "."
+        if any(not f.blocking for f in report.failures):
+            text += (
+                " A better model, a larger llm.roles.<role>.max_tokens or more "
+                "llm.validation_retries may help; `agentskiller run --retry-failed` "
+                "asks again."
+            )
+    else:
+        text += f" No item failed: {info.id} found nothing to build on."
+    return text
+
+
+def skipped_report(info: StepInfo, starved_by: str) -> StepReport:
+    """The report of a step not run because `starved_by` produced nothing."""
+    return StepReport(
+        step=info.name, status="skipped", note=f"skipped: starved by {starved_by}"
+    )
+
+
 def step_report(
     ctx: StepContext,
     info: StepInfo,
@@ -78,10 +124,16 @@ def step_report(
     *,
     seconds: float,
     note: str = "",
+    inputs: int | None = None,
+    produced: int | None = None,
 ) -> StepReport:
     usage = ctx.ledger.by_step().get(info.id, {})
+    starved = produced == 0 and inputs is not None
     return StepReport(
         step=info.name,
+        status="starved" if starved else "done",
+        inputs=inputs,
+        outputs=produced,
         ok=tally.ok,
         failed=tally.failed,
         cached=tally.cached,
@@ -103,14 +155,22 @@ def finish_step(
     exports: Mapping[str, tuple[Artifact, Any]],
     seconds: float,
     note: str = "",
+    inputs: int | None = None,
+    produced: int | None = None,
 ) -> StepReport:
     """Write exports and the manifest, or raise `StepFailed` on blocking failures.
+
+    Args:
+        inputs: How many input units the step had (domains, entities, ...).
+        produced: How many usable units it produced; 0 marks the step starved.
 
     Raises:
         StepFailed: some item failed in a way that blocks the step (see
             `FailedItem.blocking`).
     """
-    report = step_report(ctx, info, tally, seconds=seconds, note=note)
+    report = step_report(
+        ctx, info, tally, seconds=seconds, note=note, inputs=inputs, produced=produced
+    )
     if tally.blocking:
         raise StepFailed(report)
     for relpath, (_, data) in exports.items():
@@ -125,7 +185,13 @@ def finish_step(
             outputs=tuple(a.ref for a in outputs),
             failed=tuple(tally.failures),
             exports={rel: artifact.ref for rel, (artifact, _) in exports.items()},
-            stats={"ok": tally.ok, "failed": tally.failed, "note": note},
+            stats={
+                "ok": tally.ok,
+                "failed": tally.failed,
+                "note": note,
+                "inputs": inputs,
+                "outputs": produced,
+            },
         )
     )
     return report
