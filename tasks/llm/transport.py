@@ -146,8 +146,10 @@ class TruncationTransport(httpx2.BaseTransport):
     """Marks a chat completion cut off at the request's `max_tokens` as "length".
 
     An answer counts as cut off when its `usage.completion_tokens` reaches the
-    request's `max_tokens` (or `max_completion_tokens`). Servers that report
-    `finish_reason: "length"` themselves pass through unchanged.
+    request's `max_tokens` (or `max_completion_tokens`), unless its tool call's
+    arguments are a complete JSON object (an answer that ended exactly at the
+    limit). Servers that report `finish_reason: "length"` themselves pass through
+    unchanged.
     """
 
     def __init__(self, inner: httpx2.BaseTransport) -> None:
@@ -171,6 +173,8 @@ class TruncationTransport(httpx2.BaseTransport):
         used = usage.get("completion_tokens") if isinstance(usage, dict) else None
         if not isinstance(used, int) or used < limit:
             return response
+        if _complete_tool_call(choices[0]):
+            return response
         choices[0]["finish_reason"] = "length"
         headers = [
             (name, value)
@@ -187,6 +191,18 @@ class TruncationTransport(httpx2.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _complete_tool_call(choice: dict[str, Any]) -> bool:
+    message = choice.get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not (isinstance(calls, list) and calls and isinstance(calls[0], dict)):
+        return False
+    raw = (calls[0].get("function") or {}).get("arguments")
+    try:
+        return isinstance(json.loads(raw), dict) if isinstance(raw, str) else False
+    except json.JSONDecodeError:
+        return False
 
 
 def token_limit(body: dict[str, Any]) -> int | None:

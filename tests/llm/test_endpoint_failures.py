@@ -303,6 +303,16 @@ def test_an_answer_under_the_limit_with_broken_json_is_still_reasked():
     assert len(endpoint.bodies) == 3
 
 
+def test_a_complete_answer_that_ends_exactly_at_the_limit_is_accepted():
+    """Usage at max_tokens with whole JSON arguments is an answer, not a cut-off."""
+    whole = _completion('{"name": "Rex", "legs": 4}', finish="tool_calls", used=32)
+    endpoint = Endpoint(whole)
+    llm = _client("http://endpoint.test/v1", [], transport=lambda: endpoint)
+    with llm:
+        dog = llm.create(Dog, PROMPT, call_key=KEY, role="textual")
+    assert dog.model_dump() == {"name": "Rex", "legs": 4}
+
+
 def test_a_recorded_truncation_replays_as_a_truncation(tmp_path: Path):
     """Record mode keeps the cut-off fact, so replay fails the same way in one call."""
     endpoint = Endpoint(_completion('{"name": "Re', finish="tool_calls", used=32))
