@@ -34,6 +34,7 @@ from tasks.llm.cassette import (
     CassetteWriter,
     call_key_of,
     request_attempt,
+    token_limit,
 )
 from tasks.llm.ledger import UsageLedger
 
@@ -203,15 +204,6 @@ def _complete_tool_call(choice: dict[str, Any]) -> bool:
         return isinstance(json.loads(raw), dict) if isinstance(raw, str) else False
     except json.JSONDecodeError:
         return False
-
-
-def token_limit(body: dict[str, Any]) -> int | None:
-    """The completion-token limit a chat request sets, if any."""
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 class LedgerTransport(httpx2.BaseTransport):

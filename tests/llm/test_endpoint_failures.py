@@ -323,11 +323,13 @@ def test_a_recorded_truncation_replays_as_a_truncation(tmp_path: Path):
         mode="record",
         config_dir=tmp_path,
     )
-    with recorder, pytest.raises(ModelOutputTruncated):
+    with recorder, pytest.raises(ModelOutputTruncated) as recorded:
         recorder.create(Dog, PROMPT, call_key=KEY, role="textual")
     answer = Cassette.load(tmp_path / "cassette.jsonl").answer(KEY, 0)
     assert answer.truncated and answer.raw_arguments == '{"name": "Re'
     replayer = _client("http://unused.test/v1", [], mode="replay", config_dir=tmp_path)
-    with replayer, pytest.raises(ModelOutputTruncated):
+    with replayer, pytest.raises(ModelOutputTruncated) as replayed:
         replayer.create(Dog, PROMPT, call_key=KEY, role="textual")
     assert replayer.ledger.calls() == 1
+    assert str(replayed.value) == str(recorded.value)
+    assert "(32 tokens)" in str(replayed.value)
