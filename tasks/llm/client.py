@@ -197,7 +197,7 @@ class InstructorLLM:
                 IncompleteOutputException,
                 openai.OpenAIError,
             ) as exc:
-                translated = self._translate(exc, call_key, role, attempts)
+                translated = self._translate(exc, call_key, role)
                 if translated is exc.__cause__:
                     raise translated from None
                 raise translated from exc
@@ -214,9 +214,7 @@ class InstructorLLM:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _translate(
-        self, exc: Exception, call_key: str, role: RoleName, attempts: int
-    ) -> Exception:
+    def _translate(self, exc: Exception, call_key: str, role: RoleName) -> Exception:
         cause: BaseException = exc
         if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
             cause = exc.__cause__
@@ -262,7 +260,6 @@ def _connection_error(
     llm: LLMConfig,
 ) -> LLMUnavailable:
     reason = err.__cause__ or err
-    detail = f"{type(reason).__name__}: {reason}".rstrip(": ")
     if isinstance(reason, httpx2.ConnectTimeout):
         detail = f"connecting took longer than llm.timeout_s = {llm.timeout_s:g} s"
     elif isinstance(err, openai.APITimeoutError) or isinstance(
@@ -271,6 +268,8 @@ def _connection_error(
         return LLMTimeout(
             call_key, endpoint.label, timeout_s=llm.timeout_s, tries=tries
         )
+    else:
+        detail = f"{type(reason).__name__}: {reason}".rstrip(": ")
     return LLMUnreachable(call_key, endpoint.label, detail=detail, tries=tries)
 
 
