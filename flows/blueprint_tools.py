@@ -127,6 +127,8 @@ def design_blueprints(run_token: str) -> StepReport:
         else {},
         seconds=time.perf_counter() - started,
         note=note,
+        inputs=len(entities),
+        produced=len(blueprint_set.payload.blueprints) if blueprint_set else 0,
     )
 
 
@@ -152,4 +154,6 @@ def formulate_tool_lists(run_token: str) -> StepReport:
         },
         seconds=time.perf_counter() - started,
         note=f"{len(lists)} tool list(s)",
+        inputs=len(blueprints),
+        produced=len(lists),
     )

@@ -2,8 +2,10 @@
 
 Input: argv. Output: exit code 0 on success, 1 when a run stops with failures, 2 on
 bad input (config, step name, environment, unknown lineage target, no output
-directory to read), each with a one-paragraph `error: ...` message, and 141 when
-whoever reads our output closes the pipe early (`agentskiller lineage X | head -1`).
+directory to read), each with a one-paragraph `error: ...` message; 3 when a step
+produced nothing usable (run status "starved": the steps after it were skipped);
+130/143 when interrupted by SIGINT/SIGTERM; and 141 when whoever reads our output
+closes the pipe early (`agentskiller lineage X | head -1`).
 Side effects: runs flows, writes the output directory and `--report-json`. The
 configuration is checked before Prefect starts, so bad input fails in well under a
 second.
@@ -38,6 +40,10 @@ EXIT_BROKEN_PIPE = 141
 
 class NoOutputDir(Exception):
     """No output directory was named and none could be found."""
+
+
+EXIT_CODES = {"ok": 0, "failed": 1, "error": 1, "starved": 3}
+"""Exit code per run status; 2 is bad input, 128 + n a signal."""
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -107,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 step=args.step,
                 start=args.start,
                 until=args.until,
+                retry_failed=args.retry_failed,
                 return_state=True,
             )
     except PrefectUnavailable as exc:
@@ -133,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_report(report)
     if guard.received is not None:
         return guard.exit_code
-    return 0 if report["status"] == "ok" else 1
+    return EXIT_CODES.get(report["status"], 1)
 
 
 def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
@@ -240,7 +247,7 @@ def _stopped(last: RunReport | None, step: str) -> StepReport | None:
     if last is None or last.status == "ok":
         return None
     report = last.steps.get(step)
-    if report is None or not any(f.retryable for f in report.failures):
+    if report is None or not any(f.blocking for f in report.failures):
         return None
     return report
 
@@ -373,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--from", dest="start", help="run from this step on")
     run.add_argument("--until", help="stop after this step")
     run.add_argument("--report-json", help="write the run report (JSON) here")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ask again for items whose cached outcome is a failure (invalid or "
+        "cut-off model output); items that succeeded stay cached",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser(

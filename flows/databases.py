@@ -133,6 +133,8 @@ def generate_databases(run_token: str) -> StepReport:
         },
         seconds=time.perf_counter() - started,
         note=f"{len(tables)} entity and {len(relations)} relationship table(s)",
+        inputs=len(blueprints),
+        produced=len(every_table),
     )
 
 

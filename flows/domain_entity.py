@@ -75,7 +75,7 @@ def expand_domains(run_token: str) -> StepReport:
             "index": index,
         }
         [outcome] = run_items(ctx, s01.expand_domain_batch, [(work, kwargs)], tally)
-        if outcome.failure is not None and outcome.failure.retryable:
+        if outcome.failure is not None and outcome.failure.blocking:
             break
         new: list[Artifact[Domain]] = []
         if outcome.ok:
@@ -89,7 +89,7 @@ def expand_domains(run_token: str) -> StepReport:
     final_work = work_item(
         "s01",
         "domain-topics",
-        inputs=[d.content_hash for d in domains],
+        inputs=[d.content_hash for d in (*domains, *batches)],
         params={"reason": reason, "iterations": len(history)},
         modules=s01.MODULES,
     )
@@ -102,6 +102,7 @@ def expand_domains(run_token: str) -> StepReport:
                     final_work,
                     {
                         "domains": tuple(domains),
+                        "batches": tuple(batches),
                         "stop_reason": reason or "iteration_cap",
                         "iterations": len(history),
                     },
@@ -129,6 +130,8 @@ def expand_domains(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"stop reason: {reason}; {len(domains)} domains after "
         f"{len(history)} expansion call(s)",
+        inputs=len(seeds),
+        produced=len(domains),
     )
 
 
@@ -187,6 +190,8 @@ def extract_entities(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"{len(catalogue.payload.entities) if catalogue else 0} entities "
         f"from {len(chunks)} batch(es)",
+        inputs=len(domains),
+        produced=len(catalogue.payload.entities) if catalogue else 0,
     )
 
 
@@ -248,4 +253,6 @@ def relate_entities(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"{len(graph.payload.links) if graph else 0} edges "
         f"from {len(calls)} call(s)",
+        inputs=len(catalogue.payload.entities),
+        produced=len(graph.payload.links) if graph else 0,
     )

@@ -3,10 +3,12 @@
 Input: a config file path (and optional output directory and step selection), so the
 flow can be deployed and triggered with small, serialisable parameters. Output: a
 `RunReport` (also written to `.agentskiller/reports/` and published to the Prefect UI
-as a step summary table and a markdown report). A failed step, or an unexpected
-exception in one (status "error"), raises `PipelineFailed` after the report is
-written and published, so the run is marked failed. The run holds the output
-location's run lock throughout, and the usage ledger is appended call by call.
+as a step summary table and a markdown report). A failed step, one that produced
+nothing usable (status "starved": the steps after it are skipped), an unexpected
+exception in one (status "error") or an interruption (status "interrupted") raises
+`PipelineFailed` after the report is written and published, so the run is marked
+failed. The run holds the output location's run lock throughout, and the usage
+ledger is appended call by call.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from flows.domain_entity import expand_domains, extract_entities, relate_entitie
 from flows.interrupts import StoppingTaskRunner, signal_name
 from schemas.report import RunReport, StepReport
 from tasks.context import register, release
-from tasks.reporting import StepFailed
+from tasks.reporting import StepFailed, skipped_report, starvation_message
 from tasks.settings import environment
 from tasks.setup import build_context, preflight
 from tasks.steps import select_steps
@@ -82,7 +84,8 @@ def _markdown(report: RunReport) -> str:
         f"- model answers received: {report.llm_calls}",
     ]
     if report.error:
-        lines += ["", f"**Stopped:** {report.error}"]
+        label = "Starved" if report.status == "starved" else "Stopped"
+        lines += ["", f"**{label}:** {report.error}"]
     lines += [
         "",
         "| step | ok | failed | cached | model calls | seconds | note |",
@@ -144,11 +147,13 @@ def run_pipeline(
     start: str | None = None,
     until: str | None = None,
     seed_domains: list[str] | None = None,
+    retry_failed: bool = False,
 ) -> RunReport:
     """Run the selected steps (default: all) on one configuration.
 
     `seed_domains` replaces the configured seeds, for one run per domain (give each
-    such run its own `output_dir`).
+    such run its own `output_dir`). `retry_failed` runs again the items whose
+    cached outcome is a failure (other items stay cached).
 
     Raises:
         ConfigError: the configuration or the environment is unusable.
@@ -171,7 +176,7 @@ def run_pipeline(
     steps = select_steps(step=step, start=start, until=until)
     out = resolve_output_dir(loaded, Path.cwd())
     record_last_output_dir(out)  # `agentskiller status` reads this folder by default
-    ctx = build_context(loaded, output_dir=out, env=env)
+    ctx = build_context(loaded, output_dir=out, env=env, retry_failed=retry_failed)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
     lock = acquire_run_lock(ctx.layout, run_id=run_id, command=shlex.join(sys.argv))
@@ -181,9 +186,10 @@ def run_pipeline(
     error: str | None = None
     received: str | None = None
     crash: Exception | None = None
+    starved_by: str | None = None
     runner = StoppingTaskRunner(max_workers=loaded.config.run.max_concurrency)
     try:
-        for info in steps:
+        for i, info in enumerate(steps):
             try:
                 reports[info.name] = step_flow(info.id).with_options(
                     task_runner=runner
@@ -205,6 +211,11 @@ def run_pipeline(
             except Exception as exc:  # a bug or a full disk: still report the run
                 crash, error = exc, f"step {info.name} crashed: {_describe(exc)}"
                 break
+            error = starvation_message(info, reports[info.name])
+            if error:
+                starved_by = info.id
+                reports |= {s.name: skipped_report(s, info.id) for s in steps[i + 1 :]}
+                break
     finally:
         release(token)
         lock.release()
@@ -218,10 +229,13 @@ def run_pipeline(
         if received
         else "error"
         if crash
+        else "starved"
+        if starved_by
         else "failed"
         if error
         else "ok",
         signal=received,
+        starved_by=starved_by,
         error=error,
         llm_calls=ctx.ledger.calls(),
         steps=reports,

@@ -80,4 +80,6 @@ def write_policies(run_token: str) -> StepReport:
         seconds=time.perf_counter() - started,
         note=f"{len(policies)} policy(ies), {edited} edited by the auditor, "
         f"{tally.failed} failed",
+        inputs=len(blueprints),
+        produced=len(policies),
     )

@@ -143,6 +143,8 @@ def implement_servers(run_token: str) -> StepReport:
         exports=exports,
         seconds=time.perf_counter() - started,
         note=_note(builds, servers, missing, unbuilt),
+        inputs=len(blueprints),
+        produced=len(servers),
     )
 
 

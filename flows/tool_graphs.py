@@ -75,4 +75,6 @@ def build_tool_graphs(run_token: str) -> StepReport:
         },
         seconds=time.perf_counter() - started,
         note=note,
+        inputs=len(policies),
+        produced=len(graphs),
     )

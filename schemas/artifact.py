@@ -159,7 +159,12 @@ class Artifact(Frozen, Generic[PayloadT]):
 
 FailureReason = Literal[
     "invalid_output",  # the model never produced output that validates
-    "llm_unavailable",  # transport failures outlasted the retry budget
+    "truncated",  # the answer was cut off at max_tokens (not re-asked)
+    "llm_timeout",  # the endpoint did not answer within llm.timeout_s
+    "llm_unreachable",  # no connection (refused, unknown host, connect timeout)
+    "llm_http_error",  # the endpoint answered an HTTP error status
+    "llm_rate_limited",  # HTTP 429 outlasted the retry budget
+    "llm_unavailable",  # an endpoint failure of no finer kind (and older records)
     "cassette_miss",  # replay mode had no recorded answer for the call key
     "validation_failed",  # a deterministic check rejected the item after repair
     "dependency_failed",  # an input this item needs failed upstream
@@ -167,9 +172,32 @@ FailureReason = Literal[
     "error",  # an unexpected exception inside the item (a bug): message kept
 ]
 
+MODEL_OUTPUT_REASONS: frozenset[str] = frozenset({"invalid_output", "truncated"})
+"""Failures of the model's answers: `--retry-failed` asks again for these."""
+
+BLOCKING_REASONS: frozenset[str] = frozenset(
+    {
+        "llm_timeout",
+        "llm_unreachable",
+        "llm_http_error",
+        "llm_rate_limited",
+        "llm_unavailable",
+        "cassette_miss",
+        "error",
+    }
+)
+"""Failures that stop the step: the item is missing for a reason other than its
+content, so finishing the step without it would hide the problem."""
+
 
 class FailedItem(Frozen):
-    """An item of work that did not produce an artifact, with a typed reason."""
+    """An item of work that did not produce an artifact, with a typed reason.
+
+    `retryable` says whether running the same command again may fix it (an endpoint
+    that was down, a timeout); `blocking` whether the step stops because of it.
+    A bug (`error`) or a refused request (`llm_http_error` 4xx) blocks, but is not
+    retryable: a re-run alone would fail the same way.
+    """
 
     step: str
     item_key: str
@@ -177,6 +205,10 @@ class FailedItem(Frozen):
     message: str
     details: tuple[str, ...] = ()
     retryable: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return self.retryable or self.reason in BLOCKING_REASONS
 
 
 class ItemOutcome(Frozen, Generic[PayloadT]):
@@ -222,7 +254,8 @@ class WorkItem(Frozen):
     """Identity of one unit of work; its hash is the Prefect cache key.
 
     It names everything that may change the result: the input artifact hashes, the
-    step parameters, the model, the prompt templates and the code that runs.
+    step parameters, the model and its call settings, the prompt templates and the
+    code that runs.
     Clients, stores and run ids are deliberately absent.
     """
 
@@ -231,6 +264,11 @@ class WorkItem(Frozen):
     inputs: tuple[str, ...] = ()
     params_hash: str
     model_id: str | None = None
+    llm_settings_hash: str | None = Field(
+        default=None,
+        description="Hash of the call settings that shape answers: validation "
+        "retries, max_tokens, temperature.",
+    )
     prompt_hashes: tuple[str, ...] = ()
     code_version: str
 

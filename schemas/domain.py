@@ -39,12 +39,24 @@ class SeedDomains(Frozen):
     domains: tuple[Slug, ...]
 
 
+RejectionKind = Literal[
+    "invalid",  # the name does not normalise to a 1-3 word slug
+    "prompt_vocabulary",  # the prompt's own words (a strategy tag, an answer field)
+    "not_a_domain",  # only generic words or numerals ("misc", "other", "example_2")
+    "exact",  # equal to an accepted domain or an earlier candidate
+    "semantic",  # too similar to an accepted domain
+]
+
+
 class DedupRejection(Frozen):
     candidate: str
-    kind: Literal["invalid", "exact", "semantic"]
+    kind: RejectionKind
     nearest: str | None = None
     similarity: float | None = Field(
         default=None, description="Cosine similarity, rounded to 4 places."
+    )
+    reason: str | None = Field(
+        default=None, description="Why the candidate is not a domain, in words."
     )
 
 
@@ -66,3 +78,6 @@ class DomainTopics(Frozen):
     stop_reason: StopReason
     iterations: int = Field(ge=0)
     target: int = Field(ge=1)
+    rejected: tuple[DedupRejection, ...] = Field(
+        default=(), description="Every rejected candidate of every expansion call."
+    )

@@ -56,6 +56,11 @@ class CassetteAnswer(Frozen):
     tool_arguments: dict[str, Any] | None = None
     content: str | None = None
     raw_arguments: str | None = None
+    truncated: bool = Field(
+        default=False,
+        description="The answer was cut off at the token limit; replay reports "
+        'finish_reason "length" for it.',
+    )
     errors_before: tuple[ScriptedHttpError, ...] = ()
 
     @model_validator(mode="after")

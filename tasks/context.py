@@ -35,6 +35,7 @@ class StepContext:
         ledger: UsageLedger,
         results_storage: str | Path,
         embedder: Embedder,
+        retry_failed: bool = False,
     ) -> None:
         self.config = config
         self.config_hash = config_hash
@@ -45,11 +46,19 @@ class StepContext:
         self.ledger = ledger
         self.results_storage = results_storage
         self.embedder = embedder
+        # `--retry-failed`: run again the items whose cached outcome is a failure
+        self.retry_failed = retry_failed
 
     def step_llm(
         self, step: str, choice: StepModel, *, max_retries: int | None = None
     ) -> StepLLM:
-        """The model access for one step, honouring its role and model override."""
+        """The model access for one step, honouring its role and model override.
+
+        The settings that shape its answers (attempts, token limit, temperature)
+        go into every work item that uses it, so changing one re-runs its items.
+        """
+        llm = self.config.llm
+        role = llm.roles[choice.role]
         return StepLLM(
             self.llm,
             self.prompts,
@@ -57,6 +66,12 @@ class StepContext:
             role=choice.role,
             model=choice.model,
             max_retries=max_retries,
+            settings={
+                "validation_retries": llm.validation_retries,
+                "max_retries": max_retries,
+                "max_tokens": role.max_tokens,
+                "temperature": role.temperature,
+            },
         )
 
 

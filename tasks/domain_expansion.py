@@ -113,6 +113,7 @@ def expand_domain_batch(
             shown=shown,
             total=len(accepted),
             n=n,
+            strategies=core.STRATEGIES,
         )
     except InvalidModelOutput as exc:
         return invalid_output(work, exc)
@@ -155,10 +156,12 @@ def finalize_topics(
     ctx: StepContext,
     *,
     domains: tuple[Artifact[Domain], ...],
+    batches: tuple[Artifact[DomainBatch], ...],
     stop_reason: StopReason,
     iterations: int,
 ) -> ItemOutcome:
-    """The final domain list, parented by every accepted domain."""
+    """The final domain list, parented by every accepted domain, with every
+    rejected candidate and why."""
     ordered = sorted(domains, key=lambda a: a.payload.name)
     topics = Artifact[DomainTopics].build(
         kind="domain_topics",
@@ -168,6 +171,7 @@ def finalize_topics(
             stop_reason=stop_reason,
             iterations=iterations,
             target=ctx.config.steps.s01_domain_expansion.target_domain_number,
+            rejected=core.all_rejections(b.payload.rejected for b in batches),
         ),
         parents=[a.ref for a in ordered],
         producer=producer(work),

@@ -5,7 +5,8 @@ Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed 
 cached items. Side effects: each artifact is written to the store as soon as its task
 finishes, so a crash loses nothing that completed. Items run concurrently up to the
 flow's task-runner limit; each is cached by `artifact_cache_key`, its result kept as
-validated JSON (`tasks.results`), never as a pickle.
+validated JSON (`tasks.results`), never as a pickle; a run with `--retry-failed`
+refreshes exactly the cached outcomes that are failures.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
 from schemas.base import sha256_hex
 from tasks.caching import artifact_cache_key
 from tasks.context import StepContext
-from tasks.llm.errors import CassetteMiss, LLMUnavailable
+from tasks.llm.errors import LLMError
 from tasks.machinery import MachineryError
 from tasks.results import OutcomeSerializer, TrustedResultReads
 
@@ -48,8 +49,8 @@ class StepTally:
 
     @property
     def blocking(self) -> list[FailedItem]:
-        """Failures a re-run may fix (endpoint down, cassette miss, a bug)."""
-        return [f for f in self.failures if f.retryable]
+        """Failures that stop the step (endpoint failures, cassette misses, bugs)."""
+        return [f for f in self.failures if f.blocking]
 
 
 def _flow_run_id() -> str | None:
@@ -120,22 +121,24 @@ def result_storage(location: str | Path) -> WritableFileSystem:
 
 
 def failure_from_exception(step: str, item_key: str, exc: BaseException) -> FailedItem:
-    """Turn an exception that escaped an item into a typed, retryable failure."""
+    """Turn an exception that escaped an item into a typed failure.
+
+    A broken machine (`MachineryError`) is recorded and does not stop the step;
+    the task raised, so nothing was cached and the next run (after the fix the
+    message names) redoes the item. The LLM layer's errors name their own reason
+    and whether a plain re-run may fix them (an endpoint that was down or slow may
+    answer next time; a refused request will not). Anything else is a bug
+    (`error`): it stops the step, keeps the end of its traceback, and is not called
+    retryable, because running the same code again fails the same way.
+    """
     if isinstance(exc, MachineryError):
-        # Not retryable in the sense of "a re-run fixes it": the step goes on and
-        # the failure is recorded; the task raised, so nothing was cached and the
-        # next run (after the fix the message names) redoes the item.
         return FailedItem(
             step=step, item_key=item_key, reason="machinery_error", message=str(exc)
         )
-    if isinstance(exc, CassetteMiss):
-        reason = "cassette_miss"
-    elif isinstance(exc, LLMUnavailable):
-        reason = "llm_unavailable"
+    if isinstance(exc, LLMError) and exc.failure_reason != "error":
+        reason, retryable, details = exc.failure_reason, exc.retryable, ()
     else:
-        reason = "error"
-    details = ()
-    if reason == "error":
+        reason, retryable = "error", False
         details = tuple(traceback.format_exception(exc)[-6:])
     return FailedItem(
         step=step,
@@ -143,7 +146,7 @@ def failure_from_exception(step: str, item_key: str, exc: BaseException) -> Fail
         reason=reason,
         message=f"{type(exc).__name__}: {exc}",
         details=details,
-        retryable=True,
+        retryable=retryable,
     )
 
 
@@ -173,6 +176,10 @@ def run_items(
 ) -> list[ItemOutcome]:
     """Submit one task run per item, store artifacts as they finish.
 
+    With `ctx.retry_failed`, an item whose outcome came from the cache and is a
+    failure (invalid or cut-off model output, a failed check) runs once more with
+    its cache refreshed; items that succeeded stay cached.
+
     Args:
         ctx: run resources (passed to every task as `ctx`).
         step_task: the step's `@task`; it must take `work` and `ctx`.
@@ -183,7 +190,7 @@ def run_items(
 
     Returns:
         One outcome per call, in the order of `calls`. Items whose task raised come
-        back as outcomes carrying a retryable `FailedItem`.
+        back as outcomes carrying a blocking `FailedItem`.
     """
     configured = step_task.with_options(
         cache_key_fn=artifact_cache_key,
@@ -191,17 +198,44 @@ def run_items(
         result_storage=result_storage(ctx.results_storage),
         result_serializer=OutcomeSerializer(),
     )
+    done = _collect(ctx, configured, calls, exports)
+    if ctx.retry_failed:
+        again = [
+            i for i, (outcome, cached) in done.items() if cached and not outcome.ok
+        ]
+        if again:
+            refreshed = configured.with_options(refresh_cache=True)
+            redone = _collect(ctx, refreshed, [calls[i] for i in again], exports)
+            done |= {again[j]: result for j, result in redone.items()}
+    outcomes = [done[i][0] for i in range(len(calls))]
+    for outcome, cached in (done[i] for i in range(len(calls))):
+        tally.cached += int(cached)
+        if outcome.failure is None:
+            tally.ok += 1
+        else:
+            tally.failures.append(outcome.failure)
+    return outcomes
+
+
+def _collect(
+    ctx: StepContext,
+    configured: Task,
+    calls: list[tuple[WorkItem, dict[str, Any]]],
+    exports: dict[str, str] | None,
+) -> dict[int, tuple[ItemOutcome, bool]]:
+    """Run the calls; each index maps to (outcome, came from the cache)."""
     futures = [
         configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls
     ]
     index = {future.task_run_id: i for i, future in enumerate(futures)}
-    outcomes: list[ItemOutcome | None] = [None] * len(futures)
+    done: dict[int, tuple[ItemOutcome, bool]] = {}
     flow_run_id = _flow_run_id()
     for future in as_completed(futures):
         i = index[future.task_run_id]
         work = calls[i][0]
         future.wait()
         state = future.state
+        cached = False
         if state.is_completed():
             outcome = _own_outcome(ctx, work, future.result())
             cached = state.name == "Cached"
@@ -215,7 +249,6 @@ def run_items(
                     [exports[artifact.id]] if exports and artifact.id in exports else []
                 )
                 ctx.store.put(artifact, stamp, exports=paths)
-            tally.cached += int(cached)
         else:
             exc = future.result(raise_on_failure=False)
             if not isinstance(exc, BaseException):
@@ -224,9 +257,5 @@ def run_items(
                 item_key=work.item_key,
                 failure=failure_from_exception(work.step, work.item_key, exc),
             )
-        if outcome.failure is None:
-            tally.ok += 1
-        else:
-            tally.failures.append(outcome.failure)
-        outcomes[i] = outcome
-    return [o for o in outcomes if o is not None]
+        done[i] = (outcome, cached)
+    return done

@@ -40,6 +40,7 @@ def work_item(
         inputs=tuple(a.content_hash if isinstance(a, Artifact) else a for a in inputs),
         params_hash=params_hash(params),
         model_id=llm.model_id if llm is not None else None,
+        llm_settings_hash=llm.settings_hash if llm is not None else None,
         prompt_hashes=tuple(llm.prompt_hash(p) for p in prompt_ids) if llm else (),
         # this module shapes failure records and producers, so it is always part
         code_version=code_version("tasks.items", *modules),
@@ -66,17 +67,15 @@ def producer(
 
 
 def invalid_output(work: WorkItem, exc: InvalidModelOutput) -> ItemOutcome:
-    """The outcome of an item whose model answers never validated."""
+    """The outcome of an item whose model answers never validated (or were cut
+    off at the token limit: `truncated`)."""
     return ItemOutcome(
         item_key=work.item_key,
         failure=FailedItem(
             step=work.step,
             item_key=work.item_key,
-            reason="invalid_output",
-            message=(
-                f"model output for {exc.call_key!r} still invalid after "
-                f"{exc.attempts} attempt(s): {'; '.join(exc.problems)}"
-            ),
+            reason=exc.failure_reason,
+            message=exc.summary,
             details=tuple(e.last_error for e in _chain(exc)),
         ),
     )

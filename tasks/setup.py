@@ -65,9 +65,14 @@ def _embedder(loaded: LoadedConfig, env: Mapping[str, str]) -> Embedder:
 
 
 def build_context(
-    loaded: LoadedConfig, *, output_dir: Path, env: Mapping[str, str]
+    loaded: LoadedConfig,
+    *,
+    output_dir: Path,
+    env: Mapping[str, str],
+    retry_failed: bool = False,
 ) -> StepContext:
-    """Everything the steps of one run share."""
+    """Everything the steps of one run share; `retry_failed` asks again for items
+    whose cached outcome is a failure."""
     cfg = loaded.config
     layout = OutputLayout(output_dir)
     ledger = UsageLedger()
@@ -84,4 +89,5 @@ def build_context(
         ledger=ledger,
         results_storage=resolve_results_storage(loaded, Path.cwd()),
         embedder=_embedder(loaded, env),
+        retry_failed=retry_failed,
     )

@@ -1,17 +1,26 @@
 """s01 domain expansion logic: takes `DomainProposalDraft`s, accepted domain names
 and injected similarity functions; returns problem sentences for re-asks, accepted
-`Domain`s and `DedupRejection`s (invalid, exact, semantic), the domains a prompt
-lists, and the `StopReason`; no side effects (embeddings are computed by the
-caller)."""
+`Domain`s and `DedupRejection`s (invalid, prompt vocabulary, not a domain, exact,
+semantic), the domains a prompt lists, and the `StopReason`; no side effects
+(embeddings are computed by the caller)."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from typing import get_args
 
-from schemas.domain import DedupRejection, Domain, DomainProposalDraft, StopReason
+from schemas.domain import (
+    DedupRejection,
+    Domain,
+    DomainProposalDraft,
+    ExpansionStrategy,
+    RejectionKind,
+    StopReason,
+)
 from tasks.core.naming import to_snake
 
 MAX_DOMAIN_WORDS = 3
@@ -20,6 +29,27 @@ NO_PROGRESS_PATIENCE = 3
 """Consecutive iterations without a new domain after which expansion stops."""
 
 _RAW_DOMAIN = re.compile(r"^[A-Za-z0-9 _-]+$")
+
+STRATEGIES: tuple[str, ...] = get_args(ExpansionStrategy)
+"""The expansion strategies, in prompt order; the s01 prompt lists exactly these."""
+
+GENERIC_WORDS = frozenset(
+    {
+        "area", "category", "domain", "domains", "example", "examples", "field",
+        "general", "generic", "item", "items", "misc", "miscellaneous", "new",
+        "none", "null", "other", "others", "placeholder", "sample", "sector",
+        "service", "services", "setting", "something", "stuff", "thing", "things",
+        "topic", "topics", "unknown", "various",
+    }
+)  # fmt: skip
+"""Words that name no service area on their own ("misc", "other", "new_domain")."""
+
+NUMBER_WORDS = frozenset(
+    {
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        "ten", "first", "second", "third", "fourth", "fifth", "last", "next",
+    }
+)  # fmt: skip
 
 NearestFn = Callable[[str], tuple[str | None, float | None]]
 PairSimilarityFn = Callable[[str, str], float]
@@ -65,6 +95,67 @@ def normalize_domain(raw: str) -> str | None:
     if domain_name_problem(raw) is not None:
         return None
     return to_snake(raw)
+
+
+@functools.cache
+def prompt_vocabulary() -> frozenset[str]:
+    """Words the s01 prompt and its answer schema show the model, which a weak
+    model tends to hand back as domain names.
+
+    Derived, not listed: the expansion strategies (the prompt's tags and the
+    answer's `strategy` enum) with their parts ("role_based", "role", "based"),
+    and the field names of the answer schema ("domains", "name", "strategy").
+    """
+    words = set(STRATEGIES)
+    words.update(part for s in STRATEGIES for part in s.split("_"))
+    schema = DomainProposalDraft.model_json_schema()
+    words.update(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        words.update(definition.get("properties", {}))
+    return frozenset(to_snake(w) for w in words)
+
+
+def non_domain_reason(slug: str) -> tuple[RejectionKind, str] | None:
+    """Say why a normalised candidate is no domain at all.
+
+    A candidate whose every word is prompt vocabulary, a generic word or a
+    numeral ("lifecycle", "horizontal_domain", "misc", "new_domain_2") names no
+    service area.
+
+    Args:
+        slug: The normalised candidate, e.g. "role_based".
+
+    Returns:
+        `(kind, reason)` with kind "prompt_vocabulary" (some word is the prompt's
+        own) or "not_a_domain" (generic words and numerals only); None for a
+        plausible domain.
+    """
+    words = slug.split("_")
+    if not all(_filler(w) for w in words):
+        return None
+    vocabulary = prompt_vocabulary()
+    own = [w for w in (slug, *words) if w in vocabulary]
+    if not own:
+        return (
+            "not_a_domain",
+            f"'{slug}' has only generic words or numerals; it names no service area",
+        )
+    tags = {part for s in STRATEGIES for part in (s, *s.split("_"))}
+    what = (
+        "an expansion strategy tag of the s01 prompt"
+        if own[0] in tags
+        else "a field name of the s01 answer format"
+    )
+    return "prompt_vocabulary", f"'{own[0]}' is {what}, not a domain"
+
+
+def _filler(word: str) -> bool:
+    return (
+        word in prompt_vocabulary()
+        or word in GENERIC_WORDS
+        or word in NUMBER_WORDS
+        or word.isdigit()
+    )
 
 
 def check_proposal(draft: DomainProposalDraft, *, requested: int) -> list[str]:
@@ -115,10 +206,11 @@ def screen_candidates(
     """Accept or reject each proposed domain, in proposal order.
 
     A candidate is rejected as "invalid" when its name does not normalise, as
-    "exact" when it equals an accepted domain or an earlier candidate of this
-    batch, and as "semantic" when its cosine similarity to an accepted domain or
-    to a candidate accepted earlier in this batch is at least `threshold` (the
-    closer of the two is reported).
+    "prompt_vocabulary" or "not_a_domain" when it names no service area (see
+    `non_domain_reason`), as "exact" when it equals an accepted domain or an
+    earlier candidate of this batch, and as "semantic" when its cosine similarity
+    to an accepted domain or to a candidate accepted earlier in this batch is at
+    least `threshold` (the closer of the two is reported).
 
     Args:
         proposal: The validated model answer.
@@ -141,6 +233,13 @@ def screen_candidates(
         slug = normalize_domain(candidate.name)
         if slug is None:
             rejections.append(DedupRejection(candidate=candidate.name, kind="invalid"))
+            continue
+        not_domain = non_domain_reason(slug)
+        if not_domain is not None:
+            kind, why = not_domain
+            rejections.append(
+                DedupRejection(candidate=candidate.name, kind=kind, reason=why)
+            )
             continue
         if slug in accepted_set or slug in seen:
             rejections.append(
@@ -218,6 +317,13 @@ def stop_reason(
     if len(recent) == NO_PROGRESS_PATIENCE and not any(recent):
         return "no_new_domains"
     return None
+
+
+def all_rejections(
+    batches: Iterable[Sequence[DedupRejection]],
+) -> tuple[DedupRejection, ...]:
+    """Every batch's rejections in order, for `domain_topics.json`."""
+    return tuple(r for batch in batches for r in batch)
 
 
 def context_window(

@@ -27,10 +27,16 @@ def domain_topics_export(topics: DomainTopics) -> dict[str, object]:
         topics: The final domain topics.
 
     Returns:
-        `{"domains": [sorted unique slugs], "stop_reason": ...}`; readers of the
+        `{"domains": [sorted unique slugs], "stop_reason": ..., "rejected": [...]}`
+        where each rejected record has the candidate, its kind ("invalid",
+        "prompt_vocabulary", "not_a_domain", "exact", "semantic") and, where
+        known, the nearest domain, the similarity and the reason; readers of the
         reference need only "domains".
     """
     return {
         "domains": sorted(set(topics.domains)),
         "stop_reason": topics.stop_reason,
+        "rejected": [
+            r.model_dump(mode="json", exclude_none=True) for r in topics.rejected
+        ],
     }

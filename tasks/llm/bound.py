@@ -8,12 +8,13 @@ the prompt identity needed for producer records. No side effects beyond the call
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from schemas.base import stable_hash
 from schemas.config import RoleName
 from tasks.llm.client import LLMClient
 from tasks.llm.prompting import PromptLibrary, RenderedPrompt
@@ -40,6 +41,7 @@ class StepLLM:
         role: RoleName,
         model: str | None,
         max_retries: int | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.prompts = prompts
@@ -47,10 +49,16 @@ class StepLLM:
         self.role: RoleName = role
         self.model_override = model
         self.max_retries = max_retries
+        self.settings = dict(settings or {})
 
     @property
     def model_id(self) -> str:
         return self.client.model_for(self.role, self.model_override)
+
+    @property
+    def settings_hash(self) -> str:
+        """Hash of the call settings that shape answers (attempts, max_tokens, ...)."""
+        return stable_hash(self.settings)
 
     def prompt_hash(self, prompt_id: str) -> str:
         return self.prompts.prompt_hash(prompt_id)

@@ -64,6 +64,15 @@ def request_attempt(body: Mapping[str, Any], headers: Mapping[str, str]) -> int:
     return max(assistants - prompt_turns, 0)
 
 
+def token_limit(body: Mapping[str, Any]) -> int | None:
+    """The completion-token limit a chat request sets, if any."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():
@@ -378,8 +387,14 @@ class ReplayResponder:
             }
             message = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
             finish_reason = "tool_calls"
+        if answer.truncated:
+            finish_reason = "length"
         prompt_tokens = max(len(body) // 4, 1)
         completion_tokens = max(len(answer_text.encode()) // 4, 1)
+        limit = token_limit(request)
+        if answer.truncated and limit is not None:
+            # a recorded cut-off used the whole budget; report it as the server did
+            completion_tokens = limit
         completion = {
             "id": f"replay-{digest[:24]}",
             "object": "chat.completion",

@@ -43,7 +43,12 @@ from tasks.llm.errors import (
     CassetteMiss,
     InvalidModelOutput,
     LLMError,
+    LLMHTTPError,
+    LLMRateLimited,
+    LLMTimeout,
     LLMUnavailable,
+    LLMUnreachable,
+    ModelOutputTruncated,
 )
 from tasks.llm.ledger import UsageLedger
 from tasks.llm.transport import RETRY_STATUSES, build_transport_stack
@@ -158,9 +163,12 @@ class InstructorLLM:
             The validated answer (instructor returns a subclass of the model).
 
         Raises:
-            InvalidModelOutput: still invalid after every attempt.
+            InvalidModelOutput: still invalid after every attempt;
+                `ModelOutputTruncated` when an answer was cut off at the token
+                limit (not re-asked: the same limit would cut it off again).
             CassetteMiss: replay mode and the cassette has no answer.
-            LLMUnavailable: endpoint unreachable, or it refused the request.
+            LLMUnavailable: the endpoint gave no answer; the subclass says why
+                (`LLMTimeout`, `LLMUnreachable`, `LLMHTTPError`, `LLMRateLimited`).
         """
         attempts = self.llm.validation_retries if max_retries is None else max_retries
         if attempts < 1:
@@ -189,7 +197,7 @@ class InstructorLLM:
                 IncompleteOutputException,
                 openai.OpenAIError,
             ) as exc:
-                translated = self._translate(exc, call_key, role, attempts)
+                translated = self._translate(exc, call_key, role)
                 if translated is exc.__cause__:
                     raise translated from None
                 raise translated from exc
@@ -206,31 +214,18 @@ class InstructorLLM:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _translate(
-        self, exc: Exception, call_key: str, role: RoleName, attempts: int
-    ) -> Exception:
+    def _translate(self, exc: Exception, call_key: str, role: RoleName) -> Exception:
         cause: BaseException = exc
         if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
             cause = exc.__cause__
         endpoint = self._endpoints[role]
+        tries = self.llm.transport_retries + 1
         if isinstance(cause, IncompleteOutputException):
-            return InvalidModelOutput(
-                call_key,
-                attempts,
-                "the answer was cut off by the token limit (llm.roles."
-                f"{role}.max_tokens); raise it or ask for a shorter answer",
-            )
+            return _truncated(cause, call_key, role, self.llm.roles[role])
         if isinstance(cause, openai.APIStatusError):
-            return _status_error(cause, call_key, endpoint, self.llm.transport_retries)
+            return _status_error(cause, call_key, endpoint, tries)
         if isinstance(cause, openai.APIConnectionError):
-            reason = cause.__cause__ or cause
-            tries = self.llm.transport_retries + 1
-            return LLMUnavailable(
-                call_key,
-                endpoint.label,
-                f"no connection after {tries} tries ({type(reason).__name__}: "
-                f"{reason})",
-            )
+            return _connection_error(cause, call_key, endpoint, tries, self.llm)
         if isinstance(exc, InstructorRetryException):
             if isinstance(cause, ValueError):
                 return InvalidModelOutput(
@@ -240,6 +235,42 @@ class InstructorLLM:
             # our code, not bad model output: surface it unchanged.
             return cause if isinstance(cause, Exception) else exc
         return LLMError(f"LLM call {call_key!r} failed: {cause}")
+
+
+def _truncated(
+    exc: IncompleteOutputException, call_key: str, role: RoleName, spec: ModelRole
+) -> ModelOutputTruncated:
+    completion = getattr(exc, "last_completion", None)
+    usage = getattr(completion, "usage", None)
+    used = getattr(usage, "completion_tokens", None)
+    return ModelOutputTruncated(
+        call_key,
+        1,
+        role=role,
+        max_tokens=spec.max_tokens,
+        completion_tokens=used if isinstance(used, int) else None,
+    )
+
+
+def _connection_error(
+    err: openai.APIConnectionError,
+    call_key: str,
+    endpoint: RoleEndpoint,
+    tries: int,
+    llm: LLMConfig,
+) -> LLMUnavailable:
+    reason = err.__cause__ or err
+    if isinstance(reason, httpx2.ConnectTimeout):
+        detail = f"connecting took longer than llm.timeout_s = {llm.timeout_s:g} s"
+    elif isinstance(err, openai.APITimeoutError) or isinstance(
+        reason, httpx2.TimeoutException
+    ):
+        return LLMTimeout(
+            call_key, endpoint.label, timeout_s=llm.timeout_s, tries=tries
+        )
+    else:
+        detail = f"{type(reason).__name__}: {reason}".rstrip(": ")
+    return LLMUnreachable(call_key, endpoint.label, detail=detail, tries=tries)
 
 
 def _last_answer(exc: InstructorRetryException) -> str | None:
@@ -265,7 +296,7 @@ def _sampling(role: ModelRole) -> dict[str, Any]:
 
 
 def _status_error(
-    err: openai.APIStatusError, call_key: str, endpoint: RoleEndpoint, retries: int
+    err: openai.APIStatusError, call_key: str, endpoint: RoleEndpoint, tries: int
 ) -> LLMError:
     body = err.body if isinstance(err.body, dict) else {}
     status = err.status_code
@@ -275,18 +306,53 @@ def _status_error(
             int(body.get("attempt", 0)),
             str(body.get("cassette", endpoint.label)),
         )
-    message = str(body.get("message") or err.message)
+    text = _body_text(err)
+    if status == 429:
+        return LLMRateLimited(call_key, endpoint.label, body=text, tries=tries)
+    return LLMHTTPError(
+        call_key,
+        endpoint.label,
+        status=status,
+        body=text,
+        tries=tries if status in RETRY_STATUSES else 1,
+        advice=_status_advice(status, endpoint),
+    )
+
+
+def _body_text(err: openai.APIStatusError) -> str:
+    """The server's error message when the body is OpenAI-shaped, else the body."""
+    body = err.body if isinstance(err.body, dict) else {}
+    message = body.get("message")
+    if isinstance(message, str) and message.strip():
+        return message
+    try:
+        return err.response.text
+    except (httpx2.ResponseNotRead, UnicodeDecodeError):
+        return str(err.message)
+
+
+def _status_advice(status: int, endpoint: RoleEndpoint) -> str:
     if status in (401, 403):
-        cause = (
-            f"HTTP {status} ({message}); the API key comes from the environment "
-            f"variable {endpoint.api_key_env}: check that it is set and valid for "
-            "this endpoint"
+        return (
+            f"The API key comes from the environment variable {endpoint.api_key_env}: "
+            "check that it is set and valid for this endpoint."
         )
-    elif status in RETRY_STATUSES:
-        cause = f"HTTP {status} after {retries + 1} tries ({message})"
-    else:
-        cause = f"HTTP {status} ({message})"
-    return LLMUnavailable(call_key, endpoint.label, cause)
+    if status == 404:
+        return (
+            "Check the model name (llm.roles.<role>.model) and that the base URL "
+            "ends where the server serves /chat/completions (often .../v1)."
+        )
+    if status >= 500:
+        return (
+            "The server failed on every try; its log says why (an overloaded or "
+            "crashed model server, an unsupported request). Run again once it is "
+            "fixed; finished items are kept."
+        )
+    return (
+        "The server refused the request; its message above says why (a context or "
+        "max_tokens limit, an unsupported option). Change the configuration, then "
+        "run again."
+    )
 
 
 def resolve_base_url(role: ModelRole, env: Mapping[str, str]) -> str:

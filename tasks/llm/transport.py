@@ -6,9 +6,13 @@ endpoint, `ReplayTransport` for a cassette). Output: the inner transport's
 responses, after transient failures were retried. Side effects: sleeping between
 retries, appending `CallRecord`s to a `UsageLedger`, appending answers to a
 cassette. The stack, outermost first, is
-`RetryingTransport -> LedgerTransport -> [RecordingTransport] -> base`: the ledger
-sits inside the retry loop, so every HTTP try is one record (with its
-`transport_try`) and `ledger.calls("ok")` counts only answered requests. The
+`RetryingTransport -> LedgerTransport -> [RecordingTransport] -> TruncationTransport
+-> base`: the ledger sits inside the retry loop, so every HTTP try is one record
+(with its `transport_try`) and `ledger.calls("ok")` counts only answered requests.
+`TruncationTransport` makes an answer that used up the request's `max_tokens` say
+`finish_reason: "length"` (llama.cpp's server says "tool_calls" even then), so
+instructor reports it as incomplete instead of re-asking at the same limit, and a
+recorded cassette keeps that fact for replay. The
 AgentSkiller headers are sent on to the endpoint: OpenAI-compatible servers ignore
 unknown headers, and the HTTP replay server needs them to find the answer.
 """
@@ -30,6 +34,7 @@ from tasks.llm.cassette import (
     CassetteWriter,
     call_key_of,
     request_attempt,
+    token_limit,
 )
 from tasks.llm.ledger import UsageLedger
 
@@ -138,6 +143,69 @@ class RetryingTransport(httpx2.BaseTransport):
         return min(max(seconds, 0.0), self.backoff_max_s)
 
 
+class TruncationTransport(httpx2.BaseTransport):
+    """Marks a chat completion cut off at the request's `max_tokens` as "length".
+
+    An answer counts as cut off when its `usage.completion_tokens` reaches the
+    request's `max_tokens` (or `max_completion_tokens`), unless its tool call's
+    arguments are a complete JSON object (an answer that ended exactly at the
+    limit). Servers that report `finish_reason: "length"` themselves pass through
+    unchanged.
+    """
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self.inner.handle_request(request)
+        if response.status_code != 200 or not _is_chat(request):
+            return response
+        limit = token_limit(_request_json(request))
+        if limit is None:
+            return response
+        response.read()
+        payload = _response_json(response)
+        choices = payload.get("choices")
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+            return response
+        if choices[0].get("finish_reason") == "length":
+            return response
+        usage = payload.get("usage")
+        used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if not isinstance(used, int) or used < limit:
+            return response
+        if _complete_tool_call(choices[0]):
+            return response
+        choices[0]["finish_reason"] = "length"
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-length", "content-encoding")
+        ]
+        return httpx2.Response(
+            response.status_code,
+            headers=headers,
+            content=json.dumps(payload).encode(),
+            request=request,
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _complete_tool_call(choice: dict[str, Any]) -> bool:
+    message = choice.get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not (isinstance(calls, list) and calls and isinstance(calls[0], dict)):
+        return False
+    raw = (calls[0].get("function") or {}).get("arguments")
+    try:
+        return isinstance(json.loads(raw), dict) if isinstance(raw, str) else False
+    except json.JSONDecodeError:
+        return False
+
+
 class LedgerTransport(httpx2.BaseTransport):
     """Times each chat-completion try and appends a `CallRecord` to the ledger.
 
@@ -241,8 +309,9 @@ def build_transport_stack(
     writer: CassetteWriter | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RetryingTransport:
-    """Compose `Retrying -> Ledger -> [Recording] -> base` (see the module doc)."""
-    inner: httpx2.BaseTransport = base
+    """Compose `Retrying -> Ledger -> [Recording] -> Truncation -> base` (see the
+    module doc)."""
+    inner: httpx2.BaseTransport = TruncationTransport(base)
     if writer is not None:
         inner = RecordingTransport(inner, writer)
     return RetryingTransport(
@@ -294,6 +363,7 @@ def _answer_from_completion(payload: dict[str, Any]) -> CassetteAnswer | None:
     message = choices[0].get("message") if choices else None
     if not isinstance(message, dict):
         return None
+    truncated = choices[0].get("finish_reason") == "length"
     tool_calls = message.get("tool_calls") or []
     if tool_calls:
         raw = str((tool_calls[0].get("function") or {}).get("arguments") or "")
@@ -302,7 +372,9 @@ def _answer_from_completion(payload: dict[str, Any]) -> CassetteAnswer | None:
         except json.JSONDecodeError:
             arguments = None
         if isinstance(arguments, dict):
-            return CassetteAnswer(tool_arguments=arguments)
-        return CassetteAnswer(raw_arguments=raw)
+            return CassetteAnswer(tool_arguments=arguments, truncated=truncated)
+        return CassetteAnswer(raw_arguments=raw, truncated=truncated)
     content = message.get("content")
-    return CassetteAnswer(content=content) if isinstance(content, str) else None
+    if not isinstance(content, str):
+        return None
+    return CassetteAnswer(content=content, truncated=truncated)

@@ -5,9 +5,12 @@ import pytest
 
 from schemas.domain import DedupRejection, Domain, DomainProposalDraft
 from tasks.core.domains import (
+    STRATEGIES,
     check_proposal,
     context_window,
+    non_domain_reason,
     normalize_domain,
+    prompt_vocabulary,
     proposal_checker,
     screen_candidates,
     stop_reason,
@@ -118,6 +121,99 @@ def test_screen_candidates_rejects_invalid_exact_and_semantic_duplicates():
             candidate="airlines", kind="semantic", nearest="airline", similarity=0.95
         ),
     ]
+
+
+def test_prompt_vocabulary_is_the_strategy_tags_and_answer_fields():
+    """Derived from the schema the prompt renders: strategies, parts, field names."""
+    assert STRATEGIES == (
+        "horizontal",
+        "diagonal",
+        "lifecycle",
+        "specialisation",
+        "role_based",
+    )
+    assert prompt_vocabulary() == {
+        *STRATEGIES,
+        "role",
+        "based",
+        "domains",
+        "name",
+        "strategy",
+        "reasoning",
+    }
+
+
+@pytest.mark.parametrize(
+    ("slug", "expected"),
+    [
+        (
+            "lifecycle",
+            (
+                "prompt_vocabulary",
+                "'lifecycle' is an expansion strategy tag of the s01 prompt, "
+                "not a domain",
+            ),
+        ),
+        (
+            "horizontal_domain",
+            (
+                "prompt_vocabulary",
+                "'horizontal' is an expansion strategy tag of the s01 prompt, "
+                "not a domain",
+            ),
+        ),
+        (
+            "reasoning",
+            (
+                "prompt_vocabulary",
+                "'reasoning' is a field name of the s01 answer format, not a domain",
+            ),
+        ),
+        (
+            "misc",
+            (
+                "not_a_domain",
+                "'misc' has only generic words or numerals; it names no service area",
+            ),
+        ),
+        (
+            "new_domain_2",
+            (
+                "not_a_domain",
+                "'new_domain_2' has only generic words "
+                "or numerals; it names no service area",
+            ),
+        ),
+        ("dental_clinic", None),
+        ("lifecycle_management", None),
+        ("travel_2", None),
+    ],
+)
+def test_non_domain_reason_names_prompt_words_and_generic_words(slug, expected):
+    """Prompt vocabulary and generic-only names are not domains; real ones are."""
+    assert non_domain_reason(slug) == expected
+
+
+def test_screen_candidates_rejects_prompt_vocabulary_with_its_reason():
+    """A weak model's strategy tags and filler names are rejected, never accepted."""
+    accepted, rejected = screen_candidates(
+        _proposal("Horizontal", "diagonal", "Lifecycle", "other", "pet_store"),
+        accepted=["finance"],
+        iteration=2,
+        similar=lambda slug: ("finance", 0.1),
+        threshold=0.9,
+        in_batch_similarity=lambda first, second: 0.1,
+    )
+    assert [d.name for d in accepted] == ["pet_store"]
+    assert [(r.candidate, r.kind) for r in rejected] == [
+        ("Horizontal", "prompt_vocabulary"),
+        ("diagonal", "prompt_vocabulary"),
+        ("Lifecycle", "prompt_vocabulary"),
+        ("other", "not_a_domain"),
+    ]
+    assert rejected[0].reason == (
+        "'horizontal' is an expansion strategy tag of the s01 prompt, not a domain"
+    )
 
 
 def test_screen_candidates_reports_the_closer_of_accepted_and_batch_domains():

@@ -29,7 +29,12 @@ from tasks.llm.client import (
     build_llm_client,
     check_endpoint_config,
 )
-from tasks.llm.errors import CassetteMiss, InvalidModelOutput, LLMUnavailable
+from tasks.llm.errors import (
+    CassetteMiss,
+    InvalidModelOutput,
+    LLMHTTPError,
+    LLMUnavailable,
+)
 from tasks.llm.ledger import UsageLedger
 from tasks.llm.transport import build_transport_stack
 
@@ -309,11 +314,11 @@ def _mock_endpoint(status: int, body: dict) -> httpx2.MockTransport:
     ("status", "expected", "retried"),
     [
         (401, "OPENAI_API_KEY", False),
-        (503, "HTTP 503 after 3 tries", True),
-        (400, "HTTP 400 (context too long)", False),
+        (503, "HTTP 503 after 3 tries: context too long", True),
+        (400, "HTTP 400: context too long", False),
     ],
 )
-def test_http_errors_map_to_llm_unavailable_with_a_reason(
+def test_http_errors_map_to_llm_http_error_with_status_and_message(
     status: int, expected: str, retried: bool
 ) -> None:
     """Auth errors hint at the key variable; server errors are retried first."""
@@ -327,10 +332,12 @@ def test_http_errors_map_to_llm_unavailable_with_a_reason(
         sleep=sleeps.append,
         http_transport=lambda: _mock_endpoint(status, body),
     )
-    with pytest.raises(LLMUnavailable) as info:
+    with pytest.raises(LLMHTTPError) as info:
         llm.create(Dog, PROMPT, call_key=KEY, role="coding")
     assert expected in str(info.value)
     assert info.value.endpoint == "http://endpoint.test/v1"
+    assert info.value.status == status
+    assert info.value.retryable is (status >= 500)
     assert len(sleeps) == (2 if retried else 0)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from schemas.blueprint import BlueprintOutline
 from schemas.entity import Attribute, Entity
+from tasks.core.domains import STRATEGIES
 from tasks.llm.prompting import PromptLibrary
 from tests.llm.snapshots import check_golden, golden_name
 
@@ -41,7 +42,12 @@ OUTLINE = BlueprintOutline(
 )
 
 CASES = {
-    "s01/expand_domains": {"shown": ["finance", "travel"], "total": 2, "n": 3},
+    "s01/expand_domains": {
+        "shown": ["finance", "travel"],
+        "total": 2,
+        "n": 3,
+        "strategies": STRATEGIES,
+    },
     "s02/extract_entities": {"domains": ["airline", "finance"], "per_domain": 2},
     "s03/relate_entities": {"person": PATIENT, "candidates": [CLINIC]},
     "s04/outline_blueprints": {
@@ -76,6 +82,20 @@ def test_rendered_prompt_matches_its_golden_snapshot(prompt_id, update_golden):
     check_golden(golden_name(prompt_id), rendered.text, update=update_golden)
     assert rendered.prompt_id == prompt_id
     assert len(rendered.prompt_hash) == 64
+
+
+def test_s01_prompt_tags_exactly_the_answer_schemas_strategies():
+    """The prompt lists the strategies from one place, so prompt and schema agree."""
+    text = PromptLibrary().render("s01/expand_domains", **CASES["s01/expand_domains"])
+    listed = [
+        line.split("`")[1] for line in text.text.splitlines() if line[:3] == "- `"
+    ]
+    assert tuple(listed) == STRATEGIES
+    with pytest.raises(jinja2.UndefinedError):
+        PromptLibrary().render(
+            "s01/expand_domains",
+            **{**CASES["s01/expand_domains"], "strategies": ("sideways",)},
+        )
 
 
 def test_missing_template_input_is_an_error_not_an_empty_string():
