@@ -1,20 +1,21 @@
 """OS-level walls of the sandbox: host probing, the unprivileged identity, resource
-limits, permission grants and clean-up of a run's processes.
+limits and clean-up of a run's processes.
 
 Inputs: the host (effective uid, `/usr/bin/unshare`, `/usr/bin/setpriv`, `/proc`)
 and the sizes of one run. Outputs: `HostSupport` (which protections this host can
 give, probed once per process on first use), a per-run `Identity` from a pool of
-dedicated uids, the `setrlimit` plan applied in the child before `exec`, and helpers
-that kill every process of a uid. Side effects, all only when running as root with
-privilege dropping available: flock files under the system temp directory reserve
-a pool uid; `chmod` adds other-execute (traverse, never list or write) to the
-ancestors of the interpreter and of the run's readable paths, and other-read to the
-trees of `read_only_paths`; the probe starts a few short-lived processes.
+dedicated uids, the `setrlimit` and parent-death-signal plan applied in the child
+before `exec`, and helpers that kill every process of a uid. Side effects, all only
+when running as root with privilege dropping available: flock files in the private
+lock directory the caller names (`sandbox_dirs.locks_dir`) reserve a pool uid;
+`chmod` adds other-execute (traverse) to the ancestors of the interpreter; the
+probe starts a few short-lived processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
 import grp
@@ -24,14 +25,14 @@ import pwd
 import resource
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.runtime.sandbox_files import SandboxSetupError, grant_traverse
 
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # Dedicated uids (no passwd entry, below 65536 so user-namespaced containers map
@@ -40,14 +41,11 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 UID_POOL = range(59_000, 59_064)
 PROBE_UID = 65_534
 _PROBE_TIMEOUT_S = 30.0
-_LOCK_DIR_NAME = "agentskiller-uid-locks"
+_PR_SET_PDEATHSIG = 1
+_ORPHANED_EXIT = 122
 _KILL_ROUNDS = 200
 _KILL_PAUSE_S = 0.01
 _MIB = 1024 * 1024
-
-
-class SandboxSetupError(RuntimeError):
-    """The host could not prepare or start a sandboxed run."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,8 @@ def _interpreter_paths() -> list[str]:
 
 
 def drop_prefix(setpriv: str, identity: Identity) -> list[str]:
-    """argv prefix that runs a command as `identity` with no supplementary groups.
+    """argv prefix that runs a command as `identity` with no supplementary groups,
+    killed when its parent dies (set after the uid change, which clears it).
 
     Args:
         setpriv: Path of the `setpriv` program.
@@ -177,16 +176,21 @@ def drop_prefix(setpriv: str, identity: Identity) -> list[str]:
         f"--regid={identity.gid}",
         "--clear-groups",
         "--no-new-privs",
+        "--pdeathsig=KILL",
         "--",
     ]
 
 
 @contextlib.contextmanager
-def reserve_identity(host: HostSupport) -> Iterator[Identity | None]:
+def reserve_identity(
+    host: HostSupport, lock_dir: Callable[[], Path]
+) -> Iterator[Identity | None]:
     """Reserve a pool uid for one run (None when privileges cannot be dropped).
 
     Args:
         host: The probed host support.
+        lock_dir: Returns the checked, private directory of the lock files
+            (called only when a uid is needed).
 
     Yields:
         The reserved identity, held until the context exits.
@@ -197,12 +201,11 @@ def reserve_identity(host: HostSupport) -> Iterator[Identity | None]:
     if host.setpriv is None:
         yield None
         return
-    lock_dir = Path(tempfile.gettempdir()) / _LOCK_DIR_NAME
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    locks = lock_dir()
     for uid in UID_POOL:
         if _has_account(uid):
             continue
-        handle = open(lock_dir / f"{uid}.lock", "a")  # held until the run ends
+        handle = open(locks / f"{uid}.lock", "a")  # held until the run ends
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -229,15 +232,18 @@ def _has_account(uid: int) -> bool:
 
 
 def limits_preexec(
-    *, cpu_s: int, memory_mb: int, file_size_mb: int, nproc: int
+    *, cpu_s: int | None, memory_mb: int, file_size_mb: int, nproc: int
 ) -> Callable[[], None]:
-    """Build the function that applies the run's rlimits in the forked child.
+    """Build the function that applies the run's rlimits in the forked child and
+    makes it die with the thread that started it (parent-death signal SIGKILL).
 
     The values are clamped to the current hard limits here, in the parent, so the
-    child only calls `setrlimit`.
+    child only calls `setrlimit` and `prctl`. The parent-death signal is cleared
+    by a change of uid, so `drop_prefix` sets it again after the drop.
 
     Args:
-        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later).
+        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later); None
+            for no CPU limit (a long-lived server).
         memory_mb: Address-space cap.
         file_size_mb: Largest file the program may write.
         nproc: RLIMIT_NPROC value (tasks of the child's real uid).
@@ -246,12 +252,13 @@ def limits_preexec(
         A zero-argument function for `subprocess.Popen(preexec_fn=...)`.
     """
     wanted = {
-        resource.RLIMIT_CPU: (cpu_s, cpu_s + 1),
         resource.RLIMIT_AS: (memory_mb * _MIB, memory_mb * _MIB),
         resource.RLIMIT_FSIZE: (file_size_mb * _MIB, file_size_mb * _MIB),
         resource.RLIMIT_NPROC: (nproc, nproc),
         resource.RLIMIT_CORE: (0, 0),
     }
+    if cpu_s is not None:
+        wanted[resource.RLIMIT_CPU] = (cpu_s, cpu_s + 1)
     plan = []
     for which, (soft, hard) in wanted.items():
         current = resource.getrlimit(which)[1]
@@ -259,9 +266,15 @@ def limits_preexec(
             soft, hard = min(soft, current), min(hard, current)
         plan.append((which, (soft, hard)))
 
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
     def apply() -> None:
         # Runs between fork and exec of a possibly threaded parent: no imports,
-        # no locks, only setrlimit calls with values computed above.
+        # no locks, only calls prepared above.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(_ORPHANED_EXIT)
         for which, pair in plan:
             resource.setrlimit(which, pair)
 
@@ -324,74 +337,3 @@ def _processes() -> Iterator[tuple[int, int, int, bool, int]]:
         except (KeyError, ValueError):
             continue
         yield int(entry.name), int(uids[0]), int(uids[1]), state[:1] in "ZX", threads
-
-
-def grant_traverse(path: str) -> list[str]:
-    """Add other-execute to `path` (if a directory) and each of its ancestors.
-
-    Args:
-        path: Any path; missing paths are ignored.
-
-    Returns:
-        The directories whose mode changed.
-    """
-    changed = []
-    current = os.path.realpath(path)
-    if not os.path.isdir(current):
-        current = os.path.dirname(current)
-    while True:
-        mode = os.stat(current).st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(current, stat.S_IMODE(mode) | stat.S_IXOTH)
-            changed.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            return changed
-        current = parent
-
-
-def grant_read_tree(path: str) -> list[str]:
-    """Make a directory tree readable by others (never writable) and reachable.
-
-    Args:
-        path: An existing file or directory.
-
-    Returns:
-        The paths whose mode changed.
-    """
-    changed = grant_traverse(path)
-    real = os.path.realpath(path)
-    targets = [real]
-    if os.path.isdir(real):
-        for root, dirs, files in os.walk(real):
-            targets.extend(os.path.join(root, name) for name in (*dirs, *files))
-    for target in targets:
-        info = os.lstat(target)
-        if stat.S_ISLNK(info.st_mode):
-            continue
-        wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
-        if info.st_mode & wanted != wanted:
-            os.chmod(target, stat.S_IMODE(info.st_mode) | wanted)
-            changed.append(target)
-    return changed
-
-
-def chown_tree(path: Path, identity: Identity) -> None:
-    """Give a directory tree to the run's identity (symlinks themselves included)."""
-    os.chown(path, identity.uid, identity.gid)
-    for root, dirs, files in os.walk(path):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(root, name), identity.uid, identity.gid)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a run directory, restoring permissions the program may have removed."""
-
-    def _retry(func: Callable[[str], object], target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), stat.S_IRWXU)
-            os.chmod(target, stat.S_IRWXU)
-        with contextlib.suppress(FileNotFoundError):
-            func(target)
-
-    shutil.rmtree(path, onerror=_retry)
