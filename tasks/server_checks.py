@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.environment import EnvironmentSpec
-from tasks.core.python_source import parse_python
+from tasks.core.python_source import declared_strings, parse_python
 from tasks.runtime.harness import FIXTURES
 from tasks.runtime.implementations import CONFIRM_TOOLS_ATTRIBUTE, signature_problems
 
@@ -229,29 +229,20 @@ def _top_level_problems(tree: ast.Module) -> list[str]:
 
 def _confirm_problems(tree: ast.Module, spec: EnvironmentSpec) -> list[str]:
     wanted = sorted(t.name for t in spec.tools if t.needs_confirmation)
-    declared: list[str] | None = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            _name(t) == CONFIRM_TOOLS_ATTRIBUTE for t in node.targets
-        ):
-            declared = _string_tuple(node.value)
+    try:
+        declared = declared_strings(tree, CONFIRM_TOOLS_ATTRIBUTE)
+    except ValueError:
+        declared = None
+        wanted = wanted or [""]  # a non-literal declaration is always a problem
     if declared is None and not wanted:
         return []
     if declared is None or sorted(declared) != wanted:
-        shown = tuple(wanted)
+        shown = tuple(name for name in wanted if name)
         return [
             f"declare {CONFIRM_TOOLS_ATTRIBUTE} = {shown!r}: the policy requires "
             "confirmation for exactly these tools"
         ]
     return []
-
-
-def _string_tuple(node: ast.expr) -> list[str] | None:
-    if isinstance(node, ast.Tuple | ast.List):
-        values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
-        if len(values) == len(node.elts) and all(isinstance(v, str) for v in values):
-            return values
-    return None
 
 
 def _stub(node: ast.FunctionDef) -> Callable[..., Any]:

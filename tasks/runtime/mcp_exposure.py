@@ -1,4 +1,5 @@
-"""MCP exposure of an environment: takes an `Environment` and returns an `MCPServer`
+"""MCP exposure of an environment: takes an `Environment` (or any `ToolServer`,
+such as the sandboxed one `serve-env` uses) and returns an `MCPServer`
 (mcp 2.x) with one tool per `ToolSpec`, whose input schema is exactly the spec's
 JSON schema, whose annotations carry the read/write classification, and whose
 calls run through `Environment.call`. Tool errors and crashes become MCP error
@@ -21,7 +22,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from schemas.environment import ToolResult, ToolSpec
-from tasks.runtime.environment import DEFAULT_SESSION, Environment
+from tasks.runtime.environment import DEFAULT_SESSION, ToolServer
 
 SESSION_META_KEY = "agentskiller/session"
 SESSION_HEADER = "mcp-session-id"
@@ -38,7 +39,7 @@ class _RawArguments(ArgModelBase):
         return {"arguments": dict(self.model_extra or {})}
 
 
-def build_mcp_server(environment: Environment, *, name: str | None = None) -> MCPServer:
+def build_mcp_server(environment: ToolServer, *, name: str | None = None) -> MCPServer:
     """An MCP server exposing every tool of the environment.
 
     Args:
@@ -103,7 +104,7 @@ def call_tool_result(result: ToolResult) -> CallToolResult:
     )
 
 
-def _tool(environment: Environment, spec: ToolSpec) -> Tool:
+def _tool(environment: ToolServer, spec: ToolSpec) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
         result = environment.call(session_key(ctx), spec.name, arguments)
         return call_tool_result(result)
@@ -120,7 +121,7 @@ def _tool(environment: Environment, spec: ToolSpec) -> Tool:
     )
 
 
-def _instructions(environment: Environment) -> str:
+def _instructions(environment: ToolServer) -> str:
     spec = environment.spec
     lines = [
         f"Simulated environment {spec.name}. The current time is "
