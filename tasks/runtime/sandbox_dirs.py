@@ -76,14 +76,16 @@ def private_dir(path: Path, mode: int) -> Path:
         `path`.
 
     Raises:
-        SandboxSetupError: If the parent is writable by other users (and not
-            sticky-and-ours), or the existing entry is a symlink, not a
-            directory, owned by another uid, or has other permission bits.
+        SandboxSetupError: If the parent is writable by other users without the
+            sticky bit (they could rename it away), or the existing entry is a
+            symlink, not a directory, owned by another uid, or has other
+            permission bits.
     """
     parent = os.lstat(path.parent)
-    if parent.st_mode & _GROUP_OTHER_WRITE and parent.st_uid != os.geteuid():
+    if parent.st_mode & _GROUP_OTHER_WRITE and not parent.st_mode & stat.S_ISVTX:
         raise SandboxSetupError(
-            f"{path.parent} is writable by other users, so {path} cannot be trusted"
+            f"{path.parent} is writable by other users without the sticky bit, so "
+            f"{path} could be replaced; refusing it"
         )
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, mode)

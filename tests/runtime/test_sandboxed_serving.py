@@ -25,12 +25,12 @@ from tasks.runtime.sandboxed_environment import WorkerStartError
 from tasks.runtime.serve import main, open_environment, tool_module_path
 from tests.conftest import REPO
 from tests.runtime import ANA, FIXTURE_DIR, HARBOR, SERVER, SIMULATION_TIME
+from tests.runtime.processes import DEADLINE_S, await_descendant, await_gone
 
 SECRET = "sk-test-not-for-generated-code"
 WORKER_MODULE = "tasks.runtime.env_worker"
 _LIST_CLINICS = '''    """Clinics, optionally only those in one city."""
 '''
-_DEADLINE_S = 60.0
 
 
 def _inject(output_dir: Path, body: str, *, header: str = "") -> None:
@@ -119,7 +119,7 @@ _AT_IMPORT = _attempt()
     )
 
     async def scenario():
-        with anyio.fail_after(_DEADLINE_S):
+        with anyio.fail_after(DEADLINE_S):
             async with Client(parameters) as client:
                 await client.call_tool("authorize_patient", {"patient_id": ANA})
                 return await client.call_tool("list_clinics", {})
@@ -157,7 +157,7 @@ def test_http_server_lists_and_calls_tools_with_the_official_client():
         _await_port(port, process)
 
         async def scenario():
-            with anyio.fail_after(_DEADLINE_S):
+            with anyio.fail_after(DEADLINE_S):
                 async with Client(f"http://127.0.0.1:{port}/mcp") as client:
                     tools = (await client.list_tools()).tools
                     await client.call_tool("authorize_patient", {"patient_id": ANA})
@@ -183,11 +183,11 @@ def test_worker_dies_with_a_killed_server():
         stderr=subprocess.DEVNULL,
     )
     try:
-        worker = _await_child(process.pid, WORKER_MODULE)
+        worker = await_descendant(process.pid, WORKER_MODULE.encode())
     finally:
         process.kill()
         process.wait()
-    _await_gone(worker)
+    await_gone(worker)
 
 
 def test_a_tool_that_never_returns_is_killed_and_the_next_call_works(
@@ -248,7 +248,7 @@ def test_a_computed_confirm_tools_is_refused_without_importing(output_dir: Path)
 
 
 def _await_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _DEADLINE_S
+    deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         assert process.poll() is None, "the server exited before listening"
         try:
@@ -257,45 +257,3 @@ def _await_port(port: int, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listened on port {port}")
-
-
-def _await_child(parent: int, marker: str) -> int:
-    deadline = time.monotonic() + _DEADLINE_S
-    while time.monotonic() < deadline:
-        for pid in _descendants(parent):
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in command:
-                return pid
-        time.sleep(0.05)
-    raise AssertionError(f"no process running {marker} under {parent}")
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            found += [int(child) for child in children]
-            pending += [int(child) for child in children]
-    return found
-
-
-def _await_gone(pid: int) -> None:
-    deadline = time.monotonic() + _DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state in ("Z", "X"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} is still alive")
