@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.sandbox import SandboxRequest, SandboxResult
-from tasks.runtime.sandbox import run_sandboxed, sandbox_capabilities
+from tasks.runtime.sandbox import run_sandboxed
 from tasks.runtime.sandbox_guard import GuardPolicy, refusal
 from tests.conftest import REPO
 
@@ -33,13 +33,6 @@ _BASE_ENV = {
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONPATH",
 }
-
-
-@pytest.fixture
-def dropped_privileges() -> None:
-    """Skip unless the program runs as an unprivileged uid (root with setpriv)."""
-    if not sandbox_capabilities()["drop_privileges"]:
-        pytest.skip("needs root with setpriv to run the program as another uid")
 
 
 def _script(code: str, **fields: object) -> SandboxResult:

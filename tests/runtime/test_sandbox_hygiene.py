@@ -17,7 +17,7 @@ import pytest
 
 from schemas.sandbox import SandboxRequest
 from tasks.runtime import sandbox_dirs
-from tasks.runtime.sandbox import run_sandboxed, sandbox_capabilities
+from tasks.runtime.sandbox import run_sandboxed
 from tasks.runtime.sandbox_dirs import private_dir, runs_dir
 from tasks.runtime.sandbox_files import SandboxSetupError
 from tasks.runtime.sandbox_process import SandboxProcess
@@ -25,13 +25,6 @@ from tests.conftest import REPO
 from tests.runtime.processes import DEADLINE_S, await_descendant, await_gone
 
 _OTHER_UID = 59_999
-
-
-@pytest.fixture
-def dropped_privileges() -> None:
-    """Skip unless programs run as pool uids (root with setpriv)."""
-    if not sandbox_capabilities()["drop_privileges"]:
-        pytest.skip("needs root with setpriv to run programs as pool uids")
 
 
 def test_concurrent_sandboxes_cannot_list_or_read_each_others_files(
