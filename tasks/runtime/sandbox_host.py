@@ -38,7 +38,10 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # Dedicated uids (no passwd entry, below 65536 so user-namespaced containers map
 # them): one per concurrent run, so RLIMIT_NPROC counts only that run's processes
 # and every process of the uid can be killed afterwards without hitting others.
-UID_POOL = range(59_000, 59_064)
+# The pool belongs to one lock directory: versions that lock elsewhere (before the
+# locks moved out of /tmp: 59000-59063) must never share a uid with this one, or
+# each would kill the other's processes when reserving it.
+UID_POOL = range(59_100, 59_164)
 PROBE_UID = 65_534
 _PROBE_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
