@@ -65,6 +65,9 @@ class SandboxProcess:
             self._stack.close()
             raise
         self._stack.callback(self._kill)
+        assert self.process.stdin is not None
+        # A program that stops reading must not block the writer past its deadline.
+        os.set_blocking(self.process.stdin.fileno(), False)
         self.scratch = launch.layout.scratch
         self.notes = tuple(launch.notes)
         self._over_disk = disk_watch(launch.layout.scratch, request.disk_mb)
@@ -105,6 +108,8 @@ class SandboxProcess:
                 return False
             try:
                 written = os.write(fd, data[:_CHUNK])
+            except BlockingIOError:
+                continue
             except OSError:  # BrokenPipeError: the program is gone
                 return False
             data = data[written:]

@@ -19,10 +19,20 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from tasks.runtime import sandboxed_environment
 from tasks.runtime.sandbox import sandbox_capabilities
 from tasks.runtime.sandbox_host import UID_POOL
-from tasks.runtime.sandboxed_environment import WorkerStartError
-from tasks.runtime.serve import main, open_environment, tool_module_path
+from tasks.runtime.sandboxed_environment import (
+    SandboxedEnvironment,
+    WorkerStartError,
+    worker_request,
+)
+from tasks.runtime.serve import (
+    load_environment,
+    main,
+    open_environment,
+    tool_module_path,
+)
 from tests.conftest import REPO
 from tests.runtime import ANA, FIXTURE_DIR, HARBOR, SERVER, SIMULATION_TIME
 from tests.runtime.processes import DEADLINE_S, await_descendant, await_gone
@@ -257,3 +267,38 @@ def _await_port(port: int, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listened on port {port}")
+
+
+def test_an_oversized_reply_is_an_error_not_a_hang(
+    output_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A reply longer than the cap ends the worker with a named error."""
+    monkeypatch.setattr(sandboxed_environment, "MAX_REPLY_BYTES", 2000)
+    _inject(output_dir, "if city == 'big':\n    return {'text': 'x' * 5000}")
+    with open_environment(output_dir, SERVER) as environment:
+        result = environment.call("default", "list_clinics", {"city": "big"})
+    assert result.is_error
+    assert "its reply exceeded 2000 bytes" in (result.error or "")
+
+
+def test_a_worker_filling_its_scratch_dir_is_stopped_at_the_disk_bound(
+    output_dir: Path,
+):
+    """Writing files without end inside the worker's own scratch directory is
+    stopped by the total size bound and reported."""
+    _inject(
+        output_dir,
+        "if city == 'fill':\n"
+        "    index = 0\n"
+        "    while True:\n"
+        "        index += 1\n"
+        "        with open(f'fill-{index}', 'wb') as handle:\n"
+        "            handle.write(b'x' * 65536)",
+    )
+    spec = load_environment(output_dir, SERVER).spec
+    request = worker_request(output_dir, spec, tool_module_path(output_dir, SERVER))
+    bounded = request.model_copy(update={"disk_mb": 2})
+    with SandboxedEnvironment(spec, bounded, call_timeout_s=DEADLINE_S) as environment:
+        result = environment.call("default", "list_clinics", {"city": "fill"})
+    assert result.is_error
+    assert "outgrew its size limit" in (result.error or "")
