@@ -12,8 +12,12 @@ worker: no CPU-time limit (a server must not die for living long); instead each
 request has a wall-clock deadline, after which the worker is killed. Any
 failure of the worker (deadline, exit, scratch-size bound, an invalid or
 oversized reply) becomes an error `ToolResult` naming what happened, never a hang
-or an exception; the next request starts a fresh worker, whose sessions start
-again from the base data (the message says so). Side effects: copies the
+or an exception. The next request starts a fresh worker and restores every
+session by replaying, in order, the successful calls made so far (the runtime is
+deterministic: fixed clock, seeded ids), checking that each gives the same result;
+if a replay differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made,
+that request's result says every session starts again from the base data. Side
+effects: copies the
 server's data files and tool module into the worker's scratch directory (the
 output directory itself is never made readable to the worker); the worker dies
 with the thread that started it, so create and use this object from one
@@ -22,6 +26,7 @@ long-lived thread (the serving event loop's).
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import threading
@@ -54,6 +59,7 @@ WORKER_MEMORY_MB = 2048
 WORKER_FILE_SIZE_MB = 16
 WORKER_DISK_MB = 256
 WORKER_PROCESSES = 4
+MAX_REPLAYED_CALLS = 100_000
 
 
 class WorkerStartError(ValueError):
@@ -128,6 +134,9 @@ class SandboxedEnvironment:
         self._request = request
         self._lock = threading.Lock()
         self._worker: SandboxProcess | None = None
+        # Successful calls in order, to restore every session in a new worker;
+        # None once there were too many to keep.
+        self._journal: list[tuple[WorkerRequest, str]] | None = []
         self.issues = self._start()
 
     def __enter__(self) -> SandboxedEnvironment:
@@ -152,13 +161,17 @@ class SandboxedEnvironment:
         request = WorkerRequest(
             op="call", session=session_id, tool=tool, arguments=arguments or {}
         )
-        reply = self._exchange(request, f"the call of {tool}")
-        if isinstance(reply, str):
-            return ToolResult(tool=tool, is_error=True, error=reply)
-        if reply.result is None or reply.result.tool != tool:
-            message = self._discard("it answered a call with something else")
-            return ToolResult(tool=tool, is_error=True, error=message)
-        return reply.result
+        with self._lock:
+            reply = self._exchange(request, f"the call of {tool}")
+            if isinstance(reply, str):
+                return ToolResult(tool=tool, is_error=True, error=reply)
+            result = reply.result
+            if result is None or result.tool != tool:
+                message = self._discard("it answered a call with something else")
+                return ToolResult(tool=tool, is_error=True, error=message)
+            if not result.is_error and not result.needs_confirmation:
+                self._remember(request, result)
+            return result
 
     def state_hash(self, session_id: str) -> str:
         """sha256 of the session's database state.
@@ -166,7 +179,8 @@ class SandboxedEnvironment:
         Raises:
             WorkerFailure: The worker could not answer.
         """
-        reply = self._exchange(WorkerRequest(op="state_hash", session=session_id))
+        with self._lock:
+            reply = self._exchange(WorkerRequest(op="state_hash", session=session_id))
         if isinstance(reply, str) or reply.state_hash is None:
             raise WorkerFailure(reply if isinstance(reply, str) else "no state hash")
         return reply.state_hash
@@ -177,7 +191,8 @@ class SandboxedEnvironment:
         Raises:
             WorkerFailure: The worker could not answer.
         """
-        reply = self._exchange(WorkerRequest(op="diff", session=session_id))
+        with self._lock:
+            reply = self._exchange(WorkerRequest(op="diff", session=session_id))
         if isinstance(reply, str) or reply.diff is None:
             raise WorkerFailure(reply if isinstance(reply, str) else "no diff")
         return reply.diff
@@ -185,9 +200,7 @@ class SandboxedEnvironment:
     def close(self) -> None:
         """Stop the worker (and everything it started)."""
         with self._lock:
-            if self._worker is not None:
-                self._worker.stop()
-                self._worker = None
+            self._stop()
 
     def _start(self) -> tuple[str, ...]:
         try:
@@ -212,39 +225,80 @@ class SandboxedEnvironment:
     def _exchange(
         self, request: WorkerRequest, what: str = "a state request"
     ) -> WorkerReply | str:
-        with self._lock:
-            if self._worker is None:
-                try:
-                    self._start()
-                except WorkerStartError as exc:
-                    return f"the environment worker could not be restarted: {exc}"
-                self.restarts += 1
-            worker = self._worker
-            assert worker is not None
-            line = request.model_dump_json().encode("utf-8")
-            if not worker.send(line, self.call_timeout_s):
-                return self._discard(f"it stopped reading requests ({what})")
-            reply = worker.receive(self.call_timeout_s, MAX_REPLY_BYTES)
-            if reply.line is None:
-                ended = _ended(reply, worker, self.call_timeout_s)
-                return self._discard(f"{ended} during {what}")
-            try:
-                parsed = WorkerReply.model_validate_json(reply.line)
-            except ValueError:
-                return self._discard(f"it sent an invalid reply to {what}")
-            if parsed.error is not None:
-                return f"the environment worker refused {what}: {parsed.error}"
-            return parsed
+        """One request and its reply (the caller holds the lock); a failure is
+        returned as the sentence for the caller's error result."""
+        if self._worker is None:
+            problem = self._restart()
+            if problem is not None:
+                return problem
+        worker = self._worker
+        assert worker is not None
+        line = request.model_dump_json().encode("utf-8")
+        if not worker.send(line, self.call_timeout_s):
+            return self._discard(f"it stopped reading requests ({what})")
+        reply = worker.receive(self.call_timeout_s, MAX_REPLY_BYTES)
+        if reply.line is None:
+            ended = _ended(reply, worker, self.call_timeout_s)
+            return self._discard(f"{ended} during {what}")
+        try:
+            parsed = WorkerReply.model_validate_json(reply.line)
+        except ValueError:
+            return self._discard(f"it sent an invalid reply to {what}")
+        if parsed.error is not None:
+            return f"the environment worker refused {what}: {parsed.error}"
+        return parsed
+
+    def _restart(self) -> str | None:
+        """Start a fresh worker and replay the remembered calls into it."""
+        try:
+            self._start()
+        except WorkerStartError as exc:
+            return f"the environment worker could not be restarted: {exc}"
+        self.restarts += 1
+        journal, self._journal = self._journal, []
+        if journal is None:
+            return _LOST.format(why="too many calls were made to replay them")
+        for request, digest in journal:
+            reply = self._exchange(request, f"the replay of {request.tool}")
+            result = None if isinstance(reply, str) else reply.result
+            if result is None or _digest(result) != digest:
+                self._stop()
+                self._journal = []
+                why = f"replaying {request.tool} did not give the same result"
+                return _LOST.format(why=reply if isinstance(reply, str) else why)
+            self._journal.append((request, digest))
+        return None
+
+    def _remember(self, request: WorkerRequest, result: ToolResult) -> None:
+        if self._journal is None:
+            return
+        if len(self._journal) >= MAX_REPLAYED_CALLS:
+            self._journal = None
+            return
+        self._journal.append((request, _digest(result)))
 
     def _discard(self, reason: str) -> str:
+        self._stop()
+        return (
+            f"the environment worker failed: {reason}. It was stopped; the next "
+            "request starts a fresh worker and restores every session by "
+            "replaying its earlier successful calls."
+        )
+
+    def _stop(self) -> None:
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
-        return (
-            f"the environment worker failed: {reason}. It was stopped; the next "
-            "call starts a fresh worker, in which every session starts again "
-            "from the base data."
-        )
+
+
+_LOST = (
+    "the environment worker was restarted after a failure, but the sessions could "
+    "not be restored ({why}); every session starts again from the base data"
+)
+
+
+def _digest(result: ToolResult) -> str:
+    return hashlib.sha256(result.model_dump_json().encode("utf-8")).hexdigest()
 
 
 def _hello(reply: Reply) -> WorkerHello | None:

@@ -34,7 +34,16 @@ from tasks.runtime.serve import (
     tool_module_path,
 )
 from tests.conftest import REPO
-from tests.runtime import ANA, FIXTURE_DIR, HARBOR, SERVER, SIMULATION_TIME
+from tests.runtime import (
+    ANA,
+    BEN,
+    BRIGHT_SMILES,
+    FIXTURE_DIR,
+    FUTURE,
+    HARBOR,
+    SERVER,
+    SIMULATION_TIME,
+)
 from tests.runtime.processes import DEADLINE_S, await_descendant, await_gone
 
 SECRET = "sk-test-not-for-generated-code"
@@ -200,23 +209,53 @@ def test_worker_dies_with_a_killed_server():
     await_gone(worker)
 
 
-def test_a_tool_that_never_returns_is_killed_and_the_next_call_works(
+def test_a_tool_that_never_returns_is_killed_and_the_sessions_are_restored(
     output_dir: Path,
 ):
     """A call past the deadline is an error result naming the deadline; the next
-    call gets a fresh worker whose sessions start again from the base data."""
+    request gets a fresh worker in which every session's earlier calls were
+    replayed, so bookings and authorizations are still there."""
     _inject(output_dir, "if city == 'loop':\n    while True:\n        pass")
+    booking = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE, "confirm": True}
     with open_environment(output_dir, SERVER, call_timeout_s=1) as environment:
-        environment.call("default", "authorize_patient", {"patient_id": ANA})
-        stuck = environment.call("default", "list_clinics", {"city": "loop"})
-        after = environment.call("default", "list_clinics", {})
-        again = environment.call("default", "authorize_patient", {"patient_id": ANA})
-        porto = environment.call("default", "list_clinics", {"city": "Porto"})
+        environment.call("alice", "authorize_patient", {"patient_id": ANA})
+        booked = environment.call("alice", "book_appointment", booking)
+        environment.call("bob", "authorize_patient", {"patient_id": BEN})
+        before = environment.state_hash("alice")
+        stuck = environment.call("bob", "list_clinics", {"city": "loop"})
+        after = environment.state_hash("alice")
+        changes = environment.diff("alice")
+        bob = environment.call("bob", "list_clinics", {"city": "Porto"})
+    assert not booked.is_error, booked.error
     assert stuck.is_error
     assert "did not answer within 1 s and was killed" in (stuck.error or "")
-    assert after.error == "not authorized: call authorize_patient first"
-    assert not again.is_error and not porto.is_error
+    assert after == before
+    assert len(changes.tables["Appointment"].inserted) == 1
+    assert not bob.is_error, bob.error
     assert environment.restarts == 1
+
+
+def test_a_replay_that_differs_says_the_sessions_start_again(output_dir: Path):
+    """A tool whose result changes between runs cannot be replayed: the request
+    after the failure says that every session starts again from the base data."""
+    _inject(
+        output_dir,
+        "if city == 'clock':\n    return {'ns': time.time_ns()}\n"
+        "if city == 'exit':\n    raise SystemExit(3)",
+        header="import time",
+    )
+    with open_environment(output_dir, SERVER) as environment:
+        environment.call("default", "authorize_patient", {"patient_id": ANA})
+        environment.call("default", "list_clinics", {"city": "clock"})
+        environment.call("default", "list_clinics", {"city": "exit"})
+        lost = environment.call("default", "list_clinics", {})
+        fresh = environment.call("default", "list_clinics", {})
+    assert lost.is_error
+    assert (lost.error or "").startswith(
+        "the environment worker was restarted after a failure, but the sessions "
+        "could not be restored (replaying list_clinics did not give the same result)"
+    )
+    assert fresh.error == "not authorized: call authorize_patient first"
 
 
 def test_a_worker_that_exits_gives_an_error_result_naming_the_exit(
