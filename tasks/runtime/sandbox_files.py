@@ -24,8 +24,11 @@ class SandboxSetupError(RuntimeError):
 
 
 class _Owner(Protocol):
-    uid: int
-    gid: int
+    @property
+    def uid(self) -> int: ...
+
+    @property
+    def gid(self) -> int: ...
 
 
 def grant_traverse(path: str) -> list[str]:
