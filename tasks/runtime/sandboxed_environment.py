@@ -1,27 +1,25 @@
 """A served environment whose generated code runs in a sandboxed worker process.
 
 Input: an output directory, a server's `EnvironmentSpec` (built in the serving
-process from the exports, never from the generated module) and the limits.
-Output: `SandboxedEnvironment`, with the interface the MCP exposure uses
-(`spec`, `call(session, tool, arguments) -> ToolResult`) plus `state_hash` and
-`diff`; every call crosses a pipe as one JSON line each way to
-`tasks.runtime.env_worker`, started through `sandbox_process.SandboxProcess`
-(pool uid when root, scrubbed environment, no network, memory, file-size,
-process and scratch-size limits, audit hook). Limits decided for a long-lived
-worker: no CPU-time limit (a server must not die for living long); instead each
-request has a wall-clock deadline, after which the worker is killed. Any
-failure of the worker (deadline, exit, scratch-size bound, an invalid or
-oversized reply) becomes an error `ToolResult` naming what happened, never a hang
-or an exception. The next request starts a fresh worker and restores every
-session by replaying, in order, the successful calls made so far (the runtime is
-deterministic: fixed clock, seeded ids), checking that each gives the same result;
-if a replay differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made,
-that request's result says every session starts again from the base data. Side
-effects: copies the
-server's data files and tool module into the worker's scratch directory (the
-output directory itself is never made readable to the worker); the worker dies
-with the thread that started it, so create and use this object from one
-long-lived thread (the serving event loop's).
+process from the exports, never from the generated module) and the limits. Output:
+`SandboxedEnvironment`, with the interface the MCP exposure uses (`spec`,
+`call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`; every
+call crosses a pipe as one JSON line each way to `tasks.runtime.env_worker`, started
+through `sandbox_process.SandboxProcess` (pool uid when root, scrubbed environment,
+no network, memory, file-size, process and scratch-size limits, audit hook). Limits
+decided for a long-lived worker: no CPU-time limit (a server must not die for living
+long); instead each request has a wall-clock deadline, after which the worker is
+killed. Any failure of the worker (deadline, exit, scratch-size bound, an invalid or
+oversized reply) becomes an error `ToolResult` naming what happened, never a hang or
+an exception. The next request starts a fresh worker and restores every session by
+replaying, in order, the successful calls made so far (the runtime is deterministic:
+fixed clock, seeded ids), checking that each gives the same result; if a replay
+differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made, that request's
+result says every session starts again from the base data. Side effects: copies the
+server's data files and tool module into the worker's scratch directory (the output
+directory itself is never made readable to the worker); the worker dies with the
+thread that started it, so create and use this object from one long-lived thread
+(the serving event loop's).
 """
 
 from __future__ import annotations
@@ -45,10 +43,10 @@ from tasks.runtime.env_worker import (
     WorkerReply,
     WorkerRequest,
 )
+from tasks.runtime.harness import PROJECT_ROOT
 from tasks.runtime.implementations import ImplementationError
 from tasks.runtime.sandbox_process import Reply, SandboxProcess
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODULE_FILE = "tool_module/{name}.py"
 DEFAULT_CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 120.0
