@@ -23,8 +23,13 @@ given as strings (`getattr(random, "_os")`, `operator.attrgetter("__globals__")`
 - no star import;
 - no refused builtin (`eval`, `exec`, `compile`, `globals`, `vars`, ... plus
   what the caller adds), even when only referenced (`f = eval`);
+- no frame, code or traceback attribute (`gi_frame`, `f_globals`, `f_builtins`,
+  `tb_frame`, ...: they reach other modules' globals and the builtins);
 - `getattr`, `setattr`, `delattr`, `hasattr`, `attrgetter` and `methodcaller`
-  only with literal names that pass the rules above;
+  only called directly, with literal names that pass the rules above (never
+  passed around as values, as in `reduce(getattr, names, obj)`);
+- `str.format` and `format_map` only on string literals (a computed format
+  string reads attributes by name), and no `string.Formatter`;
 - no string literal that contains a dunder name or reaches an attribute from a
   format field (`"{0._x}"`, `"{0.__class__}"`), docstrings included.
 """
@@ -86,6 +91,29 @@ REFUSED_BUILTINS = frozenset(
 NAME_LOOKUPS = frozenset(
     {"getattr", "setattr", "delattr", "hasattr", "attrgetter", "methodcaller"}
 )
+FORMATTERS = frozenset({"format", "format_map", "vformat", "Formatter"})
+INTROSPECTION_NAMES = frozenset(
+    {
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "f_globals",
+        "f_builtins",
+        "f_locals",
+        "f_back",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "co_consts",
+        "co_names",
+    }
+)
 READABLE_DUNDERS = frozenset({"__name__"})
 ALLOWED_DUNDER_STRINGS = frozenset({"__main__"})
 SELF_NAMES = frozenset({"self", "cls"})
@@ -108,9 +136,13 @@ def escape_problems(
     """
     found: list[tuple[int, str]] = []
     names = REFUSED_BUILTINS | refused
+    callees = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
-        for problem in _node_problems(node, names):
+        problems = _node_problems(node, names)
+        if id(node) not in callees:
+            problems += _reference_problems(node)
+        for problem in problems:
             found.append((line, f"line {line}: {problem}"))
     found.sort(key=lambda item: item[0])
     return list(dict.fromkeys(problem for _, problem in found))
@@ -154,6 +186,27 @@ def _attribute_problems(node: ast.Attribute) -> list[str]:
             return [f"`{shown}` is not allowed: {_PRIVATE_REASON}"]
     if attribute in DANGEROUS_NAMES:
         return [f"`{shown}` is not allowed: {_reaches(attribute)}"]
+    if attribute in INTROSPECTION_NAMES:
+        return [
+            f"`{shown}` is not allowed: frames, code objects and tracebacks reach "
+            "the globals and builtins of other modules"
+        ]
+    return []
+
+
+def _reference_problems(node: ast.AST) -> list[str]:
+    """Name lookups and formatters used other than as a direct call."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        name = node.id
+    elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+        name = node.attr
+    else:
+        return []
+    if name in NAME_LOOKUPS or name in FORMATTERS:
+        return [
+            f"`{name}` is not allowed as a value: call it directly, with a literal "
+            "name or format string"
+        ]
     return []
 
 
@@ -185,6 +238,20 @@ def _lookup_problems(node: ast.Call) -> list[str]:
         called = function.attr
     else:
         return []
+    if called == "Formatter":
+        return [
+            "`Formatter` is not allowed: it reads the attributes a format string "
+            "names; use an f-string"
+        ]
+    if called in FORMATTERS:
+        receiver = function.value if isinstance(function, ast.Attribute) else None
+        literal = isinstance(receiver, ast.Constant) and isinstance(receiver.value, str)
+        if literal or receiver is None:  # a literal, or the builtin format()
+            return []
+        return [
+            f"`{called}` on a computed format string is not allowed: format fields "
+            "read attributes by name; use an f-string"
+        ]
     if called not in NAME_LOOKUPS:
         return []
     names = node.args[1:2] if called.endswith("attr") else node.args[:1]

@@ -57,6 +57,19 @@ EVASIONS = [
     ("x = ().__class__.__base__", "`().__class__` is not allowed: dunder names"),
     ('x = "{0.__class__}".format(1)', "a format field that reads an attribute"),
     ("f = eval", "eval() is not allowed, not even as a reference"),
+    (
+        "def _g():\n    yield 1\nx = _g().gi_frame.f_back.f_builtins",
+        "`_g().gi_frame` is not allowed: frames, code objects and tracebacks",
+    ),
+    (
+        "import functools\nx = functools.reduce(getattr, ['a', 'b'], 1)",
+        "`getattr` is not allowed as a value",
+    ),
+    (
+        "template = '{0.' + '_' + '_class__}'\nx = template.format(1)",
+        "`format` on a computed format string is not allowed",
+    ),
+    ("import string\nx = string.Formatter()", "`Formatter` is not allowed"),
     ("x = vars()", "vars() is not allowed"),
 ]
 
@@ -134,6 +147,8 @@ def test_ordinary_generated_code_is_accepted():
         "        return self._rng.choice(rows)\n"
         "def _name(row):\n"
         "    return getattr(row, 'name', None) or f\"{row['first']} {row['last']}\"\n"
+        "def _label(row):\n"
+        "    return '{} ({:.2f})'.format(row['name'], row['price']) + format(1, 'd')\n"
         "if __name__ == '__main__':\n"
         "    print(_Pool(1).pick([1, 2]), isinstance({}, abc.Mapping))\n"
     )
