@@ -7,7 +7,8 @@ sub-directories, a fresh run directory named after the owning process, the disk
 usage of a tree. Side effects: creates those directories (never trusting one that
 already exists unless it is a real directory owned by this user with the expected
 mode, under a parent that other users cannot write), and `sweep_dead_runs` deletes
-run directories whose owning process is gone.
+run directories whose owning process is gone and returns the pool uids they
+recorded.
 
 Location: as root `/var/lib/agentskiller-sandbox` (only root can create entries in
 `/var/lib`); otherwise `agentskiller-sandbox` in the user's home directory (owned by
@@ -32,6 +33,7 @@ ROOT_STATE_DIR = Path("/var/lib/agentskiller-sandbox")
 USER_STATE_DIR_NAME = ".agentskiller-sandbox"
 LOCKS = "locks"
 RUNS = "runs"
+UID_FILE = "uid"
 # Every file or directory counts at least one block, so a flood of empty files
 # (inodes) is bounded too.
 MIN_ENTRY_BYTES = 4096
@@ -117,22 +119,32 @@ def new_run_dir() -> Path:
     return root
 
 
-def sweep_dead_runs() -> list[Path]:
+def sweep_dead_runs() -> list[int]:
     """Delete run directories whose owning process is gone.
 
     Returns:
-        The directories removed.
+        The pool uids those runs had recorded (`record_uid`): processes of
+        theirs that outlived the run may still exist.
     """
-    removed = []
+    uids = []
     for entry in os.scandir(runs_dir()):
         owner, _, _ = entry.name.partition("-")
         pid_text, _, started = owner.partition(".")
         if not pid_text.isdigit() or _owner_alive(int(pid_text), started):
             continue
+        with contextlib.suppress(OSError, ValueError):
+            uids.append(int(Path(entry.path, UID_FILE).read_text()))
         with contextlib.suppress(OSError):
             remove_tree(Path(entry.path))
-            removed.append(Path(entry.path))
-    return removed
+    return uids
+
+
+def record_uid(run_root: Path, uid: int) -> None:
+    """Note the pool uid of a run, for the sweep after an orchestrator crash."""
+    path = run_root / UID_FILE
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(str(uid))
 
 
 def process_start_time(pid: int) -> str:

@@ -224,6 +224,27 @@ def reserve_identity(
     raise SandboxSetupError("every sandbox uid is in use")
 
 
+def kill_unreserved(uid: int, lock_dir: Callable[[], Path]) -> None:
+    """Kill the processes of a pool uid that no run holds (leftovers of a run
+    whose orchestrator died); leave it alone while a run holds its lock.
+
+    Args:
+        uid: A pool uid recorded by a dead run.
+        lock_dir: Returns the private directory of the lock files.
+    """
+    if uid not in UID_POOL:
+        return
+    with open(lock_dir() / f"{uid}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        try:
+            kill_uid(uid)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _has_account(uid: int) -> bool:
     for lookup in (pwd.getpwuid, grp.getgrgid):
         try:

@@ -5,7 +5,8 @@ Input: a `SandboxRequest` (and whether a CPU-time limit applies). Output, inside
 the `launched` context: a `Launch` holding the run's layout, identity, argv,
 environment and pre-exec function, whose `popen` starts the program with any
 stdin/stdout/stderr the caller chooses (files for run-to-completion, pipes for a
-long-lived worker). Side effects: sweeps run directories of dead orchestrators,
+long-lived worker). Side effects: sweeps run directories of dead orchestrators
+(and kills what is left of their pool uids' processes, when no run holds them),
 creates a private run directory under `sandbox_dirs.runs_dir()` (mode 0700, or
 0711 with a scratch dir of mode 0700 owned by the run's pool uid, so concurrent
 runs cannot list or read each other), reserves a pool uid, and on exit kills every
@@ -26,7 +27,12 @@ from typing import IO, Any, BinaryIO
 
 from schemas.sandbox import SandboxRequest
 from tasks.runtime import sandbox_guard
-from tasks.runtime.sandbox_dirs import locks_dir, new_run_dir, sweep_dead_runs
+from tasks.runtime.sandbox_dirs import (
+    locks_dir,
+    new_run_dir,
+    record_uid,
+    sweep_dead_runs,
+)
 from tasks.runtime.sandbox_files import (
     SandboxSetupError,
     chown_tree,
@@ -42,6 +48,7 @@ from tasks.runtime.sandbox_host import (
     drop_prefix,
     host_support,
     kill_uid,
+    kill_unreserved,
     limits_preexec,
     reserve_identity,
     task_count,
@@ -125,10 +132,13 @@ def launched(request: SandboxRequest, *, cpu_limit: bool = True) -> Iterator[Lau
     """
     host = host_support()
     notes = list(host.notes)
-    sweep_dead_runs()
+    for uid in sweep_dead_runs():
+        kill_unreserved(uid, locks_dir)
     layout = Layout(new_run_dir())
     try:
         with reserve_identity(host, locks_dir) as identity:
+            if identity is not None:
+                record_uid(layout.root, identity.uid)
             try:
                 yield _prepare(request, layout, host, identity, notes, cpu_limit)
             finally:

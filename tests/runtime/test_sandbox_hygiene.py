@@ -112,6 +112,55 @@ def test_children_die_with_a_killed_orchestrator_and_leftovers_are_swept():
     assert not leftovers[0].exists()
 
 
+def test_the_next_start_kills_what_a_dead_orchestrators_run_left_behind(
+    dropped_privileges: None,
+):
+    """A grandchild (which the parent-death signal does not reach) of a run whose
+    orchestrator was killed is killed by the next sandbox start, even when that
+    start reserves another pool uid."""
+    holder = SandboxRequest(
+        argv=("python", "-c", "import sys; print('up', flush=True); sys.stdin.read()")
+    )
+    code = textwrap.dedent(
+        """
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
+                          "grandchild"])
+        time.sleep(600)
+        """
+    )
+    orchestrator_code = textwrap.dedent(
+        f"""
+        from schemas.sandbox import SandboxRequest
+        from tasks.runtime.sandbox import run_sandboxed
+        run_sandboxed(SandboxRequest(
+            argv=("python", "parent.py"), files={{"parent.py": {code!r}}},
+            allow_subprocess=True, timeout_s=600,
+        ))
+        """
+    )
+    with SandboxProcess(holder) as lowest:
+        assert lowest.receive(DEADLINE_S, 100).line == b"up"
+        second = SandboxProcess(holder)
+        assert second.receive(DEADLINE_S, 100).line == b"up"
+        orchestrator = subprocess.Popen(
+            [sys.executable, "-c", orchestrator_code], cwd=REPO
+        )
+        try:
+            grandchild = await_descendant(orchestrator.pid, b"grandchild")
+            parent = await_descendant(orchestrator.pid, b"parent.py")
+            second.stop()  # the next start reserves this uid, not the dead run's
+            os.kill(orchestrator.pid, signal.SIGKILL)
+        finally:
+            orchestrator.kill()
+            orchestrator.wait()
+            second.stop()
+        await_gone(parent)
+        assert Path(f"/proc/{grandchild}").exists()  # the signal did not reach it
+        assert run_sandboxed(SandboxRequest(argv=("python", "-c", "pass"))).ok
+        await_gone(grandchild)
+
+
 def test_many_small_files_beyond_the_total_bound_end_as_disk_limit():
     """No single file is large, but their total exceeds `disk_mb`: the run is
     stopped with the typed status."""
