@@ -427,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser(
         "serve-env",
         help="serve a generated environment as an MCP server (stdio or HTTP)",
-        description="Other options (--simulation-time, --seed, --confirm-tools, "
-        "--lenient) are passed to python -m tasks.runtime.serve.",
+        description="The tool module runs only in a sandboxed worker process. "
+        "Other options (--simulation-time, --seed, --confirm-tools, --lenient, "
+        "--call-timeout) are passed to python -m tasks.runtime.serve.",
     )
     env.add_argument("name", help="server name, e.g. DentalAppointments")
     env.add_argument("--output-dir", required=True)

@@ -27,6 +27,8 @@ from typing import ClassVar
 from prefect.exceptions import TerminationSignal
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.runtime.sandbox_launch import stop_running
+
 DEFAULT_GRACE_S = 15.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -137,11 +139,6 @@ class StoppingTaskRunner(ThreadPoolTaskRunner):
             guard = InterruptGuard.active
             if guard is not None:
                 guard.begin(signal.Signals[signal_name(exc)])
-            for stop in CHILD_STOPPERS:
-                with contextlib.suppress(Exception):
-                    stop()
+            with contextlib.suppress(Exception):
+                stop_running()
         super().cancel_all()
-
-
-CHILD_STOPPERS: list[Callable[[], None]] = []
-"""Callables that stop every child process of a kind (e.g. sandboxed programs)."""

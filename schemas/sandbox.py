@@ -23,6 +23,7 @@ SandboxStatus = Literal[
     "memory_limit",
     "cpu_limit",
     "file_size_limit",
+    "disk_limit",
     "process_limit",
     "forbidden",
     "sandbox_error",
@@ -80,6 +81,12 @@ class SandboxRequest(Frozen):
     cpu_s: int = Field(default=60, ge=1, description="CPU seconds per process.")
     memory_mb: int = Field(default=2048, ge=32, description="Address space cap.")
     file_size_mb: int = Field(default=64, ge=1, description="Largest file written.")
+    disk_mb: int = Field(
+        default=1024,
+        ge=1,
+        description="Total size of the scratch directory (every file or directory "
+        "counts at least 4 KiB); checked while the program runs and at its end.",
+    )
     max_processes: int = Field(
         default=32, ge=1, description="Processes and threads, the main one included."
     )

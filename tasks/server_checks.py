@@ -3,12 +3,14 @@
 Inputs: the source of a tool module or of a policy-test file, and the server's
 `EnvironmentSpec`. Output: problem sentences for instructor to send back to the
 model (empty when the code may go to the sandbox), and `assertion_count`, which
-measures whether a test edit weakened the tests. The module must parse, import
-only an allowed standard-library subset and `tasks.runtime`, touch no files,
-processes or wall clock, define exactly one function per tool whose signature
-fits the tool's schema (checked with the runtime's own `signature_problems` on
-the signature read from the syntax tree, so the code is never imported here), and
-declare `CONFIRM_TOOLS` as the policy requires. Pure: parsing only, nothing runs.
+measures whether a test edit weakened the tests. The module must parse, import only
+an allowed standard-library subset and `tasks.runtime`, reach no other module
+through attributes, dunders, the import machinery or names given as strings
+(`code_escapes`), touch no files, processes or wall clock, define exactly one
+function per tool whose signature fits the tool's schema (checked with the runtime's
+own `signature_problems` on the signature read from the syntax tree, so the code is
+never imported here), and declare `CONFIRM_TOOLS` as the policy requires. Pure:
+parsing only, nothing runs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.environment import EnvironmentSpec
-from tasks.core.python_source import parse_python
+from tasks.core.code_escapes import escape_problems
+from tasks.core.python_source import declared_strings, parse_python
 from tasks.runtime.harness import FIXTURES
 from tasks.runtime.implementations import CONFIRM_TOOLS_ATTRIBUTE, signature_problems
 
@@ -44,10 +47,9 @@ STDLIB_ALLOWED = frozenset(
 )
 RUNTIME_MODULE = "tasks.runtime"
 TEST_ONLY_IMPORTS = frozenset({"pytest"})
-FORBIDDEN_CALLS = frozenset(
-    {"open", "eval", "exec", "compile", "__import__", "globals", "input", "breakpoint"}
-    | {"exit", "quit"}
-)
+FORBIDDEN_CALLS = frozenset({"open", "exit", "quit"})
+"""Builtins refused in tool modules and policy tests, besides those every kind of
+generated code is refused (`code_escapes.REFUSED_BUILTINS`, dunder names)."""
 WALL_CLOCK = frozenset({"now", "utcnow", "today", "time", "monotonic"})
 CLOCK_OWNERS = frozenset({"datetime", "date", "time"})
 SKIPPING = frozenset({"skip", "skipif", "xfail", "importorskip"})
@@ -69,6 +71,7 @@ def tool_module_problems(code: str, spec: EnvironmentSpec) -> list[str]:
     if tree is None:
         return problems
     problems += _import_problems(tree, STDLIB_ALLOWED)
+    problems += escape_problems(tree, FORBIDDEN_CALLS)
     problems += _call_problems(tree)
     problems += _top_level_problems(tree)
     functions = {
@@ -109,6 +112,7 @@ def policy_test_problems(code: str, spec: EnvironmentSpec) -> list[str]:
     if tree is None:
         return problems
     problems += _import_problems(tree, STDLIB_ALLOWED | TEST_ONLY_IMPORTS)
+    problems += escape_problems(tree, FORBIDDEN_CALLS)
     problems += _call_problems(tree)
     tests = [
         node
@@ -188,9 +192,7 @@ def _call_problems(tree: ast.Module) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         function = node.func
-        if isinstance(function, ast.Name) and function.id in FORBIDDEN_CALLS:
-            problems.append(f"line {node.lineno}: {function.id}() is not allowed")
-        elif isinstance(function, ast.Attribute):
+        if isinstance(function, ast.Attribute):
             owner = _name(function.value)
             if function.attr in WALL_CLOCK and owner in CLOCK_OWNERS:
                 problems.append(
@@ -229,29 +231,20 @@ def _top_level_problems(tree: ast.Module) -> list[str]:
 
 def _confirm_problems(tree: ast.Module, spec: EnvironmentSpec) -> list[str]:
     wanted = sorted(t.name for t in spec.tools if t.needs_confirmation)
-    declared: list[str] | None = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            _name(t) == CONFIRM_TOOLS_ATTRIBUTE for t in node.targets
-        ):
-            declared = _string_tuple(node.value)
+    try:
+        declared = declared_strings(tree, CONFIRM_TOOLS_ATTRIBUTE)
+    except ValueError:
+        declared = None
+        wanted = wanted or [""]  # a non-literal declaration is always a problem
     if declared is None and not wanted:
         return []
     if declared is None or sorted(declared) != wanted:
-        shown = tuple(wanted)
+        shown = tuple(name for name in wanted if name)
         return [
             f"declare {CONFIRM_TOOLS_ATTRIBUTE} = {shown!r}: the policy requires "
             "confirmation for exactly these tools"
         ]
     return []
-
-
-def _string_tuple(node: ast.expr) -> list[str] | None:
-    if isinstance(node, ast.Tuple | ast.List):
-        values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
-        if len(values) == len(node.elts) and all(isinstance(v, str) for v in values):
-            return values
-    return None
 
 
 def _stub(node: ast.FunctionDef) -> Callable[..., Any]:

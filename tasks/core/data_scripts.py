@@ -1,9 +1,10 @@
-"""s06 generator scripts: takes a model-written script, a table contract and the
-rows of the tables it points into; returns the static problems of the script (it
-must parse, name `input.json` and `output.json`, import only allowed standard
-modules and avoid clock and unseeded randomness), the `SandboxRequest` that runs
-it, and the problems of a finished run. Pure, no side effects (the caller runs the
-request).
+"""s06 generator scripts: takes a model-written script, a table contract and the rows
+of the tables it points into; returns the static problems of the script (it must
+parse, name `input.json` and `output.json`, import only allowed standard modules,
+reach no other module through attributes, dunders or names given as strings
+(`code_escapes`), and avoid clock and unseeded randomness), the `SandboxRequest`
+that runs it, and the problems of a finished run. Pure, no side effects (the caller
+runs the request).
 
 The script contract: the scratch directory holds `generate.py`, `input.json` (the
 `TableContract` as JSON: table, kind, server, description, primary_key, columns
@@ -26,6 +27,7 @@ from typing import Any
 
 from schemas.database import DataProblem, TableContract
 from schemas.sandbox import SandboxRequest, SandboxResult
+from tasks.core.code_escapes import escape_problems
 from tasks.core.python_source import parse_python
 
 SCRIPT_FILE = "generate.py"
@@ -79,6 +81,7 @@ def script_problems(script: str) -> list[str]:
             f"the script imports {module}; allowed modules: "
             f"{', '.join(sorted(ALLOWED_IMPORTS))}"
         )
+    problems += escape_problems(tree)
     for call in sorted(_calls(tree) & NONDETERMINISTIC_CALLS):
         problems.append(
             f"the script calls {call}(), which differs between runs; derive ids and "

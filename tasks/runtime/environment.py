@@ -2,7 +2,8 @@
 tool body per tool; runs tool calls in isolated sessions (named ones, kept until
 reset, or a private one that lives for a single call) and returns `ToolResult`s,
 per-session state hashes and diffs against the base, and the `ToolCrash`es of
-generated code. Every call is atomic: arguments are validated against the tool's
+generated code; `ToolServer` is the part of that interface MCP exposure uses.
+Every call is atomic: arguments are validated against the tool's
 JSON schema first, and a tool error, a confirmation preview or a crash undoes the
 call's writes. Side effects: only on session copies (the base database, and so the
 data files, are never changed); crashes are also logged."""
@@ -13,7 +14,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.environment import (
     DatabaseDiff,
@@ -40,6 +41,20 @@ PRIVATE_SESSION = "private"
 CONTRACT_VIOLATION = "ContractViolation"
 
 logger = logging.getLogger(__name__)
+
+
+class ToolServer(Protocol):
+    """What the MCP exposure needs: an in-process `Environment` or a sandboxed one
+    (`tasks.runtime.sandboxed_environment.SandboxedEnvironment`)."""
+
+    spec: EnvironmentSpec
+
+    def call(
+        self, session_id: str | None, tool: str, arguments: dict[str, Any] | None = None
+    ) -> ToolResult:
+        """Run one tool call in a session (None: a private one for this call);
+        errors are results."""
+        ...
 
 
 class ContractViolation(Exception):

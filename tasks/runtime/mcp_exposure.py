@@ -1,4 +1,5 @@
-"""MCP exposure of an environment: takes an `Environment` and returns an
+"""MCP exposure of an environment: takes an `Environment` (or any `ToolServer`,
+such as the sandboxed one `serve-env` uses) and returns an
 `EnvironmentServer` (an mcp 2.x `MCPServer`) with one tool per `ToolSpec`, whose
 input schema is exactly the spec's JSON schema, whose annotations carry the
 read/write classification, and whose calls run through `Environment.call`. Tool
@@ -35,7 +36,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.environment import ToolResult, ToolSpec
-from tasks.runtime.environment import Environment
+from tasks.runtime.environment import ToolServer
 
 SESSION_META_KEY = "agentskiller/session"
 SESSION_HEADER = "agentskiller-session"
@@ -99,7 +100,7 @@ class _RawArguments(ArgModelBase):
 
 
 def build_mcp_server(
-    environment: Environment, *, name: str | None = None
+    environment: ToolServer, *, name: str | None = None
 ) -> EnvironmentServer:
     """An MCP server exposing every tool of the environment.
 
@@ -183,7 +184,7 @@ def call_tool_result(result: ToolResult) -> CallToolResult:
     )
 
 
-def _tool(environment: Environment, spec: ToolSpec, local_session: str) -> Tool:
+def _tool(environment: ToolServer, spec: ToolSpec, local_session: str) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
         result = environment.call(session_key(ctx, local_session), spec.name, arguments)
         return call_tool_result(result)
@@ -200,7 +201,7 @@ def _tool(environment: Environment, spec: ToolSpec, local_session: str) -> Tool:
     )
 
 
-def _instructions(environment: Environment) -> str:
+def _instructions(environment: ToolServer) -> str:
     spec = environment.spec
     lines = [
         f"Simulated environment {spec.name}. The current time is "

@@ -1,15 +1,16 @@
 """OS-level walls of the sandbox: host probing, the unprivileged identity, resource
-limits, permission grants and clean-up of a run's processes.
+limits and clean-up of a run's processes.
 
 Inputs: the host (effective uid, `/usr/bin/unshare`, `/usr/bin/setpriv`, `/proc`)
 and the sizes of one run. Outputs: `HostSupport` (which protections this host can
 give, probed once per process on first use), a per-run `Identity` from a pool of
-dedicated uids, and helpers that kill every process of a uid (the rlimits are
-applied by `spawn_limits`). Side effects, all only when running as root with
-privilege dropping available: flock files under the system temp directory reserve
-a pool uid; `chmod` adds other-execute (traverse, never list or write) to the
-ancestors of the interpreter and of the run's readable paths, and other-read to the
-trees of `read_only_paths`; the probe starts a few short-lived processes.
+dedicated uids, argv prefixes that drop privileges or make a child die with its
+parent (the rlimits are applied by `spawn_limits`), and helpers that kill every
+process of a uid. Side effects, all only
+when running as root with privilege dropping available: flock files in the private
+lock directory the caller names (`sandbox_dirs.locks_dir`) reserve a pool uid;
+`chmod` adds other-execute (traverse) to the ancestors of the interpreter; the
+probe starts a few short-lived processes.
 """
 
 from __future__ import annotations
@@ -23,29 +24,28 @@ import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.runtime.sandbox_files import SandboxSetupError, grant_traverse
+
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # Dedicated uids (no passwd entry, below 65536 so user-namespaced containers map
 # them): one per concurrent run, so RLIMIT_NPROC counts only that run's processes
 # and every process of the uid can be killed afterwards without hitting others.
-UID_POOL = range(59_000, 59_064)
+# The pool belongs to one lock directory: versions that lock elsewhere (before the
+# locks moved out of /tmp: 59000-59063) must never share a uid with this one, or
+# each would kill the other's processes when reserving it.
+UID_POOL = range(59_100, 59_164)
 PROBE_UID = 65_534
 _PROBE_TIMEOUT_S = 30.0
-_LOCK_DIR_NAME = "agentskiller-uid-locks"
 _KILL_ROUNDS = 200
 _KILL_PAUSE_S = 0.01
-
-
-class SandboxSetupError(RuntimeError):
-    """The host could not prepare or start a sandboxed run."""
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,8 @@ def _interpreter_paths() -> list[str]:
 
 
 def drop_prefix(setpriv: str, identity: Identity) -> list[str]:
-    """argv prefix that runs a command as `identity` with no supplementary groups.
+    """argv prefix that runs a command as `identity` with no supplementary groups,
+    killed when its parent dies (set after the uid change, which clears it).
 
     Args:
         setpriv: Path of the `setpriv` program.
@@ -175,16 +176,21 @@ def drop_prefix(setpriv: str, identity: Identity) -> list[str]:
         f"--regid={identity.gid}",
         "--clear-groups",
         "--no-new-privs",
+        "--pdeathsig=KILL",
         "--",
     ]
 
 
 @contextlib.contextmanager
-def reserve_identity(host: HostSupport) -> Iterator[Identity | None]:
+def reserve_identity(
+    host: HostSupport, lock_dir: Callable[[], Path]
+) -> Iterator[Identity | None]:
     """Reserve a pool uid for one run (None when privileges cannot be dropped).
 
     Args:
         host: The probed host support.
+        lock_dir: Returns the checked, private directory of the lock files
+            (called only when a uid is needed).
 
     Yields:
         The reserved identity, held until the context exits.
@@ -195,12 +201,11 @@ def reserve_identity(host: HostSupport) -> Iterator[Identity | None]:
     if host.setpriv is None:
         yield None
         return
-    lock_dir = Path(tempfile.gettempdir()) / _LOCK_DIR_NAME
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    locks = lock_dir()
     for uid in UID_POOL:
         if _has_account(uid):
             continue
-        handle = open(lock_dir / f"{uid}.lock", "a")  # held until the run ends
+        handle = open(locks / f"{uid}.lock", "a")  # held until the run ends
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -216,6 +221,27 @@ def reserve_identity(host: HostSupport) -> Iterator[Identity | None]:
     raise SandboxSetupError("every sandbox uid is in use")
 
 
+def kill_unreserved(uid: int, lock_dir: Callable[[], Path]) -> None:
+    """Kill the processes of a pool uid that no run holds (leftovers of a run
+    whose orchestrator died); leave it alone while a run holds its lock.
+
+    Args:
+        uid: A pool uid recorded by a dead run.
+        lock_dir: Returns the private directory of the lock files.
+    """
+    if uid not in UID_POOL:
+        return
+    with open(lock_dir() / f"{uid}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        try:
+            kill_uid(uid)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _has_account(uid: int) -> bool:
     for lookup in (pwd.getpwuid, grp.getgrgid):
         try:
@@ -224,6 +250,15 @@ def _has_account(uid: int) -> bool:
             continue
         return True
     return False
+
+
+def parent_death_prefix() -> list[str]:
+    """argv prefix that makes a command die with the thread that started it, for
+    runs that keep the orchestrator's uid (`drop_prefix` does this after a uid
+    change). Empty when `setpriv` is missing; the sweep of the next start then
+    removes what a crash leaves."""
+    setpriv = shutil.which("setpriv", path=os.pathsep.join(SYSTEM_PATH))
+    return [setpriv, "--pdeathsig=KILL", "--"] if setpriv else []
 
 
 def task_count(uid: int) -> int:
@@ -282,74 +317,3 @@ def _processes() -> Iterator[tuple[int, int, int, bool, int]]:
         except (KeyError, ValueError):
             continue
         yield int(entry.name), int(uids[0]), int(uids[1]), state[:1] in "ZX", threads
-
-
-def grant_traverse(path: str) -> list[str]:
-    """Add other-execute to `path` (if a directory) and each of its ancestors.
-
-    Args:
-        path: Any path; missing paths are ignored.
-
-    Returns:
-        The directories whose mode changed.
-    """
-    changed = []
-    current = os.path.realpath(path)
-    if not os.path.isdir(current):
-        current = os.path.dirname(current)
-    while True:
-        mode = os.stat(current).st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(current, stat.S_IMODE(mode) | stat.S_IXOTH)
-            changed.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            return changed
-        current = parent
-
-
-def grant_read_tree(path: str) -> list[str]:
-    """Make a directory tree readable by others (never writable) and reachable.
-
-    Args:
-        path: An existing file or directory.
-
-    Returns:
-        The paths whose mode changed.
-    """
-    changed = grant_traverse(path)
-    real = os.path.realpath(path)
-    targets = [real]
-    if os.path.isdir(real):
-        for root, dirs, files in os.walk(real):
-            targets.extend(os.path.join(root, name) for name in (*dirs, *files))
-    for target in targets:
-        info = os.lstat(target)
-        if stat.S_ISLNK(info.st_mode):
-            continue
-        wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
-        if info.st_mode & wanted != wanted:
-            os.chmod(target, stat.S_IMODE(info.st_mode) | wanted)
-            changed.append(target)
-    return changed
-
-
-def chown_tree(path: Path, identity: Identity) -> None:
-    """Give a directory tree to the run's identity (symlinks themselves included)."""
-    os.chown(path, identity.uid, identity.gid)
-    for root, dirs, files in os.walk(path):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(root, name), identity.uid, identity.gid)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a run directory, restoring permissions the program may have removed."""
-
-    def _retry(func: Callable[[str], object], target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), stat.S_IRWXU)
-            os.chmod(target, stat.S_IRWXU)
-        with contextlib.suppress(FileNotFoundError):
-            func(target)
-
-    shutil.rmtree(path, onerror=_retry)

@@ -127,6 +127,14 @@ def classify(
     return "exit_error", _exit_message(returncode, stderr or stdout)
 
 
+def disk_message(request: SandboxRequest) -> str:
+    """The sentence for a run stopped by the total size bound of its scratch dir."""
+    return (
+        f"The program wrote more than {request.disk_mb} MB in total to its scratch "
+        "directory and was stopped."
+    )
+
+
 def _file_size_message(request: SandboxRequest) -> str:
     return f"The program tried to write a file larger than {request.file_size_mb} MB."
 

@@ -1,11 +1,17 @@
 """Serving a generated environment: takes an output directory and a server name,
 reads `blueprints.json`, `entities.json`, the server's data files under
-`database/outputs/` and its tool module `mcp_servers/<Server>.py`, and returns an
-`Environment`; `serve` runs it as an MCP server over stdio or streamable HTTP.
-Command line: `python -m tasks.runtime.serve NAME --output-dir DIR [--transport
-stdio|http] [--host H] [--port P]`. Side effects: reads those files and imports the
-tool module (its top-level code runs: call this only in a sandboxed process for
-generated code); `serve` blocks while serving. Nothing is written."""
+`database/outputs/` and its tool module `mcp_servers/<Server>.py`.
+`open_environment` (what `serve-env` uses) builds the spec in this process from
+the exports and a static read of the module's `CONFIRM_TOOLS`, and runs the tool
+module only inside a sandboxed worker (`SandboxedEnvironment`); `load_environment`
+imports the module here and returns an in-process `Environment` (for trusted
+code, tests, and code already running inside a sandbox). `serve` runs either as
+an MCP server over stdio or streamable HTTP. Command line: `python -m
+tasks.runtime.serve NAME --output-dir DIR [--transport stdio|http] [--host H]
+[--port P] [--call-timeout S]`. Side effects: reads those files; `load_environment`
+imports the tool module (its top-level code runs); `open_environment` starts the
+worker; `serve` blocks while serving. Nothing is written outside the worker's
+scratch directory."""
 
 from __future__ import annotations
 
@@ -16,20 +22,29 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
+from schemas.blueprint import ServerBlueprint
 from schemas.config import RunConfig
-from tasks.runtime.data_checks import DataLoadError
+from schemas.entity import EntityCatalogue
+from tasks.core.python_source import declared_strings, parse_python
 from tasks.runtime.database import Database
-from tasks.runtime.environment import Environment
+from tasks.runtime.environment import Environment, ToolServer
 from tasks.runtime.exports import (
     blueprint_from_export,
     catalogue_from_export,
     find_blueprint,
 )
 from tasks.runtime.implementations import (
+    CONFIRM_TOOLS_ATTRIBUTE,
     ImplementationError,
     implementations_from,
     load_tool_module,
     module_confirm_tools,
+)
+from tasks.runtime.sandbox_files import SandboxSetupError
+from tasks.runtime.sandboxed_environment import (
+    DEFAULT_CALL_TIMEOUT_S,
+    SandboxedEnvironment,
+    worker_request,
 )
 from tasks.runtime.spec import environment_spec
 from tasks.store.paths import OutputLayout
@@ -77,16 +92,7 @@ def load_environment(
         DataLoadError: If `strict` and the data has issues.
         ImplementationError: If the tool module cannot serve the tools.
     """
-    layout = OutputLayout(output_dir)
-    entities = _read_json(layout.entities)
-    blueprints = _read_json(layout.blueprints)
-    if not isinstance(entities, dict) or not isinstance(blueprints, list):
-        raise ValueError(
-            f"{layout.entities} must hold an object and {layout.blueprints} an array"
-        )
-    catalogue = catalogue_from_export(entities)
-    exported = find_blueprint(blueprints, server_name)
-    blueprint = blueprint_from_export(exported, catalogue)
+    blueprint, catalogue = read_exports(output_dir, server_name)
     module = load_tool_module(tool_module_path(output_dir, server_name))
     confirm = module_confirm_tools(module) if confirm_tools is None else confirm_tools
     spec = environment_spec(
@@ -101,8 +107,82 @@ def load_environment(
     return Environment(spec, database, bodies)
 
 
+def open_environment(
+    output_dir: Path,
+    server_name: str,
+    *,
+    simulation_time: str = DEFAULT_SIMULATION_TIME,
+    seed: int = DEFAULT_SEED,
+    confirm_tools: Collection[str] | None = None,
+    strict: bool = True,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+) -> SandboxedEnvironment:
+    """Start a server's environment in a sandboxed worker (nothing of the tool
+    module runs in this process). Arguments as for `load_environment`, plus:
+
+    Args:
+        call_timeout_s: Wall-clock deadline of one tool call; a worker that
+            misses it is killed and the call returns an error result.
+
+    Returns:
+        The running environment; close it (or use it as a context manager).
+
+    Raises:
+        FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
+        ValueError: If the server is unknown or its blueprint invalid.
+        ImplementationError: If the module is missing or its `CONFIRM_TOOLS` is
+            not a literal tuple of names.
+        WorkerStartError: If the worker refuses the data or the module, or the
+            sandbox cannot start it.
+    """
+    blueprint, catalogue = read_exports(output_dir, server_name)
+    path = tool_module_path(output_dir, server_name)
+    if confirm_tools is None:
+        confirm_tools = _declared_confirm_tools(path)
+    spec = environment_spec(
+        blueprint,
+        catalogue,
+        simulation_time=simulation_time,
+        seed=seed,
+        confirm_tools=frozenset(confirm_tools),
+    )
+    request = worker_request(output_dir, spec, path, strict=strict)
+    return SandboxedEnvironment(spec, request, call_timeout_s=call_timeout_s)
+
+
+def read_exports(
+    output_dir: Path, server_name: str
+) -> tuple[ServerBlueprint, EntityCatalogue]:
+    """A server's blueprint and the entity catalogue, from the exports.
+
+    Raises:
+        FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
+        ValueError: If the server is unknown or its blueprint invalid.
+    """
+    layout = OutputLayout(output_dir)
+    entities = _read_json(layout.entities)
+    blueprints = _read_json(layout.blueprints)
+    if not isinstance(entities, dict) or not isinstance(blueprints, list):
+        raise ValueError(
+            f"{layout.entities} must hold an object and {layout.blueprints} an array"
+        )
+    catalogue = catalogue_from_export(entities)
+    exported = find_blueprint(blueprints, server_name)
+    return blueprint_from_export(exported, catalogue), catalogue
+
+
+def _declared_confirm_tools(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        raise ImplementationError(str(path), ["the module file does not exist"])
+    try:
+        tree = parse_python(path.read_text(encoding="utf-8"))
+        return declared_strings(tree, CONFIRM_TOOLS_ATTRIBUTE) or ()
+    except (SyntaxError, ValueError) as exc:
+        raise ImplementationError(str(path), [str(exc)]) from exc
+
+
 def serve(
-    environment: Environment,
+    environment: ToolServer,
     transport: Transport = "stdio",
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -110,7 +190,7 @@ def serve(
     """Serve the environment as an MCP server until the transport closes.
 
     Args:
-        environment: The environment.
+        environment: The environment (in-process or sandboxed).
         transport: "stdio" (one session) or "http" (streamable HTTP at `/mcp`,
             one runtime session per MCP session).
         host: HTTP bind address.
@@ -137,20 +217,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         else [name for name in args.confirm_tools.split(",") if name]
     )
     try:
-        environment = load_environment(
+        environment = open_environment(
             Path(args.output_dir),
             args.name,
             simulation_time=args.simulation_time,
             seed=args.seed,
             confirm_tools=confirm,
             strict=not args.lenient,
+            call_timeout_s=args.call_timeout,
         )
-    except (OSError, ValueError, DataLoadError, ImplementationError) as exc:
+    except (OSError, ValueError, SandboxSetupError) as exc:
         print(f"cannot load environment {args.name}: {exc}", file=sys.stderr)
         return 2
-    for issue in environment.base.issues:
-        print(f"data issue: {issue.message}", file=sys.stderr)
-    serve(environment, args.transport, host=args.host, port=args.port)
+    with environment:
+        for issue in environment.issues:
+            print(f"data issue: {issue}", file=sys.stderr)
+        serve(environment, args.transport, host=args.host, port=args.port)
     return 0
 
 
@@ -171,6 +253,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated write tools that need confirmation "
         "(default: the module's CONFIRM_TOOLS)",
+    )
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=DEFAULT_CALL_TIMEOUT_S,
+        help="seconds one tool call may take before the sandboxed worker is "
+        "killed and restarted",
     )
     parser.add_argument(
         "--lenient",

@@ -49,7 +49,7 @@ LimitPlan = tuple[tuple[int, int, int], ...]
 
 
 def limits_prefix(
-    *, cpu_s: int, memory_mb: int, file_size_mb: int, nproc: int
+    *, cpu_s: int | None, memory_mb: int, file_size_mb: int, nproc: int
 ) -> list[str]:
     """argv prefix that applies the run's rlimits, then executes what follows it.
 
@@ -58,7 +58,8 @@ def limits_prefix(
     process's hard limits, so lowering never fails.
 
     Args:
-        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later).
+        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later); None
+            for no CPU limit (a long-lived server).
         memory_mb: Address-space cap.
         file_size_mb: Largest file the program may write.
         nproc: RLIMIT_NPROC value (tasks of the child's real uid).
@@ -76,16 +77,17 @@ def limits_prefix(
 
 
 def limit_plan(
-    *, cpu_s: int, memory_mb: int, file_size_mb: int, nproc: int
+    *, cpu_s: int | None, memory_mb: int, file_size_mb: int, nproc: int
 ) -> LimitPlan:
     """The (resource, soft, hard) triples of one run, clamped to our hard limits."""
     wanted = {
-        resource.RLIMIT_CPU: (cpu_s, cpu_s + 1),
         resource.RLIMIT_AS: (memory_mb * _MIB, memory_mb * _MIB),
         resource.RLIMIT_FSIZE: (file_size_mb * _MIB, file_size_mb * _MIB),
         resource.RLIMIT_NPROC: (nproc, nproc),
         resource.RLIMIT_CORE: (0, 0),
     }
+    if cpu_s is not None:
+        wanted[resource.RLIMIT_CPU] = (cpu_s, cpu_s + 1)
     plan = []
     for which, (soft, hard) in wanted.items():
         current = resource.getrlimit(which)[1]

@@ -1,7 +1,8 @@
 """Fixtures of the runtime tests: the DentalAppointments environment loaded from
 the hand-written fixture directory, its spec, a scratch copy of the directory for
-tests that alter files, and the fixture server running over streamable HTTP on a
-loopback port (a real `python -m tasks.runtime.serve` process)."""
+tests that alter files, the fixture server running over streamable HTTP on a
+loopback port (a real `python -m tasks.runtime.serve` process), and a skip unless
+the sandbox drops privileges."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from schemas.environment import EnvironmentSpec
 from tasks.runtime.environment import Environment
+from tasks.runtime.sandbox import sandbox_capabilities
 from tasks.runtime.serve import load_environment
 from tests.runtime import FIXTURE_DIR, REPO, SERVER, SIMULATION_TIME, serve_arguments
 
@@ -91,3 +93,10 @@ def _wait_until_listening(
             continue
         raise RuntimeError(f"the server exited with {status}: {log.read_text()}")
     raise TimeoutError(f"the server did not listen on port {port}: {log.read_text()}")
+
+
+@pytest.fixture
+def dropped_privileges() -> None:
+    """Skip unless the program runs as an unprivileged uid (root with setpriv)."""
+    if not sandbox_capabilities()["drop_privileges"]:
+        pytest.skip("needs root with setpriv to run the program as another uid")

@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.sandbox import SandboxRequest, SandboxResult
-from tasks.runtime.sandbox import run_sandboxed, sandbox_capabilities
+from tasks.runtime.sandbox import run_sandboxed
 from tasks.runtime.sandbox_guard import GuardPolicy, refusal
 from tests.conftest import REPO
 
@@ -33,13 +33,6 @@ _BASE_ENV = {
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONPATH",
 }
-
-
-@pytest.fixture
-def dropped_privileges() -> None:
-    """Skip unless the program runs as an unprivileged uid (root with setpriv)."""
-    if not sandbox_capabilities()["drop_privileges"]:
-        pytest.skip("needs root with setpriv to run the program as another uid")
 
 
 def _script(code: str, **fields: object) -> SandboxResult:
@@ -393,3 +386,27 @@ def test_parent_is_healthy_after_the_abuse() -> None:
     result = _script("print(sum(range(10)))\n")
     assert result.status == "ok"
     assert result.stdout.strip() == "45"
+
+
+def test_stop_running_ends_a_running_program_long_before_its_timeout() -> None:
+    """An interrupted orchestrator stops its sandboxed programs at once: the run
+    returns (killed, not timed out) and nothing is left running."""
+    import threading
+
+    from tasks.runtime import sandbox_launch
+
+    results: list[SandboxResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            _script("import time\ntime.sleep(600)\n", timeout_s=600, cpu_s=600)
+        )
+    )
+    worker.start()
+    # wait until the program has started (it registers itself when launched)
+    while not sandbox_launch._RUNNING and worker.is_alive():
+        worker.join(0.05)
+    assert sandbox_launch.stop_running() == 1
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    [result] = results
+    assert result.status != "timeout" and not result.ok

@@ -1,0 +1,137 @@
+"""The environment worker: runs INSIDE the sandbox, never in the serving process.
+
+Input: `python -m tasks.runtime.env_worker <config.json>`, where the config (a
+`WorkerConfig`, written into the scratch directory by the server) carries the
+`EnvironmentSpec`, the tool module's path and the data strictness; the data files
+lie in the scratch dir in the output layout. Then one JSON request per stdin line
+(`WorkerRequest`: a tool call, a state hash or a diff of a session). Output, one
+JSON line per message on the original stdout: first a `WorkerHello` (ready, with
+the data issues, or the reason the environment cannot be served), then one
+`WorkerReply` per request. Side effects: imports and runs the generated tool
+module; fd 1 and fd 0 are re-pointed at stderr and /dev/null before that, so
+prints and reads of the generated code cannot touch the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import Field
+
+from schemas.base import Frozen
+from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from tasks.runtime.data_checks import DataLoadError
+from tasks.runtime.database import Database
+from tasks.runtime.environment import Environment
+from tasks.runtime.implementations import (
+    ImplementationError,
+    implementations_from,
+    load_tool_module,
+)
+
+WORKER_MODULE = "tasks.runtime.env_worker"
+CONFIG_FILE = "worker.json"
+
+
+class WorkerConfig(Frozen):
+    """What the worker serves."""
+
+    spec: EnvironmentSpec
+    module_path: str = Field(description="The tool module, relative to scratch.")
+    strict: bool = True
+
+
+class WorkerHello(Frozen):
+    """The worker's first line: ready to serve, or why not."""
+
+    ready: bool
+    issues: tuple[str, ...] = ()
+    error_kind: Literal["data", "implementation"] | None = None
+    error: str | None = None
+
+
+class WorkerRequest(Frozen):
+    """One request to the worker."""
+
+    op: Literal["call", "state_hash", "diff"]
+    session: str | None = Field(
+        description="The runtime session; None runs a call in a private session "
+        "that is dropped afterwards."
+    )
+    tool: str = ""
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerReply(Frozen):
+    """The answer to one request (exactly one field besides `error` is set)."""
+
+    result: ToolResult | None = None
+    state_hash: str | None = None
+    diff: DatabaseDiff | None = None
+    error: str | None = None
+
+
+def main(argv: list[str]) -> int:
+    """Serve requests until stdin closes; returns the exit status."""
+    channel, requests = _claim_stdio()
+    config = WorkerConfig.model_validate_json(Path(argv[0]).read_text("utf-8"))
+    try:
+        environment = _load(config)
+    except (DataLoadError, ImplementationError, ValueError) as exc:
+        kind = "data" if isinstance(exc, DataLoadError) else "implementation"
+        _write(channel, WorkerHello(ready=False, error_kind=kind, error=str(exc)))
+        return 1
+    issues = tuple(issue.message for issue in environment.base.issues)
+    _write(channel, WorkerHello(ready=True, issues=issues))
+    for line in requests:
+        _write(channel, answer(environment, line))
+    return 0
+
+
+def answer(environment: Environment, line: str) -> WorkerReply:
+    """The reply to one request line (malformed requests get an `error`)."""
+    try:
+        request = WorkerRequest.model_validate_json(line)
+    except ValueError as exc:
+        return WorkerReply(error=f"malformed request: {exc}")
+    if request.op == "call":
+        result = environment.call(request.session, request.tool, request.arguments)
+        return WorkerReply(result=result)
+    if request.op == "state_hash":
+        return WorkerReply(state_hash=environment.state_hash(request.session))
+    return WorkerReply(diff=environment.diff(request.session))
+
+
+def _load(config: WorkerConfig) -> Environment:
+    root = Path.cwd()
+    database = Database.load(config.spec, root, strict=config.strict)
+    module = load_tool_module(root / config.module_path)
+    bodies = implementations_from(module, [tool.name for tool in config.spec.tools])
+    return Environment(config.spec, database, bodies)
+
+
+def _claim_stdio() -> tuple[IO[str], IO[str]]:
+    """Keep private copies of stdin/stdout for the protocol; point fd 0 at
+    /dev/null and fd 1 at stderr for everything else in this process."""
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdout = sys.stderr
+    return channel, requests
+
+
+def _write(channel: IO[str], message: Frozen) -> None:
+    channel.write(json.dumps(message.model_dump(mode="json"), ensure_ascii=False))
+    channel.write("\n")
+    channel.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,295 @@
+"""Preparing and starting one sandboxed process: the single place where a run's
+directories, guard, environment, command line and limits are made.
+
+Input: a `SandboxRequest` (and whether a CPU-time limit applies). Output, inside
+the `launched` context: a `Launch` holding the run's layout, identity, argv,
+environment and pre-exec function, whose `popen` starts the program with any
+stdin/stdout/stderr the caller chooses (files for run-to-completion, pipes for a
+long-lived worker). Side effects: sweeps run directories of dead orchestrators
+(and kills what is left of their pool uids' processes, when no run holds them),
+creates a private run directory under `sandbox_dirs.runs_dir()` (mode 0700, or
+0711 with a scratch dir of mode 0700 owned by the run's pool uid, so concurrent
+runs cannot list or read each other), reserves a pool uid, and on exit kills every
+process of that uid and removes the run directory unless `request.keep`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from schemas.sandbox import SandboxRequest
+from tasks.runtime import sandbox_guard
+from tasks.runtime.sandbox_dirs import (
+    locks_dir,
+    new_run_dir,
+    record_uid,
+    sweep_dead_runs,
+)
+from tasks.runtime.sandbox_files import (
+    SandboxSetupError,
+    chown_tree,
+    grant_read_tree,
+    grant_traverse,
+    remove_tree,
+)
+from tasks.runtime.sandbox_guard import POLICY_FILE, GuardPolicy
+from tasks.runtime.sandbox_host import (
+    SYSTEM_PATH,
+    HostSupport,
+    Identity,
+    drop_prefix,
+    host_support,
+    kill_uid,
+    kill_unreserved,
+    parent_death_prefix,
+    reserve_identity,
+    task_count,
+)
+from tasks.runtime.spawn_limits import limits_prefix
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The directories and files of one run."""
+
+    root: Path
+
+    @property
+    def boot(self) -> Path:
+        return self.root / "boot"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "scratch"
+
+    @property
+    def tmp(self) -> Path:
+        return self.scratch / ".tmp"
+
+    def stream(self, name: str) -> Path:
+        return self.root / f"{name}.txt"
+
+
+@dataclass
+class Launch:
+    """A prepared run, ready to start."""
+
+    layout: Layout
+    identity: Identity | None
+    argv: list[str]
+    env: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def popen(self, stdin: Any, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
+        """Start the program in its own process group, in the scratch dir.
+
+        The child dies when the calling thread ends (parent-death signal), so
+        call this from a thread that outlives the program.
+        """
+        process = subprocess.Popen(
+            self.argv,
+            cwd=self.layout.scratch,
+            env=self.env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+        )
+        with _RUNNING_LOCK:
+            _RUNNING[id(self)] = (process.pid, self.identity)
+        return process
+
+
+_RUNNING: dict[int, tuple[int, Identity | None]] = {}
+"""Started programs of this process whose run has not ended: process group id and
+pool identity, so an interrupted orchestrator can stop them at once."""
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running() -> int:
+    """Kill every sandboxed program this process started and has not cleaned up
+    (their process groups, and every process of their pool uids); the waiting
+    threads then see them end. Returns how many runs were stopped."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.values())
+    for pgid, identity in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        if identity is not None:
+            kill_uid(identity.uid)
+    return len(running)
+
+
+def open_private(path: Path, mode: str = "wb") -> BinaryIO:
+    """Open a run file readable and writable by the orchestrator only."""
+    flags = os.O_RDONLY if mode == "rb" else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    return os.fdopen(os.open(path, flags | os.O_CLOEXEC, 0o600), mode)
+
+
+@contextlib.contextmanager
+def launched(request: SandboxRequest, *, cpu_limit: bool = True) -> Iterator[Launch]:
+    """Prepare a run; clean up its processes and directory on exit.
+
+    Args:
+        request: What to run, with its files, permissions and limits.
+        cpu_limit: Apply `request.cpu_s` as RLIMIT_CPU (False for a server that
+            lives long; its caller bounds each request instead).
+
+    Yields:
+        The prepared run.
+
+    Raises:
+        SandboxSetupError: The host cannot prepare the run (a state directory
+            that is not private, every pool uid in use, a missing program).
+        OSError: Preparing the files failed.
+    """
+    host = host_support()
+    notes = list(host.notes)
+    for uid in sweep_dead_runs():
+        kill_unreserved(uid, locks_dir)
+    layout = Layout(new_run_dir())
+    try:
+        with reserve_identity(host, locks_dir) as identity:
+            if identity is not None:
+                record_uid(layout.root, identity.uid)
+            launch = _prepare(request, layout, host, identity, notes, cpu_limit)
+            try:
+                yield launch
+            finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.pop(id(launch), None)
+                if identity is not None:
+                    kill_uid(identity.uid)
+    finally:
+        if not request.keep:
+            remove_tree(layout.root)
+
+
+def _prepare(
+    request: SandboxRequest,
+    layout: Layout,
+    host: HostSupport,
+    identity: Identity | None,
+    notes: list[str],
+    cpu_limit: bool,
+) -> Launch:
+    isolated = bool(host.netns_prefix) and not request.network
+    _write_files(request, layout, identity, isolated, notes)
+    env = _child_env(request, layout)
+    owner = identity.uid if identity is not None else os.getuid()
+    # Limits and the parent-death signal come from exec'd prefixes, never from a
+    # preexec_fn, so no Python runs between fork and exec (see spawn_limits).
+    limits = limits_prefix(
+        cpu_s=request.cpu_s if cpu_limit else None,
+        memory_mb=request.memory_mb,
+        file_size_mb=request.file_size_mb,
+        nproc=task_count(owner) + request.max_processes,
+    )
+    dropped = identity is not None and host.setpriv is not None
+    dies = [] if dropped else parent_death_prefix()
+    argv = [*limits, *dies, *_child_argv(request, layout, host, identity, env["PATH"])]
+    return Launch(layout, identity, argv, env, notes)
+
+
+def _write_files(
+    request: SandboxRequest,
+    layout: Layout,
+    identity: Identity | None,
+    isolated: bool,
+    notes: list[str],
+) -> None:
+    for path in (*request.read_only_paths, *request.python_path):
+        if not os.path.exists(path):
+            raise SandboxSetupError(f"readable path {path} does not exist")
+    # The guard is found through a directory listing, so boot stays listable.
+    layout.boot.mkdir(mode=0o755)
+    layout.scratch.mkdir(mode=0o700)
+    layout.tmp.mkdir(mode=0o700)
+    for relative, text in request.files.items():
+        target = layout.scratch / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    shutil.copyfile(sandbox_guard.__file__, layout.boot / "sitecustomize.py")
+    policy = GuardPolicy(
+        writable_roots=(os.path.realpath(layout.scratch),),
+        network=request.network,
+        isolated_loopback=isolated,
+        allow_subprocess=request.allow_subprocess,
+    )
+    (layout.boot / POLICY_FILE).write_text(policy.to_json(), encoding="utf-8")
+    with open_private(layout.stream("stdin")) as stdin:
+        stdin.write((request.stdin or "").encode("utf-8"))
+    if identity is None:
+        return
+    layout.root.chmod(0o711)
+    for name in ("sitecustomize.py", POLICY_FILE):
+        (layout.boot / name).chmod(0o644)
+    chown_tree(layout.scratch, identity)
+    granted = [p for path in request.read_only_paths for p in grant_read_tree(path)]
+    granted += [p for path in request.python_path for p in grant_traverse(path)]
+    if granted:
+        notes.append(
+            f"made {len(granted)} path(s) readable or traversable by other users "
+            f"for the sandbox uid, starting with {granted[0]}"
+        )
+
+
+def _child_env(request: SandboxRequest, layout: Layout) -> dict[str, str]:
+    env = {
+        "PATH": os.pathsep.join(
+            [os.path.dirname(os.path.abspath(sys.executable)), *SYSTEM_PATH]
+        ),
+        "HOME": str(layout.scratch),
+        "TMPDIR": str(layout.tmp),
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update(request.env)
+    extra = [request.env["PYTHONPATH"]] if "PYTHONPATH" in request.env else []
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(layout.boot), *request.python_path, *extra]
+    )
+    return env
+
+
+def _child_argv(
+    request: SandboxRequest,
+    layout: Layout,
+    host: HostSupport,
+    identity: Identity | None,
+    search_path: str,
+) -> list[str]:
+    name = request.argv[0]
+    if name == "python":
+        program: str | None = sys.executable
+    elif "/" in name:
+        program = str(layout.scratch / name) if not os.path.isabs(name) else name
+    else:
+        program = shutil.which(name, path=search_path)
+    if program is None:
+        raise SandboxSetupError(f"program {name!r} is not on the sandbox PATH")
+    prefix: list[str] = []
+    if host.netns_prefix and not request.network:
+        prefix += host.netns_prefix
+    if identity is not None and host.setpriv is not None:
+        prefix += drop_prefix(host.setpriv, identity)
+    return [*prefix, program, *request.argv[1:]]
+
+
+def close_quietly(handle: IO[Any] | None) -> None:
+    """Close a pipe end, ignoring a peer that is already gone."""
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.close()

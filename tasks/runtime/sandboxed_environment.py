@@ -1,0 +1,336 @@
+"""A served environment whose generated code runs in a sandboxed worker process.
+
+Input: an output directory, a server's `EnvironmentSpec` (built in the serving
+process from the exports, never from the generated module) and the limits. Output:
+`SandboxedEnvironment`, with the interface the MCP exposure uses (`spec`,
+`call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`; every
+call crosses a pipe as one JSON line each way to `tasks.runtime.env_worker`, started
+through `sandbox_process.SandboxProcess` (pool uid when root, scrubbed environment,
+no network, memory, file-size, process and scratch-size limits, audit hook). Limits
+decided for a long-lived worker: no CPU-time limit (a server must not die for living
+long); instead each request has a wall-clock deadline, after which the worker is
+killed. Any failure of the worker (deadline, exit, scratch-size bound, an invalid or
+oversized reply) becomes an error `ToolResult` naming what happened, never a hang or
+an exception. The next request starts a fresh worker and restores every session by
+replaying, in order, the successful calls made so far (the runtime is deterministic:
+fixed clock, seeded ids), checking that each gives the same result; if a replay
+differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made, that request's
+result says every session starts again from the base data. Side effects: copies the
+server's data files and tool module into the worker's scratch directory (the output
+directory itself is never made readable to the worker); the worker dies with the
+thread that started it, so create and use this object from one long-lived thread
+(the serving event loop's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from schemas.sandbox import SandboxRequest
+from tasks.runtime.database import data_paths
+from tasks.runtime.env_worker import (
+    CONFIG_FILE,
+    WORKER_MODULE,
+    WorkerConfig,
+    WorkerHello,
+    WorkerReply,
+    WorkerRequest,
+)
+from tasks.runtime.harness import PROJECT_ROOT
+from tasks.runtime.implementations import ImplementationError
+from tasks.runtime.sandbox_process import Reply, SandboxProcess
+
+MODULE_FILE = "tool_module/{name}.py"
+DEFAULT_CALL_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 120.0
+# How long a worker that closed its output may take to exit before it is killed.
+EXIT_GRACE_S = 2.0
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+WORKER_MEMORY_MB = 2048
+WORKER_FILE_SIZE_MB = 16
+WORKER_DISK_MB = 256
+WORKER_PROCESSES = 4
+MAX_REPLAYED_CALLS = 100_000
+
+
+class WorkerStartError(ValueError):
+    """The worker could not start serving (bad data, bad module, sandbox)."""
+
+
+class WorkerFailure(RuntimeError):
+    """A state request (hash or diff) that the worker could not answer."""
+
+
+def worker_request(
+    output_dir: Path, spec: EnvironmentSpec, module: Path, *, strict: bool = True
+) -> SandboxRequest:
+    """The sandboxed run of a worker serving `spec` from `output_dir`'s data.
+
+    Args:
+        output_dir: The pipeline's output root (its files are copied, not shared).
+        spec: The environment spec the server exposes.
+        module: The tool module file.
+        strict: Refuse data with issues.
+
+    Returns:
+        The request.
+
+    Raises:
+        ImplementationError: If the tool module file does not exist.
+    """
+    if not module.is_file():
+        raise ImplementationError(str(module), ["the module file does not exist"])
+    module_file = MODULE_FILE.format(name=module.stem)
+    files = {module_file: module.read_text(encoding="utf-8")}
+    for path in data_paths(output_dir, spec).values():
+        if path.is_file():
+            files[path.relative_to(output_dir).as_posix()] = path.read_text("utf-8")
+    config = WorkerConfig(spec=spec, module_path=module_file, strict=strict)
+    files[CONFIG_FILE] = config.model_dump_json()
+    return SandboxRequest(
+        argv=("python", "-m", WORKER_MODULE, CONFIG_FILE),
+        files=files,
+        python_path=(str(PROJECT_ROOT),),
+        memory_mb=WORKER_MEMORY_MB,
+        file_size_mb=WORKER_FILE_SIZE_MB,
+        disk_mb=WORKER_DISK_MB,
+        max_processes=WORKER_PROCESSES,
+    )
+
+
+class SandboxedEnvironment:
+    """An environment whose tool bodies run in a sandboxed worker."""
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        request: SandboxRequest,
+        *,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> None:
+        """Start the worker and wait until it serves.
+
+        Args:
+            spec: The spec (also sent to the worker inside `request`).
+            request: The worker's sandboxed run (see `worker_request`).
+            call_timeout_s: Wall-clock deadline of one request.
+
+        Raises:
+            WorkerStartError: The data or module cannot be served, or the
+                sandbox cannot start the worker; the message says which.
+        """
+        self.spec = spec
+        self.call_timeout_s = call_timeout_s
+        self.restarts = 0
+        self._request = request
+        self._lock = threading.Lock()
+        self._worker: SandboxProcess | None = None
+        # Successful calls in order, to restore every session in a new worker;
+        # None once there were too many to keep.
+        self._journal: list[tuple[WorkerRequest, str]] | None = []
+        self.issues = self._start()
+
+    def __enter__(self) -> SandboxedEnvironment:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def call(
+        self,
+        session_id: str | None,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+    ) -> ToolResult:
+        """Run one tool call in the worker (see `Environment.call`).
+
+        Returns:
+            The worker's result, or an error result naming the worker failure.
+        """
+        request = WorkerRequest(
+            op="call", session=session_id, tool=tool, arguments=arguments or {}
+        )
+        with self._lock:
+            reply = self._exchange(request, f"the call of {tool}")
+            if isinstance(reply, str):
+                return ToolResult(tool=tool, is_error=True, error=reply)
+            result = reply.result
+            if result is None or result.tool != tool:
+                message = self._discard("it answered a call with something else")
+                return ToolResult(tool=tool, is_error=True, error=message)
+            # A private (None) session is dropped after its call: nothing to restore.
+            if session_id is not None and not result.is_error:
+                if not result.needs_confirmation:
+                    self._remember(request, result)
+            return result
+
+    def state_hash(self, session_id: str) -> str:
+        """sha256 of the session's database state.
+
+        Raises:
+            WorkerFailure: The worker could not answer.
+        """
+        with self._lock:
+            reply = self._exchange(WorkerRequest(op="state_hash", session=session_id))
+        if isinstance(reply, str) or reply.state_hash is None:
+            raise WorkerFailure(reply if isinstance(reply, str) else "no state hash")
+        return reply.state_hash
+
+    def diff(self, session_id: str) -> DatabaseDiff:
+        """What the session changed relative to the base data.
+
+        Raises:
+            WorkerFailure: The worker could not answer.
+        """
+        with self._lock:
+            reply = self._exchange(WorkerRequest(op="diff", session=session_id))
+        if isinstance(reply, str) or reply.diff is None:
+            raise WorkerFailure(reply if isinstance(reply, str) else "no diff")
+        return reply.diff
+
+    def close(self) -> None:
+        """Stop the worker (and everything it started)."""
+        with self._lock:
+            self._stop()
+
+    def _start(self) -> tuple[str, ...]:
+        try:
+            worker = SandboxProcess(self._request)
+        except (OSError, RuntimeError) as exc:
+            raise WorkerStartError(
+                f"the sandbox cannot start the worker: {exc}"
+            ) from exc
+        reply = worker.receive(START_TIMEOUT_S, MAX_REPLY_BYTES)
+        hello = _hello(reply)
+        if hello is None or not hello.ready:
+            detail = (
+                hello.error
+                if hello is not None
+                else _ended(reply, worker, START_TIMEOUT_S)
+            )
+            worker.stop()
+            raise WorkerStartError(detail or "the worker did not start")
+        self._worker = worker
+        return hello.issues
+
+    def _exchange(
+        self, request: WorkerRequest, what: str = "a state request"
+    ) -> WorkerReply | str:
+        """One request and its reply (the caller holds the lock); a failure is
+        returned as the sentence for the caller's error result."""
+        if self._worker is None:
+            problem = self._restart()
+            if problem is not None:
+                return problem
+        worker = self._worker
+        assert worker is not None
+        line = request.model_dump_json().encode("utf-8")
+        if not worker.send(line, self.call_timeout_s):
+            return self._discard(f"it stopped reading requests ({what})")
+        reply = worker.receive(self.call_timeout_s, MAX_REPLY_BYTES)
+        if reply.line is None:
+            ended = _ended(reply, worker, self.call_timeout_s)
+            return self._discard(f"{ended} during {what}")
+        try:
+            parsed = WorkerReply.model_validate_json(reply.line)
+        except ValueError:
+            return self._discard(f"it sent an invalid reply to {what}")
+        if parsed.error is not None:
+            return f"the environment worker refused {what}: {parsed.error}"
+        return parsed
+
+    def _restart(self) -> str | None:
+        """Start a fresh worker and replay the remembered calls into it."""
+        try:
+            self._start()
+        except WorkerStartError as exc:
+            return f"the environment worker could not be restarted: {exc}"
+        self.restarts += 1
+        journal, self._journal = self._journal, []
+        if journal is None:
+            return _LOST.format(why="too many calls were made to replay them")
+        for request, digest in journal:
+            reply = self._exchange(request, f"the replay of {request.tool}")
+            result = None if isinstance(reply, str) else reply.result
+            if result is None or _digest(result) != digest:
+                self._stop()
+                self._journal = []
+                why = f"replaying {request.tool} did not give the same result"
+                return _LOST.format(why=reply if isinstance(reply, str) else why)
+            self._journal.append((request, digest))
+        return None
+
+    def _remember(self, request: WorkerRequest, result: ToolResult) -> None:
+        if self._journal is None:
+            return
+        if len(self._journal) >= MAX_REPLAYED_CALLS:
+            self._journal = None
+            return
+        self._journal.append((request, _digest(result)))
+
+    def _discard(self, reason: str) -> str:
+        self._stop()
+        return (
+            f"the environment worker failed: {reason}. It was stopped; the next "
+            "request starts a fresh worker and restores every session by "
+            "replaying its earlier successful calls."
+        )
+
+    def _stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+
+_LOST = (
+    "the environment worker was restarted after a failure, but the sessions could "
+    "not be restored ({why}); every session starts again from the base data"
+)
+
+
+def _digest(result: ToolResult) -> str:
+    return hashlib.sha256(result.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _hello(reply: Reply) -> WorkerHello | None:
+    if reply.line is None:
+        return None
+    try:
+        return WorkerHello.model_validate_json(reply.line)
+    except ValueError:
+        return None
+
+
+def _ended(reply: Reply, worker: SandboxProcess, timeout_s: float) -> str:
+    """One phrase saying how the worker failed (it reads the worker's stderr)."""
+    if reply.failure == "timeout":
+        return f"it did not answer within {timeout_s:g} s and was killed"
+    if reply.failure == "disk_limit":
+        return "its scratch directory outgrew its size limit and it was killed"
+    if reply.failure == "too_long":
+        return f"its reply exceeded {MAX_REPLY_BYTES} bytes"
+    lines = [line for line in worker.stderr_tail().splitlines() if line.strip()]
+    try:
+        status = worker.process.wait(timeout=EXIT_GRACE_S)
+    except subprocess.TimeoutExpired:
+        return "it closed its reply channel"
+    if status < 0:
+        try:
+            how = f"it was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            how = f"it was killed by signal {-status}"
+    else:
+        how = f"it exited with status {status}"
+    return f"{how} ({lines[-1].strip()})" if lines else how

@@ -1,0 +1,55 @@
+"""Process helpers of the sandbox tests: find a descendant of a process by its
+command line, and wait (with a bounded deadline, polling) until a process is gone.
+Inputs: pids and `/proc`. No side effects besides reading `/proc`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+DEADLINE_S = 60.0
+_POLL_S = 0.05
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid`, children before grandchildren."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop(0)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
+
+
+def await_descendant(parent: int, marker: bytes) -> int:
+    """The first descendant of `parent` whose command line contains `marker`."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        for pid in descendants(parent):
+            try:
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        time.sleep(_POLL_S)
+    raise AssertionError(f"no descendant of {parent} runs {marker!r}")
+
+
+def await_gone(pid: int) -> None:
+    """Return once `pid` has exited (a zombie counts as gone)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return
+        time.sleep(_POLL_S)
+    raise AssertionError(f"process {pid} is still alive")

@@ -1,0 +1,247 @@
+"""Tests of sandbox scratch and lock hygiene: concurrent runs cannot see each
+other's files, children die with their orchestrator and its leftovers are swept,
+the scratch directory is bounded in total size, and a pre-planted state or lock
+directory is refused. Every test starts real child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from schemas.sandbox import SandboxRequest
+from tasks.runtime import sandbox_dirs
+from tasks.runtime.sandbox import run_sandboxed
+from tasks.runtime.sandbox_dirs import private_dir, runs_dir
+from tasks.runtime.sandbox_files import SandboxSetupError
+from tasks.runtime.sandbox_process import SandboxProcess
+from tests.conftest import REPO
+from tests.runtime.processes import DEADLINE_S, await_descendant, await_gone
+
+_OTHER_UID = 59_999
+
+
+def test_concurrent_sandboxes_cannot_list_or_read_each_others_files(
+    dropped_privileges: None,
+):
+    """While one run holds a secret in its scratch dir, a second run (another
+    pool uid) can neither list nor read that dir, nor list the first run's root."""
+    holder = SandboxRequest(
+        argv=("python", "hold.py"),
+        files={
+            "hold.py": textwrap.dedent(
+                """
+                import os, sys
+                with open("secret.txt", "w") as handle:
+                    handle.write("only mine")
+                print(os.getcwd(), flush=True)
+                sys.stdin.readline()
+                """
+            )
+        },
+    )
+    with SandboxProcess(holder) as first:
+        reply = first.receive(DEADLINE_S, 4096)
+        assert reply.line is not None, first.stderr_tail()
+        scratch = reply.line.decode()
+        assert Path(scratch, "secret.txt").read_text() == "only mine"
+        probe = textwrap.dedent(
+            f"""
+            import json, os
+            outcome = {{}}
+            for name, attempt in (
+                ("list_scratch", lambda: os.listdir({scratch!r})),
+                ("read_secret", lambda: open({scratch!r} + "/secret.txt").read()),
+                ("list_root", lambda: os.listdir(os.path.dirname({scratch!r}))),
+                ("list_runs", lambda: os.listdir({str(runs_dir())!r})),
+            ):
+                try:
+                    outcome[name] = repr(attempt())
+                except PermissionError:
+                    outcome[name] = "denied"
+            print(json.dumps(outcome))
+            """
+        )
+        second = run_sandboxed(
+            SandboxRequest(argv=("python", "probe.py"), files={"probe.py": probe})
+        )
+    assert second.ok, second.stderr
+    assert json.loads(second.stdout) == {
+        "list_scratch": "denied",
+        "read_secret": "denied",
+        "list_root": "denied",
+        "list_runs": "denied",
+    }
+
+
+def test_children_die_with_a_killed_orchestrator_and_leftovers_are_swept():
+    """SIGKILL of an orchestrator kills its sandboxed sleeper (parent-death
+    signal); the next sandbox start removes the dead orchestrator's run dir."""
+    code = textwrap.dedent(
+        """
+        from schemas.sandbox import SandboxRequest
+        from tasks.runtime.sandbox import run_sandboxed
+        run_sandboxed(SandboxRequest(
+            argv=("python", "sleeper.py"),
+            files={"sleeper.py": "import time\\ntime.sleep(600)\\n"},
+            timeout_s=600,
+        ))
+        """
+    )
+    orchestrator = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
+    try:
+        sleeper = await_descendant(orchestrator.pid, b"sleeper.py")
+        leftovers = [
+            path
+            for path in runs_dir().iterdir()
+            if path.name.startswith(f"{orchestrator.pid}.")
+        ]
+        os.kill(orchestrator.pid, signal.SIGKILL)
+    finally:
+        orchestrator.kill()
+        orchestrator.wait()
+    await_gone(sleeper)
+    assert len(leftovers) == 1 and leftovers[0].exists()
+    assert run_sandboxed(SandboxRequest(argv=("python", "-c", "pass"))).ok
+    assert not leftovers[0].exists()
+
+
+def test_the_next_start_kills_what_a_dead_orchestrators_run_left_behind(
+    dropped_privileges: None,
+):
+    """A grandchild (which the parent-death signal does not reach) of a run whose
+    orchestrator was killed is killed by the next sandbox start, even when that
+    start reserves another pool uid."""
+    holder = SandboxRequest(
+        argv=("python", "-c", "import sys; print('up', flush=True); sys.stdin.read()")
+    )
+    code = textwrap.dedent(
+        """
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
+                          "grandchild"])
+        time.sleep(600)
+        """
+    )
+    orchestrator_code = textwrap.dedent(
+        f"""
+        from schemas.sandbox import SandboxRequest
+        from tasks.runtime.sandbox import run_sandboxed
+        run_sandboxed(SandboxRequest(
+            argv=("python", "parent.py"), files={{"parent.py": {code!r}}},
+            allow_subprocess=True, timeout_s=600,
+        ))
+        """
+    )
+    with SandboxProcess(holder) as lowest:
+        assert lowest.receive(DEADLINE_S, 100).line == b"up"
+        second = SandboxProcess(holder)
+        assert second.receive(DEADLINE_S, 100).line == b"up"
+        orchestrator = subprocess.Popen(
+            [sys.executable, "-c", orchestrator_code], cwd=REPO
+        )
+        try:
+            grandchild = await_descendant(orchestrator.pid, b"grandchild")
+            parent = await_descendant(orchestrator.pid, b"parent.py")
+            second.stop()  # the next start reserves this uid, not the dead run's
+            os.kill(orchestrator.pid, signal.SIGKILL)
+        finally:
+            orchestrator.kill()
+            orchestrator.wait()
+            second.stop()
+        await_gone(parent)
+        assert Path(f"/proc/{grandchild}").exists()  # the signal did not reach it
+        assert run_sandboxed(SandboxRequest(argv=("python", "-c", "pass"))).ok
+        await_gone(grandchild)
+
+
+def test_many_small_files_beyond_the_total_bound_end_as_disk_limit():
+    """No single file is large, but their total exceeds `disk_mb`: the run is
+    stopped with the typed status."""
+    code = textwrap.dedent(
+        """
+        import itertools
+        for index in itertools.count():
+            with open(f"part-{index}.bin", "wb") as handle:
+                handle.write(b"x" * 65536)
+        """
+    )
+    result = run_sandboxed(
+        SandboxRequest(
+            argv=("python", "fill.py"),
+            files={"fill.py": code},
+            disk_mb=4,
+            file_size_mb=1,
+            timeout_s=DEADLINE_S,
+        )
+    )
+    assert result.status == "disk_limit"
+    assert result.message == (
+        "The program wrote more than 4 MB in total to its scratch directory and "
+        "was stopped."
+    )
+
+
+def test_a_run_that_exits_above_the_total_bound_is_still_disk_limit():
+    """Files written faster than the watch checks are caught at the end."""
+    code = "for i in range(200):\n    open(f'f{i}', 'wb').write(b'x' * 65536)\n"
+    result = run_sandboxed(
+        SandboxRequest(argv=("python", "fill.py"), files={"fill.py": code}, disk_mb=4)
+    )
+    assert result.status == "disk_limit"
+
+
+@pytest.mark.parametrize(
+    ("plant", "reason"),
+    [
+        ("mode", "has mode 0777, expected 0700"),
+        ("owner", f"is owned by uid {_OTHER_UID}"),
+        ("symlink", "is not a directory"),
+    ],
+)
+def test_a_pre_planted_directory_is_refused(
+    tmp_path: Path, plant: str, reason: str
+) -> None:
+    """A lock directory someone else created, or left open, is never used."""
+    target = tmp_path / "locks"
+    if plant == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        target.symlink_to(tmp_path / "elsewhere")
+    else:
+        target.mkdir()
+        target.chmod(0o777 if plant == "mode" else 0o700)
+    if plant == "owner":
+        if os.geteuid() != 0:
+            pytest.skip("only root can plant a directory owned by another uid")
+        os.chown(target, _OTHER_UID, _OTHER_UID)
+    with pytest.raises(SandboxSetupError, match=reason):
+        private_dir(target, 0o700)
+
+
+def test_a_directory_under_a_shared_writable_parent_is_refused(tmp_path: Path):
+    """A parent others can write (without the sticky bit) could swap the dir."""
+    tmp_path.chmod(0o777)
+    with pytest.raises(SandboxSetupError, match="without the sticky bit"):
+        private_dir(tmp_path / "locks", 0o700)
+
+
+def test_run_refuses_a_planted_lock_directory(
+    dropped_privileges: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A run whose lock directory was planted by another uid is a sandbox error
+    that names the problem, and nothing runs."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o711)
+    (state / "locks").mkdir(mode=0o700)
+    os.chown(state / "locks", _OTHER_UID, _OTHER_UID)
+    monkeypatch.setattr(sandbox_dirs, "ROOT_STATE_DIR", state)
+    result = run_sandboxed(SandboxRequest(argv=("python", "-c", "print('ran')")))
+    assert result.status == "sandbox_error"
+    assert f"is owned by uid {_OTHER_UID}" in result.message
+    assert result.stdout == ""
