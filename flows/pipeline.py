@@ -5,10 +5,11 @@ flow can be deployed and triggered with small, serialisable parameters. Output: 
 `RunReport` (also written to `.agentskiller/reports/` and published to the Prefect UI
 as a step summary table and a markdown report). A failed step, one that produced
 nothing usable (status "starved": the steps after it are skipped), an unexpected
-exception in one (status "error") or an interruption (status "interrupted") raises
-`PipelineFailed` after the report is written and published, so the run is marked
-failed. The run holds the output location's run lock throughout, and the usage
-ledger is appended call by call.
+exception in one (status "error") or an interruption (status "interrupted") ends
+the flow run failed after the report is written and published: a crash raises
+`PipelineFailed` (its traceback is logged), the others return a `Failed` state that
+carries the report. The run holds the output location's run lock throughout, and
+the usage ledger is appended call by call.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prefect import Flow, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import TerminationSignal
+from prefect.states import Failed, State
 
 from flows.blueprint_tools import design_blueprints, formulate_tool_lists
 from flows.domain_entity import expand_domains, extract_entities, relate_entities
@@ -148,7 +150,7 @@ def run_pipeline(
     until: str | None = None,
     seed_domains: list[str] | None = None,
     retry_failed: bool = False,
-) -> RunReport:
+) -> RunReport | State:
     """Run the selected steps (default: all) on one configuration.
 
     `seed_domains` replaces the configured seeds, for one run per domain (give each
@@ -158,8 +160,12 @@ def run_pipeline(
     Raises:
         ConfigError: the configuration or the environment is unusable.
         RunLocked: another run holds the output location.
-        PipelineFailed: a step stopped with failures a re-run may fix, or crashed
-            (an exception no step handles: the report is still written).
+        PipelineFailed: a step crashed (an exception no step handles: the report
+            is still written).
+
+    Returns:
+        The report; when the run did not end ok, a `Failed` state whose data is
+        the report.
     """
     overrides = (
         {"steps.s01_domain_expansion.seed_domains": seed_domains}
@@ -245,8 +251,12 @@ def run_pipeline(
         ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
     )
     _publish(report)
-    if error:
+    if crash is not None:  # a bug: the traceback belongs in the log
         raise PipelineFailed(report) from crash
+    if error:
+        # A failed state carrying the report: the run is marked failed, and the
+        # user reads the stop line instead of a traceback of our own raise.
+        return Failed(message=error, data=report)
     return report
 
 
