@@ -21,11 +21,14 @@ import os
 import sys
 from pathlib import Path
 
-from schemas.artifact import FailedItem
-from schemas.report import RunReport, StepReport
-from tasks.core.text_table import render_table
-from tasks.settings import Settings, environment, prepare_prefect_environment
-from tasks.steps import STEPS, UnknownStep, select_steps
+from flows.cli_inspect import (
+    cmd_lineage,
+    cmd_list_steps,
+    cmd_status,
+)
+from flows.cli_output import fail, print_report
+from tasks.settings import environment, prepare_prefect_environment
+from tasks.steps import UnknownStep, select_steps
 from tasks.store.config_loader import (
     ConfigError,
     load_config,
@@ -38,46 +41,8 @@ from tasks.store.config_loader import (
 EXIT_BROKEN_PIPE = 141
 
 
-class NoOutputDir(Exception):
-    """No output directory was named and none could be found."""
-
-
 EXIT_CODES = {"ok": 0, "failed": 1, "error": 1, "starved": 3}
 """Exit code per run status; 2 is bad input, 128 + n a signal."""
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
-def _print_report(report: dict) -> None:
-    print(
-        f"\nrun {report['status']}: {report['llm_calls']} model call(s); "
-        f"output in {report['output_dir']}"
-    )
-    steps = list(report["steps"].values())
-    header, *lines = render_table(
-        ["step", "ok", "failed", "cached", "calls", "note"],
-        [
-            [s["step"], s["ok"], s["failed"], s["cached"], s["llm_calls"], s["note"]]
-            for s in steps
-        ],
-        align=["left", "right", "right", "right", "right", "left"],
-    )
-    print(header)
-    for line, s in zip(lines, steps, strict=True):
-        print(line)
-        for f in s["failures"]:
-            print(f"    - [{f['reason']}] {f['item_key']}: {_gist(f['message'])}")
-    if report.get("error"):
-        print(f"\nstopped: {report['error']}", file=sys.stderr)
-
-
-def _gist(message: str, limit: int = 160) -> str:
-    """The first line of a message, cut at `limit` characters with a visible mark."""
-    first = next(iter(message.splitlines()), "")
-    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,20 +50,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
         select_steps(step=args.step, start=args.start, until=args.until)
     except (ConfigError, UnknownStep) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     from tasks.setup import preflight
 
     problems = preflight(loaded, environment())
     if problems:
         # A missing API key already names the offline demo; say it once.
-        return _fail("; ".join(problems))
+        return fail("; ".join(problems))
     from tasks.store.paths import OutputLayout
     from tasks.store.run_lock import RunLocked, check_run_lock
 
     try:  # refuse before Prefect starts; the flow takes the lock itself
         check_run_lock(OutputLayout(resolve_output_dir(loaded, Path.cwd())))
     except RunLocked as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     prepare_prefect_environment()
     from flows.interrupts import InterruptGuard
     from flows.pipeline import PipelineFailed, run_pipeline
@@ -117,9 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return_state=True,
             )
     except PrefectUnavailable as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1)
     except KeyboardInterrupt:
-        return _fail(
+        return fail(
             "interrupted; every item that finished is kept and will not be redone "
             "when you run the same command again",
             guard.exit_code,
@@ -129,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = result.report.model_dump(mode="json")
     elif isinstance(result, BaseException):
         code = 2 if isinstance(result, RunLocked) else 1
-        return _fail(f"{type(result).__name__}: {result}", code)
+        return fail(f"{type(result).__name__}: {result}", code)
     else:
         report = result.model_dump(mode="json")
     if args.report_json:
@@ -137,204 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.report_json).write_text(
             json.dumps(report, indent=2) + "\n", encoding="utf-8"
         )
-    _print_report(report)
+    print_report(report)
     if guard.received is not None:
         return guard.exit_code
     return EXIT_CODES.get(report["status"], 1)
-
-
-def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The output directory a reading command uses, and why, when it was not named.
-
-    Returns:
-        The directory, and None when `--output-dir`/`--config` named it, else a
-        phrase saying where the default came from.
-
-    Unnamed, it is the run the working directory is in, else the folder the most
-    recent run recorded, else `outputs` (under `AGENTSKILLER_DATA_DIR` if set).
-
-    Raises:
-        ConfigError: The named config cannot be loaded.
-        NoOutputDir: Nothing was named, no run was recorded (or its folder is
-            gone) and there is no `outputs` folder.
-    """
-    if args.config:
-        loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
-        return resolve_output_dir(loaded, Path.cwd()), None
-    if args.output_dir:
-        return Path(args.output_dir).expanduser().resolve(), None
-    from tasks.store.last_run import last_output_dir
-    from tasks.store.lineage import find_output_root
-    from tasks.store.paths import DEFAULT_OUTPUT_DIR
-
-    here = find_output_root(Path.cwd())
-    if here is not None:
-        return here, "the run the working directory is in"
-    last = last_output_dir()
-    if last is not None and last.is_dir():
-        return last, "the last run's output"
-    base = Settings().data_dir or Path.cwd()
-    fallback = (base / DEFAULT_OUTPUT_DIR).resolve()
-    if fallback.is_dir():
-        return fallback, "no run recorded; the default output folder"
-    gone = f" (the last run's output {last} no longer exists)" if last else ""
-    raise NoOutputDir(
-        f"no output directory to read: no run has been recorded{gone} and "
-        f"{fallback} does not exist; pass --output-dir DIR or --config FILE"
-    )
-
-
-def _reading(out: Path, why: str | None) -> str:
-    return f"reading {out} ({why}; use --output-dir to choose)"
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.store.artifacts import ArtifactStore, UnusableStepOutput
-    from tasks.store.paths import OutputLayout
-
-    try:
-        out, why = _output_dir(args)
-        config_hash = (
-            with_overrides(load_config(Path(args.config)), args.output_dir).config_hash
-            if args.config
-            else None
-        )
-    except (ConfigError, NoOutputDir) as exc:
-        return _fail(str(exc))
-    store = ArtifactStore(OutputLayout(out))
-    print(_reading(out, why) if why else f"output directory: {out}")
-    last = store.latest_report()
-    rows: list[list[object]] = []
-    failures: list[FailedItem] = []
-    for info in STEPS:
-        try:
-            manifest = store.read_manifest(info.name)
-        except UnusableStepOutput as exc:
-            rows.append([info.name, "invalid", "-", "-", str(exc)])
-            continue
-        stopped = _stopped(last, info.name)
-        if stopped is not None:
-            failures += stopped.failures
-            done = "-" if manifest is None else len(manifest.outputs)
-            rows.append([info.name, "stopped", done, stopped.failed, stopped.note])
-            continue
-        if manifest is None:
-            rows.append([info.name, "pending", "-", "-", ""])
-            continue
-        status = "done"
-        if config_hash and manifest.config_hash != config_hash:
-            status = "stale"
-        failures += manifest.failed
-        note = str(manifest.stats.get("note", ""))
-        rows.append(
-            [info.name, status, len(manifest.outputs), len(manifest.failed), note]
-        )
-    table = render_table(
-        ["step", "status", "outputs", "failed", "note"],
-        rows,
-        align=["left", "left", "right", "right", "left"],
-    )
-    print("\n".join(table))
-    if failures:
-        print("\nfailed items:")
-        print("\n".join(_failure_lines(failures)))
-    return 0
-
-
-def _stopped(last: RunReport | None, step: str) -> StepReport | None:
-    """The step's report when the last run stopped in it (its manifest, if any, is
-    from an earlier run)."""
-    if last is None or last.status == "ok":
-        return None
-    report = last.steps.get(step)
-    if report is None or not any(f.blocking for f in report.failures):
-        return None
-    return report
-
-
-def _failure_lines(failures: list[FailedItem]) -> list[str]:
-    return [
-        f"  {f.step}  [{f.reason}] {f.item_key}: {_gist(f.message)}" for f in failures
-    ]
-
-
-def cmd_list_steps(args: argparse.Namespace) -> int:
-    table = render_table(
-        ["id", "name", "phase", "llm", "description"],
-        [
-            [s.id, s.name, s.phase, "yes" if s.uses_llm else "no", s.description]
-            for s in STEPS
-        ],
-    )
-    print("\n".join(table))
-    return 0
-
-
-def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
-    """The output directory to search, and the target relative to it if a path.
-
-    A target that is a path (absolute, or existing relative to the working
-    directory) names its own output directory: the folder above it that holds
-    `.agentskiller/`. Otherwise the directory is found as for `status`.
-
-    Raises:
-        ConfigError, NoOutputDir: As `_output_dir`; NoOutputDir also when a path
-            target is outside every output directory.
-    """
-    from tasks.store.lineage import find_output_root
-
-    target = args.target
-    candidate = Path(target).expanduser()
-    is_path = candidate.is_absolute() or candidate.exists()
-    if args.config or args.output_dir:
-        out, _ = _output_dir(args)
-    elif is_path:
-        found = find_output_root(candidate)
-        if found is None:
-            raise NoOutputDir(
-                f"{target} is not inside an AgentSkiller output directory (no "
-                ".agentskiller/ folder in or above it); pass --output-dir DIR"
-            )
-        out = found
-    else:
-        out, why = _output_dir(args)
-        print(_reading(out, why), file=sys.stderr)
-    if not is_path:
-        return out, target
-    try:
-        return out, candidate.resolve().relative_to(out.resolve()).as_posix()
-    except ValueError:
-        raise NoOutputDir(
-            f"{target} is not inside the output directory {out}"
-        ) from None
-
-
-def cmd_lineage(args: argparse.Namespace) -> int:
-    from tasks.store import lineage
-    from tasks.store.artifacts import ArtifactStore
-    from tasks.store.paths import OutputLayout
-
-    try:
-        out, target = _lineage_root(args)
-    except (ConfigError, NoOutputDir) as exc:
-        return _fail(str(exc))
-    if not OutputLayout(out).internal.is_dir():
-        return _fail(
-            f"{out} is not an AgentSkiller output directory (it has no .agentskiller/)"
-        )
-    store = ArtifactStore(OutputLayout(out))
-    try:
-        refs = lineage.resolve(store, target)
-    except lineage.UnknownTarget as exc:
-        return _fail(str(exc))
-    for ref in refs:
-        tree = (
-            lineage.descendants(store, ref)
-            if args.descendants
-            else lineage.ancestry(store, ref)
-        )
-        print(lineage.render(tree))
-    return 0
 
 
 def cmd_replay_server(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import flows.cli
-from flows.cli import _print_report, main
+import flows.cli_inspect
+from flows.cli import main
+from flows.cli_output import print_report
 from tasks.steps import STEPS, StepInfo
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.last_run import record_last_output_dir
@@ -269,7 +270,7 @@ def test_status_with_no_run_and_no_outputs_folder_says_what_to_pass(
 
 def _with_long_step(monkeypatch) -> None:
     long = StepInfo("s99", LONG_NAME, "A Phase Name That Is Long", "described", True)
-    monkeypatch.setattr(flows.cli, "STEPS", (*STEPS, long))
+    monkeypatch.setattr(flows.cli_inspect, "STEPS", (*STEPS, long))
 
 
 def test_list_steps_keeps_two_spaces_after_a_long_step_name(monkeypatch, capsys):
@@ -323,7 +324,7 @@ def test_run_summary_keeps_columns_apart_for_long_names_and_big_numbers(capsys):
             },
         },
     }
-    _print_report(report)
+    print_report(report)
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == "step" + " " * (len(LONG_NAME) - 4) + (
         "      ok  failed  cached  calls  note"
