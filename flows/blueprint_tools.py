@@ -54,7 +54,7 @@ def design_blueprints(run_token: str) -> StepReport:
             params=cfg,
             llm=llm,
             prompt_ids=[s04.OUTLINE_PROMPT],
-            modules=s04.MODULES,
+            module=s04.__name__,
         )
         outline_calls.append(
             (work, {"person": person, "candidates": near, "graph": graph.ref})
@@ -77,7 +77,7 @@ def design_blueprints(run_token: str) -> StepReport:
                 params=cfg,
                 llm=llm,
                 prompt_ids=[s04.DETAIL_PROMPT, s04.FIXUP_PROMPT],
-                modules=s04.MODULES,
+                module=s04.__name__,
             )
             detail_calls.append(
                 (
@@ -100,7 +100,7 @@ def design_blueprints(run_token: str) -> StepReport:
         "finalize",
         inputs=details,
         params={"dropped": dropped},
-        modules=s04.MODULES,
+        module=s04.__name__,
     )
     [final] = run_items(
         ctx,
@@ -139,7 +139,7 @@ def formulate_tool_lists(run_token: str) -> StepReport:
     tally = StepTally(info.name)
     blueprints = inputs.blueprints(ctx.store)
     calls = [
-        (work_item("s05", b.id, inputs=[b], modules=s05.MODULES), {"blueprint": b})
+        (work_item("s05", b.id, inputs=[b], module=s05.__name__), {"blueprint": b})
         for b in blueprints
     ]
     outcomes = run_items(ctx, s05.formulate_tool_list, calls, tally)

@@ -63,7 +63,7 @@ class _Items:
             params=self.params,
             llm=self.coding if table else self.analysis,
             prompt_ids=s06.TABLE_PROMPTS if table else (prompt,),
-            modules=s06.MODULES,
+            module=s06.__name__,
         )
 
     def run(self, step_task: Task, calls: Calls) -> dict[str, Artifact]:

@@ -37,7 +37,7 @@ def expand_domains(run_token: str) -> StepReport:
     llm = ctx.step_llm(s01.STEP, cfg)
     tally = StepTally(info.name)
     seeds = tuple(dict.fromkeys(cfg.seed_domains))
-    seed_work = work_item("s01", "seeds", params={"seeds": seeds}, modules=s01.MODULES)
+    seed_work = work_item("s01", "seeds", params={"seeds": seeds}, module=s01.__name__)
     [seeded] = run_items(ctx, s01.record_seeds, [(seed_work, {"seeds": seeds})], tally)
     if not seeded.ok:
         return finish_step(ctx, info, tally, outputs=[], exports={}, seconds=0.0)
@@ -63,10 +63,10 @@ def expand_domains(run_token: str) -> StepReport:
             "s01",
             f"iteration-{len(history):03d}",
             inputs=[stable_hash(list(accepted)), parent.content_hash],
-            params=cfg,
+            params=s01.expansion_params(ctx),
             llm=llm,
             prompt_ids=[s01.PROMPT],
-            modules=s01.MODULES,
+            module=s01.__name__,
         )
         kwargs = {
             "iteration": len(history),
@@ -90,8 +90,12 @@ def expand_domains(run_token: str) -> StepReport:
         "s01",
         "domain-topics",
         inputs=[d.content_hash for d in (*domains, *batches)],
-        params={"reason": reason, "iterations": len(history)},
-        modules=s01.MODULES,
+        params={
+            "reason": reason,
+            "iterations": len(history),
+            "target": cfg.target_domain_number,
+        },
+        module=s01.__name__,
     )
     finals = (
         run_items(
@@ -157,7 +161,7 @@ def extract_entities(run_token: str) -> StepReport:
                 params=cfg,
                 llm=llm,
                 prompt_ids=[s02.PROMPT],
-                modules=s02.MODULES,
+                module=s02.__name__,
             ),
             {"domains": chunk},
         )
@@ -167,7 +171,7 @@ def extract_entities(run_token: str) -> StepReport:
     batches: tuple[Artifact[EntityBatch], ...] = tuple(
         a for o in outcomes for a in o.artifacts
     )
-    merge_work = work_item("s02", "merge", inputs=batches, modules=s02.MODULES)
+    merge_work = work_item("s02", "merge", inputs=batches, module=s02.__name__)
     [merged] = run_items(
         ctx, s02.merge_entity_batches, [(merge_work, {"batches": batches})], tally
     )
@@ -216,7 +220,7 @@ def relate_entities(run_token: str) -> StepReport:
             params=cfg,
             llm=llm,
             prompt_ids=[s03.PROMPT],
-            modules=s03.MODULES,
+            module=s03.__name__,
         )
         calls.append(
             (
@@ -233,7 +237,7 @@ def relate_entities(run_token: str) -> StepReport:
         a for o in outcomes for a in o.artifacts
     )
     graph_work = work_item(
-        "s03", "graph", inputs=[catalogue, *batches], modules=s03.MODULES
+        "s03", "graph", inputs=[catalogue, *batches], module=s03.__name__
     )
     [built] = run_items(
         ctx,

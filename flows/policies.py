@@ -54,7 +54,7 @@ def write_policies(run_token: str) -> StepReport:
             params=params,
             llm=llm,
             prompt_ids=[s07.WRITE_PROMPT, s07.AUDIT_PROMPT],
-            modules=s07.MODULES,
+            module=s07.__name__,
         )
         calls.append(
             (

@@ -77,7 +77,7 @@ def implement_servers(run_token: str) -> StepReport:
             params=params,
             llm=coder,
             prompt_ids=s09.PROMPTS,
-            modules=s09.MODULES,
+            module=s09.__name__,
         )
         calls.append(
             (
@@ -113,7 +113,7 @@ def implement_servers(run_token: str) -> StepReport:
         "global-record",
         inputs=builds,
         params={"missing": missing | unbuilt},
-        modules=s09.MODULES,
+        module=s09.__name__,
     )
     [recorded] = run_items(
         ctx,

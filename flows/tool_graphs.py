@@ -47,7 +47,7 @@ def build_tool_graphs(run_token: str) -> StepReport:
                 params=cfg,
                 llm=llm,
                 prompt_ids=[s08.GRAPH_PROMPT, s08.PRECONDITIONS_PROMPT],
-                modules=s08.MODULES,
+                module=s08.__name__,
             ),
             {"blueprint": blueprints[policy.payload.server_name], "policy": policy},
         )

@@ -34,15 +34,6 @@ STEP = "s04"
 OUTLINE_PROMPT = "s04/outline_blueprints"
 DETAIL_PROMPT = "s04/detail_blueprint"
 FIXUP_PROMPT = "s04/fixup_blueprint"
-MODULES = (
-    "tasks.blueprint_generation",
-    "tasks.core.blueprints",
-    "tasks.core.blueprint_outlines",
-    "tasks.core.blueprint_repair",
-    "tasks.core.blueprint_checks",
-    "tasks.core.entities",
-    "tasks.core.naming",
-)
 
 
 @task(name="outline-blueprints", task_run_name="s04-outline-{work.item_key}")

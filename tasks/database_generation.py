@@ -51,22 +51,6 @@ STEP = "s06"
 CONSTRAINTS_PROMPT = "s06/identify_constraints"
 SUMMARY_PROMPT = "s06/summarize_table"
 TABLE_PROMPTS = (WRITE_PROMPT, FIX_PROMPT)
-MODULES = (
-    "tasks.database_generation",
-    "tasks.database_authoring",
-    "tasks.machinery",
-    "tasks.core.block_editor",
-    "tasks.core.block_matching",
-    "tasks.core.constraints",
-    "tasks.core.data_contract",
-    "tasks.core.data_prose",
-    "tasks.core.data_rules",
-    "tasks.core.data_scripts",
-    "tasks.core.data_summary",
-    "tasks.core.data_validation",
-    "tasks.core.data_values",
-    "tasks.core.entities",
-)
 
 
 def entity_key(entity: str) -> str:

@@ -31,7 +31,18 @@ from tasks.store.vectors import Embedder, VectorIndex
 
 STEP = "s01"
 PROMPT = "s01/expand_domains"
-MODULES = ("tasks.domain_expansion", "tasks.core.domains", "tasks.core.naming")
+
+
+def expansion_params(ctx: StepContext) -> dict:
+    """What an expansion item reads besides its inputs (part of its cache key):
+    the step config, the run seed (context window, producer) and the embedder
+    that screens semantic duplicates."""
+    embeddings = ctx.config.embeddings
+    return {
+        "config": ctx.config.steps.s01_domain_expansion.model_dump(mode="json"),
+        "seed": ctx.config.run.seed,
+        "embeddings": {"provider": embeddings.provider, "model": embeddings.model},
+    }
 
 
 def _text(name: str) -> str:

@@ -20,7 +20,6 @@ from tasks.llm.errors import InvalidModelOutput
 
 STEP = "s02"
 PROMPT = "s02/extract_entities"
-MODULES = ("tasks.entity_extraction", "tasks.core.entities", "tasks.core.naming")
 
 
 @task(name="extract-entities", task_run_name="s02-extract-{work.item_key}")

@@ -25,7 +25,6 @@ from tasks.llm.errors import InvalidModelOutput
 
 STEP = "s03"
 PROMPT = "s03/relate_entities"
-MODULES = ("tasks.entity_graph", "tasks.core.entity_graph", "tasks.core.naming")
 
 
 @task(name="relate-entities", task_run_name="s03-relate-{work.item_key}")

@@ -27,7 +27,7 @@ from prefect.settings import get_current_settings
 
 from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
 from schemas.base import sha256_hex
-from tasks.caching import artifact_cache_key
+from tasks.caching import artifact_cache_key, require_code_version
 from tasks.context import StepContext
 from tasks.llm.errors import LLMError
 from tasks.machinery import MachineryError
@@ -191,7 +191,11 @@ def run_items(
     Returns:
         One outcome per call, in the order of `calls`. Items whose task raised come
         back as outcomes carrying a blocking `FailedItem`.
+
+    Raises:
+        ValueError: a work item was described for another step module.
     """
+    require_code_version(step_task.fn.__module__, (work for work, _ in calls))
     configured = step_task.with_options(
         cache_key_fn=artifact_cache_key,
         persist_result=True,

@@ -1,7 +1,8 @@
 """Helpers every step module uses to describe work and record what produced it.
 
-Input: a step context, item keys, input artifacts and parameters. Output: `WorkItem`s
-(cache identities), `Producer` records and typed failure outcomes. No side effects.
+Input: a step module name, item keys, input artifacts and parameters. Output:
+`WorkItem`s (cache identities), `Producer` records and typed failure outcomes. Side
+effects: none beyond `code_version` reading module sources once per process.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ def work_item(
     params: BaseModel | dict[str, Any] | None = None,
     llm: StepLLM | None = None,
     prompt_ids: Sequence[str] = (),
-    modules: Sequence[str] = (),
+    module: str,
 ) -> WorkItem:
-    """Describe one item of work; its hash is the item's cache key."""
+    """Describe one item of work; its hash is the item's cache key.
+
+    `module` names the step module defining the task that runs the item; the
+    item's code version covers that module's import closure in the project.
+    """
     return WorkItem(
         step=step,
         item_key=item_key,
@@ -42,8 +47,7 @@ def work_item(
         model_id=llm.model_id if llm is not None else None,
         llm_settings_hash=llm.settings_hash if llm is not None else None,
         prompt_hashes=tuple(llm.prompt_hash(p) for p in prompt_ids) if llm else (),
-        # this module shapes failure records and producers, so it is always part
-        code_version=code_version("tasks.items", *modules),
+        code_version=code_version(module),
     )
 
 

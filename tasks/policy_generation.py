@@ -46,14 +46,6 @@ from tasks.runtime.spec import CONFIRM_PARAMETER
 STEP = "s07"
 WRITE_PROMPT = "s07/write_policy"
 AUDIT_PROMPT = "s07/audit_policy"
-MODULES = (
-    "tasks.policy_generation",
-    "tasks.core.policy",
-    "tasks.core.policy_checks",
-    "tasks.core.block_editor",
-    "tasks.core.block_matching",
-    "tasks.core.entities",
-)
 AUDIT_SKIPPED = "Audit: skipped (enable_validation is false)."
 AUDIT_CLEAN = "Audit: no issues found."
 AUDIT_APPLIED = "Audit: the auditor's edits were applied and the policy re-validated."

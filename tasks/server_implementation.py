@@ -32,32 +32,7 @@ from tasks.server_harness import project_root
 from tasks.server_repair import BuildLimits, build_server
 
 STEP = "s09"
-MODULES = (
-    "tasks.server_implementation",
-    "tasks.server_repair",
-    "tasks.server_drafts",
-    "tasks.server_checks",
-    "tasks.server_harness",
-    "tasks.machinery",
-    "tasks.core.conformance",
-    "tasks.core.conformance_run",
-    "tasks.core.conformance_samples",
-    "tasks.core.server_builds",
-    "tasks.core.block_editor",
-    "tasks.core.block_matching",
-    "tasks.core.tool_lists",
-    "tasks.runtime.harness",
-    "tasks.runtime.environment",
-    "tasks.runtime.session",
-    "tasks.runtime.table",
-    "tasks.runtime.database",
-    "tasks.runtime.arguments",
-    "tasks.runtime.implementations",
-    "tasks.runtime.mcp_exposure",
-    "tasks.runtime.spec",
-)
 __all__ = [
-    "MODULES",
     "PROMPTS",
     "STEP",
     "implement_server",

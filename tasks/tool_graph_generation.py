@@ -34,12 +34,6 @@ from tasks.llm.errors import InvalidModelOutput
 STEP = "s08"
 GRAPH_PROMPT = "s08/draft_tool_graph"
 PRECONDITIONS_PROMPT = "s08/extract_preconditions"
-MODULES = (
-    "tasks.tool_graph_generation",
-    "tasks.core.tool_graph",
-    "tasks.core.tool_graph_checks",
-    "tasks.core.tool_graph_paths",
-)
 
 
 def _drafts(

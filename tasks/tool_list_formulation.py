@@ -16,11 +16,6 @@ from tasks.core.tool_lists import tool_list
 from tasks.items import producer
 
 STEP = "s05"
-MODULES = (
-    "tasks.tool_list_formulation",
-    "tasks.core.tool_lists",
-    "tasks.core.entities",
-)
 
 
 @task(name="formulate-tool-list", task_run_name="s05-tools-{work.item_key}")

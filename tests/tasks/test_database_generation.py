@@ -81,7 +81,7 @@ def _run(tmp_path: Path, calls: dict, *, retries: int = 1) -> tuple[ItemOutcome,
         params=s06.step_params(ctx),
         llm=ctx.step_llm("s06", cfg),
         prompt_ids=s06.TABLE_PROMPTS,
-        modules=s06.MODULES,
+        module=s06.__name__,
     )
     outcome = s06.generate_entity_table.fn(work, ctx, entity=entity, blueprints=())
     calls_made = [(r.call_key, r.attempt) for r in ctx.ledger.records()]

@@ -138,7 +138,12 @@ def _write(ctx: StepContext, summaries: list[TableSummary] | None = None):
     tables = [_artifact("table_summary", s.table, s) for s in summaries or _summaries()]
     blueprint = _artifact("blueprint", BLUEPRINT.server_name, BLUEPRINT)
     catalogue = _artifact("entity_catalogue", "entities", CATALOGUE)
-    work = work_item("s07", BLUEPRINT.server_name, inputs=[blueprint, catalogue])
+    work = work_item(
+        "s07",
+        BLUEPRINT.server_name,
+        inputs=[blueprint, catalogue],
+        module=s07.__name__,
+    )
     return s07.write_policy.fn(
         work, ctx, blueprint=blueprint, catalogue=catalogue, summaries=tuple(tables)
     )

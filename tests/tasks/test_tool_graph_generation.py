@@ -38,7 +38,9 @@ def _derive(ctx, blueprint=BLUEPRINT):
     )
     server = _artifact("blueprint", blueprint.server_name, blueprint)
     policy = _artifact("policy", blueprint.server_name, document)
-    work = work_item("s08", blueprint.server_name, inputs=[server, policy])
+    work = work_item(
+        "s08", blueprint.server_name, inputs=[server, policy], module=s08.__name__
+    )
     return s08.derive_tool_graph.fn(work, ctx, blueprint=server, policy=policy)
 
 

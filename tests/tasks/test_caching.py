@@ -1,0 +1,129 @@
+"""Code versions follow a step module's real import closure, and a work item is
+keyed on what its task reads (s01: the run seed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from flows.cli import main
+from tasks import domain_expansion as s01
+from tasks import tool_list_formulation as s05
+from tasks.caching import (
+    ModuleSource,
+    closure_version,
+    import_closure,
+    project_source,
+    require_code_version,
+)
+from tasks.items import work_item
+from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG
+
+FAKE = {
+    "pkg": ModuleSource('"""A package."""\n', is_package=True),
+    "pkg.root": ModuleSource(
+        "import json\n\ndef run():\n    from . import helper\n    return helper\n",
+        is_package=False,
+    ),
+    "pkg.helper": ModuleSource("from .sub.deep import VALUE\n", is_package=False),
+    "pkg.sub": ModuleSource("", is_package=True),
+    "pkg.sub.deep": ModuleSource("from pkg.sub import other\nVALUE = 1\n", False),
+    "pkg.sub.other": ModuleSource("OTHER = 2\n", is_package=False),
+    "pkg.unused": ModuleSource("UNUSED = 3\n", is_package=False),
+}
+
+
+def _finder(sources: dict[str, ModuleSource]):
+    return sources.get
+
+
+def test_s09_closure_contains_the_helpers_it_imports_deep_down():
+    """s09 reaches naming, policy, python_source, entities and data_checks."""
+    closure = import_closure("tasks.server_implementation", project_source)
+    assert {
+        "tasks.core.naming",
+        "tasks.core.policy",
+        "tasks.core.python_source",
+        "tasks.core.entities",
+        "tasks.runtime.data_checks",
+        "tasks.items",
+        "schemas.server",
+    } <= closure.keys()
+
+
+def test_s05_closure_contains_naming_and_not_modules_it_does_not_import():
+    """s05 reaches tasks.core.naming but no other step, core module or flow."""
+    closure = import_closure("tasks.tool_list_formulation", project_source)
+    assert "tasks.core.naming" in closure
+    assert not closure.keys() & {
+        "tasks.core.policy",
+        "tasks.core.python_source",
+        "tasks.server_implementation",
+        "tasks.domain_expansion",
+    }
+    assert all(name.split(".")[0] in ("tasks", "schemas") for name in closure)
+
+
+def test_closure_follows_function_level_relative_and_submodule_imports():
+    """A relative import in a function, `from pkg import submodule` and parent
+    packages count; third-party and unimported modules do not."""
+    closure = import_closure("pkg.root", _finder(FAKE))
+    assert sorted(closure) == [
+        "pkg",
+        "pkg.helper",
+        "pkg.root",
+        "pkg.sub",
+        "pkg.sub.deep",
+        "pkg.sub.other",
+    ]
+
+
+def test_editing_a_module_in_the_closure_changes_the_code_version():
+    """An edit deep in the closure changes the version; an edit outside does not."""
+    before = closure_version("pkg.root", _finder(FAKE))
+    deep_edit = FAKE | {"pkg.sub.other": ModuleSource("OTHER = 4\n", False)}
+    outside_edit = FAKE | {"pkg.unused": ModuleSource("UNUSED = 5\n", False)}
+    assert closure_version("pkg.root", _finder(deep_edit)) != before
+    assert closure_version("pkg.root", _finder(outside_edit)) == before
+    assert closure_version("pkg.root", _finder(dict(FAKE))) == before
+
+
+def test_closure_of_an_unknown_root_is_an_error():
+    """A root the finder does not know is named in the error, not an empty hash."""
+    with pytest.raises(ModuleNotFoundError, match="pkg.missing"):
+        import_closure("pkg.missing", _finder(FAKE))
+
+
+def test_an_item_described_for_another_step_module_is_refused():
+    """run_items' guard: s05's task cannot run an item keyed on s01's closure."""
+    s05_item = work_item("s05", "ok", module=s05.__name__)
+    s01_item = work_item("s05", "stray", module=s01.__name__)
+    require_code_version(s05.__name__, [s05_item])
+    with pytest.raises(ValueError, match="stray"):
+        require_code_version(s05.__name__, [s05_item, s01_item])
+
+
+def _run_s01(tmp_path, out, seed: int) -> dict:
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["llm"]["cassette"] = str(DEMO_CASSETTE)
+    data["run"]["seed"] = seed
+    config, report = tmp_path / f"config-{seed}.yaml", tmp_path / f"run-{seed}.json"
+    config.write_text(yaml.safe_dump(data))
+    args = ["--config", str(config), "--output-dir", str(out), "--step", "s01"]
+    assert main(["run", *args, "--report-json", str(report)]) == 0
+    return json.loads(report.read_text())["steps"]["s01_domain_expansion"]
+
+
+@pytest.mark.slow
+def test_a_changed_run_seed_reruns_the_s01_expansion_calls(prefect_harness, tmp_path):
+    """Only the seed changes: every expansion item misses the cache and asks again."""
+    out = tmp_path / "out"
+    first = _run_s01(tmp_path, out, seed=7)
+    second = _run_s01(tmp_path, out, seed=8)
+    assert (first["cached"], second["ok"]) == (0, first["ok"])
+    assert first["llm_calls"] > 0
+    assert second["llm_calls"] == first["llm_calls"]
+    # the seed list and the final topics read no seed and get the same inputs
+    assert second["cached"] == 2
