@@ -30,7 +30,7 @@ import subprocess
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
 from schemas.sandbox import SandboxRequest
@@ -182,11 +182,9 @@ class SandboxedEnvironment:
         Raises:
             WorkerFailure: The worker could not answer.
         """
-        with self._lock:
-            reply = self._exchange(WorkerRequest(op="state_hash", session=session_id))
-        if isinstance(reply, str) or reply.state_hash is None:
-            raise WorkerFailure(reply if isinstance(reply, str) else "no state hash")
-        return reply.state_hash
+        state_hash = self._query("state_hash", session_id).state_hash
+        assert state_hash is not None  # _query checked it
+        return state_hash
 
     def diff(self, session_id: str) -> DatabaseDiff:
         """What the session changed relative to the base data.
@@ -194,11 +192,23 @@ class SandboxedEnvironment:
         Raises:
             WorkerFailure: The worker could not answer.
         """
+        diff = self._query("diff", session_id).diff
+        assert diff is not None  # _query checked it
+        return diff
+
+    def _query(self, op: Literal["state_hash", "diff"], session_id: str) -> WorkerReply:
+        """Ask the worker for a session's `op`; the reply has that field set.
+
+        Raises:
+            WorkerFailure: The worker could not answer, or answered without it.
+        """
         with self._lock:
-            reply = self._exchange(WorkerRequest(op="diff", session=session_id))
-        if isinstance(reply, str) or reply.diff is None:
-            raise WorkerFailure(reply if isinstance(reply, str) else "no diff")
-        return reply.diff
+            reply = self._exchange(WorkerRequest(op=op, session=session_id))
+        if isinstance(reply, str):
+            raise WorkerFailure(reply)
+        if getattr(reply, op) is None:
+            raise WorkerFailure(f"the worker answered {op} without one")
+        return reply
 
     def close(self) -> None:
         """Stop the worker (and everything it started)."""

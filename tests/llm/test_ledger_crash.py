@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from tasks.llm.ledger import read_ledger
-from tests.conftest import REPO
+from tests.processes import python_child
 
 # Runs chat completions through the real LedgerTransport; the answer to the fourth
 # call never comes (the mock endpoint blocks), so the parent kills it mid-call.
@@ -54,23 +52,10 @@ CHILD = textwrap.dedent(
 def test_sigkilled_run_leaves_a_ledger_of_its_completed_calls(tmp_path: Path) -> None:
     """Three answered calls are on disk when the process dies during the fourth."""
     path = tmp_path / "ledger" / "run.jsonl"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path)],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with python_child(CHILD, str(path)) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "blocked"
         os.kill(child.pid, signal.SIGKILL)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=60)
-        child.stdin.close()  # type: ignore[union-attr]
-        child.stdout.close()  # type: ignore[union-attr]
     assert child.returncode == -signal.SIGKILL
     result = read_ledger(path)
     assert result.skipped == 0

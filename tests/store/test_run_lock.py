@@ -17,7 +17,7 @@ import pytest
 from schemas.store import RunLockHolder
 from tasks.store.paths import OutputLayout
 from tasks.store.run_lock import RunLocked, acquire_run_lock, check_run_lock
-from tests.conftest import REPO
+from tests.processes import python_child
 
 HOLDER = textwrap.dedent(
     """
@@ -108,15 +108,8 @@ def test_lock_of_a_live_process_refuses_until_that_process_is_killed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Held by another process: refused; after SIGKILL the lock is taken over."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path)],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     layout = OutputLayout(tmp_path)
-    try:
+    with python_child(HOLDER, str(tmp_path)) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked) as info:
@@ -124,12 +117,6 @@ def test_lock_of_a_live_process_refuses_until_that_process_is_killed(
         assert f"pid {child.pid}" in str(info.value)
         assert "agentskiller run --config child.yaml" in str(info.value)
         os.kill(child.pid, signal.SIGKILL)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=60)
-        child.stdin.close()  # type: ignore[union-attr]
-        child.stdout.close()  # type: ignore[union-attr]
     with caplog.at_level(logging.WARNING, logger="tasks.store.run_lock"):
         acquire_run_lock(layout, run_id="mine", command="c").release()
     assert f"pid {child.pid}" in caplog.text
