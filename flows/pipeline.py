@@ -19,6 +19,7 @@ import shlex
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from prefect import Flow, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -26,47 +27,32 @@ from prefect.context import get_run_context
 from prefect.exceptions import TerminationSignal
 from prefect.states import Failed, State
 
-from flows.blueprint_tools import design_blueprints, formulate_tool_lists
-from flows.domain_entity import expand_domains, extract_entities, relate_entities
 from flows.interrupts import StoppingTaskRunner, signal_name
 from schemas.report import RunReport, StepReport
-from tasks.context import register, release
+from schemas.run import RunRef
 from tasks.reporting import StepFailed, skipped_report, starvation_message
 from tasks.settings import environment
-from tasks.setup import build_context, preflight
-from tasks.steps import select_steps
+from tasks.resources import RunResources, adopt, forget, process_tag
+from tasks.setup import preflight
+from tasks.steps import StepInfo, select_steps
 from tasks.store.artifacts import UnusableStepOutput
 from tasks.store.atomic import write_json_atomic
 from tasks.store.config_loader import (
     ConfigError,
+    LoadedConfig,
     load_config,
     resolve_output_dir,
+    resolve_results_storage,
     with_overrides,
 )
+from tasks.store.paths import OutputLayout
 from tasks.store.last_run import record_last_output_dir
 from tasks.store.run_lock import acquire_run_lock
 
-STEP_FLOWS: dict[str, Flow | str] = {
-    "s01": expand_domains,
-    "s02": extract_entities,
-    "s03": relate_entities,
-    "s04": design_blueprints,
-    "s05": formulate_tool_lists,
-    # later steps are imported when they run ("module:flow")
-    "s06": "flows.databases:generate_databases",
-    "s07": "flows.policies:write_policies",
-    "s08": "flows.tool_graphs:build_tool_graphs",
-    "s09": "flows.servers:implement_servers",
-}
-
-
-def step_flow(step_id: str) -> Flow:
-    """The flow of one step."""
-    target = STEP_FLOWS[step_id]
-    if isinstance(target, str):
-        module, name = target.split(":")
-        target = getattr(importlib.import_module(module), name)
-    return target
+def step_flow(info: StepInfo) -> Flow:
+    """The flow of one step (imported when it runs)."""
+    module, name = info.flow.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class PipelineFailed(RuntimeError):
@@ -167,27 +153,33 @@ def run_pipeline(
         The report; when the run did not end ok, a `Failed` state whose data is
         the report.
     """
-    overrides = (
-        {"steps.s01_domain_expansion.seed_domains": seed_domains}
-        if seed_domains
-        else None
-    )
-    loaded = with_overrides(
-        load_config(Path(config_path)), output_dir, overrides=overrides
-    )
+    loaded, overrides, out = _load(config_path, output_dir, seed_domains)
     env = environment()
     problems = preflight(loaded, env)
     if problems:
         raise ConfigError("; ".join(problems), path=loaded.path)
     steps = select_steps(step=step, start=start, until=until)
-    out = resolve_output_dir(loaded, Path.cwd())
     record_last_output_dir(out)  # `agentskiller status` reads this folder by default
-    ctx = build_context(loaded, output_dir=out, env=env, retry_failed=retry_failed)
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex
-    lock = acquire_run_lock(ctx.layout, run_id=run_id, command=shlex.join(sys.argv))
-    ctx.ledger.attach(ctx.layout.ledger_path(run_id))
-    token = register(run_id, ctx)
+    run = RunRef(
+        run_id=run_id,
+        config_path=str(loaded.path.resolve()),
+        config_hash=loaded.config_hash,
+        overrides=overrides,
+        output=str(out),
+        results=resolve_results_storage(loaded, Path.cwd()),
+        retry_failed=retry_failed,
+        origin=process_tag(),
+    )
+    lock = acquire_run_lock(
+        OutputLayout(out), run_id=run_id, command=shlex.join(sys.argv)
+    )
+    try:
+        res = adopt(run, RunResources(run, loaded, env=env))
+    except BaseException:
+        lock.release()
+        raise
     reports: dict[str, StepReport] = {}
     error: str | None = None
     received: str | None = None
@@ -197,9 +189,9 @@ def run_pipeline(
     try:
         for i, info in enumerate(steps):
             try:
-                reports[info.name] = step_flow(info.id).with_options(
-                    task_runner=runner
-                )(token)
+                reports[info.name] = step_flow(info).with_options(task_runner=runner)(
+                    run
+                )
             except StepFailed as exc:
                 reports[info.name], error = exc.report, str(exc)
                 break
@@ -223,7 +215,7 @@ def run_pipeline(
                 reports |= {s.name: skipped_report(s, info.id) for s in steps[i + 1 :]}
                 break
     finally:
-        release(token)
+        forget(run)
         lock.release()
     error = error or machinery_failure(reports)
     report = RunReport(
@@ -243,12 +235,12 @@ def run_pipeline(
         signal=received,
         starved_by=starved_by,
         error=error,
-        llm_calls=ctx.ledger.calls(),
+        llm_calls=res.ledger.calls(),
         steps=reports,
         flow_run_id=run_id,
     )
     write_json_atomic(
-        ctx.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
+        res.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
     )
     _publish(report)
     if crash is not None:  # a bug: the traceback belongs in the log
@@ -262,3 +254,16 @@ def run_pipeline(
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _load(
+    config_path: str, output_dir: str | None, seed_domains: list[str] | None
+) -> tuple[LoadedConfig, dict[str, Any], Path]:
+    """The run's configuration with its overrides, the overrides (as every process
+    of the run applies them) and the absolute output location."""
+    loaded = load_config(Path(config_path))
+    out = resolve_output_dir(with_overrides(loaded, output_dir), Path.cwd())
+    overrides: dict[str, Any] = {"run.output_dir": str(out)}
+    if seed_domains:
+        overrides["steps.s01_domain_expansion.seed_domains"] = seed_domains
+    return with_overrides(loaded, overrides=overrides), overrides, out

@@ -250,28 +250,52 @@ class StepManifest(Frozen):
     stats: dict[str, Any] = Field(default_factory=dict)
 
 
-class WorkItem(Frozen):
-    """Identity of one unit of work; its hash is the Prefect cache key.
+class LLMChoice(Frozen):
+    """The model access one work item uses: role, model and the settings that
+    shape answers (attempts, token limit, temperature)."""
 
-    It names everything that may change the result: the input artifact hashes, the
-    step parameters, the model and its call settings, the prompt templates and the
-    code that runs.
-    Clients, stores and run ids are deliberately absent.
+    role: str
+    model: str | None = None
+    model_id: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+InputHashes = str | tuple[str, ...]
+
+
+class WorkItem(Frozen):
+    """One unit of work, and everything its task reads; its hash is the cache key.
+
+    A task receives only its work item and a small run reference: its named input
+    artifacts (`inputs`: one content hash, or a tuple of them, per task argument),
+    the JSON parameter slice it reads (`params`: step config, seed, simulation
+    time, values), its model access (`llm`) with the hashes of the prompts it may
+    render, the task that runs it (`task`, "module:function") and that module's
+    code version. Clients, stores and run ids are deliberately absent.
     """
 
     step: str
     item_key: str
-    inputs: tuple[str, ...] = ()
-    params_hash: str
-    model_id: str | None = None
-    llm_settings_hash: str | None = Field(
-        default=None,
-        description="Hash of the call settings that shape answers: validation "
-        "retries, max_tokens, temperature.",
-    )
-    prompt_hashes: tuple[str, ...] = ()
+    task: str
+    inputs: dict[str, InputHashes] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    llm: LLMChoice | None = None
+    prompt_hashes: dict[str, str] = Field(default_factory=dict)
     code_version: str
 
     @property
     def cache_key(self) -> str:
         return stable_hash(self)
+
+    @property
+    def params_hash(self) -> str:
+        return stable_hash(self.params)
+
+    @property
+    def model_id(self) -> str | None:
+        return self.llm.model_id if self.llm is not None else None
+
+    @property
+    def label(self) -> str:
+        """Task-run name in the Prefect UI: step, function and item."""
+        return f"{self.step}-{self.task.rpartition(':')[2]}-{self.item_key}"

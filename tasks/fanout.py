@@ -1,7 +1,6 @@
 """Fan a step's items out as Prefect task runs and collect typed outcomes.
 
-Input: a step's `@task` function and one `WorkItem` (plus keyword inputs) per item.
-Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
+Input: a run reference and the step's `WorkItem`s. Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
 cached items. Side effects: each artifact is written to the store as soon as its task
 finishes, so a crash loses nothing that completed. Items run concurrently up to the
 flow's task-runner limit; each is cached by `artifact_cache_key`, its result kept as
@@ -17,7 +16,6 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prefect import Task
 from prefect.context import get_run_context
@@ -27,11 +25,13 @@ from prefect.settings import get_current_settings
 
 from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
 from schemas.base import sha256_hex
-from tasks.caching import artifact_cache_key, require_code_version
-from tasks.context import StepContext
+from schemas.run import RunRef
+from tasks.caching import artifact_cache_key
 from tasks.llm.errors import LLMError
 from tasks.machinery import MachineryError
+from tasks.resources import resources
 from tasks.results import OutcomeSerializer, TrustedResultReads
+from tasks.runner import run_work_item
 
 
 @dataclass
@@ -150,7 +150,7 @@ def failure_from_exception(step: str, item_key: str, exc: BaseException) -> Fail
     )
 
 
-def _own_outcome(ctx: StepContext, work: WorkItem, result: object) -> ItemOutcome:
+def _own_outcome(run: RunRef, work: WorkItem, result: object) -> ItemOutcome:
     """The task's outcome, or a failure when a stored result is another item's."""
     if isinstance(result, ItemOutcome) and result.item_key == work.item_key:
         return result
@@ -160,59 +160,59 @@ def _own_outcome(ctx: StepContext, work: WorkItem, result: object) -> ItemOutcom
         item_key=work.item_key,
         reason="error",
         message=f"the stored result for item {work.item_key} is for {found!r}; "
-        f"remove it from {ctx.results_storage} to recompute the item",
+        f"remove it from {run.results} to recompute the item",
         retryable=True,
     )
     return ItemOutcome(item_key=work.item_key, failure=failure)
 
 
+def item_task(run: RunRef) -> Task:
+    """The work-item task configured for a run: cached by the item's hash, its
+    result kept as validated JSON in the run's result storage."""
+    return run_work_item.with_options(
+        cache_key_fn=artifact_cache_key,
+        persist_result=True,
+        result_storage=result_storage(run.results),
+        result_serializer=OutcomeSerializer(),
+    )
+
+
 def run_items(
-    ctx: StepContext,
-    step_task: Task,
-    calls: list[tuple[WorkItem, dict[str, Any]]],
+    run: RunRef,
+    works: list[WorkItem],
     tally: StepTally,
     *,
     exports: dict[str, str] | None = None,
 ) -> list[ItemOutcome]:
-    """Submit one task run per item, store artifacts as they finish.
+    """Run one task per work item, store artifacts as they finish.
 
-    With `ctx.retry_failed`, an item whose outcome came from the cache and is a
+    With `run.retry_failed`, an item whose outcome came from the cache and is a
     failure (invalid or cut-off model output, a failed check) runs once more with
     its cache refreshed; items that succeeded stay cached.
 
     Args:
-        ctx: run resources (passed to every task as `ctx`).
-        step_task: the step's `@task`; it must take `work` and `ctx`.
-        calls: one (work item, other keyword arguments) pair per item.
+        run: the run the items belong to.
+        works: the items (see `tasks.items.work_item`).
         tally: updated in place with ok, cached and failed counts.
         exports: optional artifact id -> export path (relative to the output root)
             recorded in the artifacts' lineage records.
 
     Returns:
-        One outcome per call, in the order of `calls`. Items whose task raised come
-        back as outcomes carrying a blocking `FailedItem`.
-
-    Raises:
-        ValueError: a work item was described for another step module.
+        One outcome per item, in order. Items whose task raised come back as
+        outcomes carrying a `FailedItem` typed by `failure_from_exception`.
     """
-    require_code_version(step_task.fn.__module__, (work for work, _ in calls))
-    configured = step_task.with_options(
-        cache_key_fn=artifact_cache_key,
-        persist_result=True,
-        result_storage=result_storage(ctx.results_storage),
-        result_serializer=OutcomeSerializer(),
-    )
-    done = _collect(ctx, configured, calls, exports)
-    if ctx.retry_failed:
+    configured = item_task(run)
+    done = _collect(run, configured, works, exports)
+    if run.retry_failed:
         again = [
             i for i, (outcome, cached) in done.items() if cached and not outcome.ok
         ]
         if again:
             refreshed = configured.with_options(refresh_cache=True)
-            redone = _collect(ctx, refreshed, [calls[i] for i in again], exports)
+            redone = _collect(run, refreshed, [works[i] for i in again], exports)
             done |= {again[j]: result for j, result in redone.items()}
-    outcomes = [done[i][0] for i in range(len(calls))]
-    for outcome, cached in (done[i] for i in range(len(calls))):
+    outcomes = [done[i][0] for i in range(len(works))]
+    for outcome, cached in (done[i] for i in range(len(works))):
         tally.cached += int(cached)
         if outcome.failure is None:
             tally.ok += 1
@@ -222,26 +222,25 @@ def run_items(
 
 
 def _collect(
-    ctx: StepContext,
+    run: RunRef,
     configured: Task,
-    calls: list[tuple[WorkItem, dict[str, Any]]],
+    works: list[WorkItem],
     exports: dict[str, str] | None,
 ) -> dict[int, tuple[ItemOutcome, bool]]:
-    """Run the calls; each index maps to (outcome, came from the cache)."""
-    futures = [
-        configured.submit(work=work, ctx=ctx, **kwargs) for work, kwargs in calls
-    ]
+    """Run the items; each index maps to (outcome, came from the cache)."""
+    store = resources(run).store
+    futures = [configured.submit(work=work, run=run) for work in works]
     index = {future.task_run_id: i for i, future in enumerate(futures)}
     done: dict[int, tuple[ItemOutcome, bool]] = {}
     flow_run_id = _flow_run_id()
     for future in as_completed(futures):
         i = index[future.task_run_id]
-        work = calls[i][0]
+        work = works[i]
         future.wait()
         state = future.state
         cached = False
         if state.is_completed():
-            outcome = _own_outcome(ctx, work, future.result())
+            outcome = _own_outcome(run, work, future.result())
             cached = state.name == "Cached"
             stamp = RunStamp(
                 flow_run_id=flow_run_id,
@@ -252,7 +251,7 @@ def _collect(
                 paths = (
                     [exports[artifact.id]] if exports and artifact.id in exports else []
                 )
-                ctx.store.put(artifact, stamp, exports=paths)
+                store.put(artifact, stamp, exports=paths)
         else:
             exc = future.result(raise_on_failure=False)
             if not isinstance(exc, BaseException):

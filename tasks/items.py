@@ -7,48 +7,76 @@ effects: none beyond `code_version` reading module sources once per process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
-from schemas.artifact import Artifact, FailedItem, ItemOutcome, Producer, WorkItem
-from schemas.base import stable_hash
+from schemas.artifact import (
+    Artifact,
+    ArtifactRef,
+    FailedItem,
+    ItemOutcome,
+    LLMChoice,
+    Producer,
+    WorkItem,
+)
 from tasks.caching import code_version
-from tasks.llm.bound import StepLLM
+from tasks.task_args import TaskFunction, check_plan, task_name
 from tasks.llm.errors import InvalidModelOutput
 from tasks.llm.prompting import RenderedPrompt
 
 
-def params_hash(params: BaseModel | dict[str, Any] | None) -> str:
-    return stable_hash(params if params is not None else {})
+InputValue = Artifact | ArtifactRef | str | Sequence[Artifact | ArtifactRef | str]
+
+
+def _digest(value: Artifact | ArtifactRef | str) -> str:
+    return value if isinstance(value, str) else value.content_hash
+
+
+def input_hashes(value: InputValue) -> str | tuple[str, ...]:
+    """One content hash, or a tuple of them, for a task input."""
+    if isinstance(value, Artifact | ArtifactRef | str):
+        return _digest(value)
+    return tuple(_digest(v) for v in value)
 
 
 def work_item(
     step: str,
     item_key: str,
     *,
-    inputs: Iterable[Artifact | str] = (),
-    params: BaseModel | dict[str, Any] | None = None,
-    llm: StepLLM | None = None,
-    prompt_ids: Sequence[str] = (),
-    module: str,
+    task: TaskFunction,
+    inputs: Mapping[str, InputValue] | None = None,
+    params: Mapping[str, Any] | None = None,
+    llm: LLMChoice | None = None,
+    prompt_hashes: Mapping[str, str] | None = None,
 ) -> WorkItem:
-    """Describe one item of work; its hash is the item's cache key.
+    """Describe one item of work for `task`; its hash is the item's cache key.
 
-    `module` names the step module defining the task that runs the item; the
-    item's code version covers that module's import closure in the project.
+    `inputs` name the task's artifact arguments (loaded from the store by content
+    hash), `params` its other arguments (JSON); the code version covers the task
+    module's import closure in the project.
+
+    Raises:
+        tasks.task_args.PlanError: the arguments do not fit `task`.
     """
+    inputs, params = dict(inputs or {}), _json(dict(params or {}))
+    check_plan(task, inputs, params)
     return WorkItem(
         step=step,
         item_key=item_key,
-        inputs=tuple(a.content_hash if isinstance(a, Artifact) else a for a in inputs),
-        params_hash=params_hash(params),
-        model_id=llm.model_id if llm is not None else None,
-        llm_settings_hash=llm.settings_hash if llm is not None else None,
-        prompt_hashes=tuple(llm.prompt_hash(p) for p in prompt_ids) if llm else (),
-        code_version=code_version(module),
+        task=task_name(task),
+        inputs={name: input_hashes(value) for name, value in inputs.items()},
+        params=params,
+        llm=llm,
+        prompt_hashes=dict(prompt_hashes or {}),
+        code_version=code_version(task.__module__),
     )
+
+
+def _json(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON values (models dumped), as a work item keeps them."""
+    return TypeAdapter(dict[str, Any]).dump_python(params, mode="json")
 
 
 def producer(

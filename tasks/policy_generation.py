@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
 
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint
@@ -33,7 +32,7 @@ from schemas.policy import (
     SchemaColumn,
     SchemaTable,
 )
-from tasks.context import StepContext
+from tasks.resources import ItemEnv
 from tasks.core.block_editor import apply_edit_answer
 from tasks.core.entities import enum_values
 from tasks.core.policy import parse_policy, policy_export
@@ -335,18 +334,18 @@ def _audit(
     return revised, (AUDIT_APPLIED, *(f"Fixed: {issue}" for issue in audit.issues))
 
 
-@task(name="write-policy", task_run_name="s07-policy-{work.item_key}")
 def write_policy(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: PolicyConfig,
+    simulation_time: str,
     blueprint: Artifact[ServerBlueprint],
     catalogue: Artifact[EntityCatalogue],
     summaries: tuple[Artifact[TableSummary], ...],
 ) -> ItemOutcome:
     """The validated, audited policy of one server."""
-    cfg = ctx.config.steps.s07_policy_generation
-    llm = ctx.step_llm(STEP, cfg)
+    llm = env.llm
     server, known = blueprint.payload, catalogue.payload
     tables = schema_tables(server, known, [s.payload for s in summaries])
     rules = PolicyValidator.of(server, known, tables)
@@ -354,7 +353,7 @@ def write_policy(
         "blueprint": server,
         "tables": tables,
         "core_key": known.entities[server.core_entity].primary_key,
-        "simulation_time": ctx.config.run.simulation_time,
+        "simulation_time": simulation_time,
     }
     try:
         answer = llm.ask(

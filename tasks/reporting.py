@@ -16,7 +16,7 @@ from typing import Any
 
 from schemas.artifact import Artifact, FailedItem, StepManifest
 from schemas.report import StepReport
-from tasks.context import StepContext
+from tasks.resources import RunResources
 from tasks.fanout import StepTally
 from tasks.steps import StepInfo
 
@@ -118,7 +118,7 @@ def skipped_report(info: StepInfo, starved_by: str) -> StepReport:
 
 
 def step_report(
-    ctx: StepContext,
+    res: RunResources,
     info: StepInfo,
     tally: StepTally,
     *,
@@ -127,7 +127,7 @@ def step_report(
     inputs: int | None = None,
     produced: int | None = None,
 ) -> StepReport:
-    usage = ctx.ledger.by_step().get(info.id, {})
+    usage = res.ledger.by_step().get(info.id, {})
     starved = produced == 0 and inputs is not None
     return StepReport(
         step=info.name,
@@ -147,7 +147,7 @@ def step_report(
 
 
 def finish_step(
-    ctx: StepContext,
+    res: RunResources,
     info: StepInfo,
     tally: StepTally,
     *,
@@ -169,19 +169,19 @@ def finish_step(
             `FailedItem.blocking`).
     """
     report = step_report(
-        ctx, info, tally, seconds=seconds, note=note, inputs=inputs, produced=produced
+        res, info, tally, seconds=seconds, note=note, inputs=inputs, produced=produced
     )
     if tally.blocking:
         raise StepFailed(report)
     for relpath, (_, data) in exports.items():
         if isinstance(data, str):  # markdown and code exports
-            ctx.store.write_export_text(relpath, data)
+            res.store.write_export_text(relpath, data)
         else:
-            ctx.store.write_export(relpath, data)
-    ctx.store.write_manifest(
+            res.store.write_export(relpath, data)
+    res.store.write_manifest(
         StepManifest(
             step=info.name,
-            config_hash=ctx.config_hash,
+            config_hash=res.loaded.config_hash,
             outputs=tuple(a.ref for a in outputs),
             failed=tuple(tally.failures),
             exports={rel: artifact.ref for rel, (artifact, _) in exports.items()},

@@ -1,30 +1,16 @@
-"""Building a run: pre-flight checks and the `StepContext` every step uses.
+"""Pre-flight checks of a run, before any work starts.
 
-Input: a loaded configuration, the output directory and the process environment.
-Output: a list of problems found before any work starts (`preflight`), and the run's
-`StepContext` (`build_context`): artifact store, LLM client with its usage ledger,
-prompt library, embedder and Prefect result storage. Side effects: none until a step
-writes.
+Input: a loaded configuration and the process environment. Output: the list of
+problems that would stop the run (`preflight`). No side effects. The run's
+resources are built per process by `tasks.resources`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from tasks.context import StepContext
-from tasks.llm.client import build_llm_client, check_endpoint_config
-from tasks.llm.embeddings import OpenAIEmbedder
-from tasks.llm.ledger import UsageLedger
-from tasks.llm.prompting import PromptLibrary
-from tasks.store.artifacts import ArtifactStore
-from tasks.store.config_loader import (
-    LoadedConfig,
-    resolve_prompt_overrides,
-    resolve_results_storage,
-)
-from tasks.store.paths import OutputLayout
-from tasks.store.vectors import Embedder, WordLlamaEmbedder
+from tasks.llm.client import check_endpoint_config
+from tasks.store.config_loader import LoadedConfig, resolve_prompt_overrides
 
 
 def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
@@ -51,43 +37,3 @@ def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
                 "or use provider: wordllama, which runs offline"
             )
     return problems
-
-
-def _embedder(loaded: LoadedConfig, env: Mapping[str, str]) -> Embedder:
-    emb = loaded.config.embeddings
-    if emb.provider == "openai":
-        return OpenAIEmbedder(
-            model=emb.model or "",
-            base_url=env.get(emb.base_url_env) or "https://api.openai.com/v1",
-            api_key=env.get(emb.api_key_env, ""),
-        )
-    return WordLlamaEmbedder()
-
-
-def build_context(
-    loaded: LoadedConfig,
-    *,
-    output_dir: Path,
-    env: Mapping[str, str],
-    retry_failed: bool = False,
-) -> StepContext:
-    """Everything the steps of one run share; `retry_failed` asks again for items
-    whose cached outcome is a failure."""
-    cfg = loaded.config
-    layout = OutputLayout(output_dir)
-    ledger = UsageLedger()
-    overrides = resolve_prompt_overrides(loaded)
-    return StepContext(
-        config=cfg,
-        config_hash=loaded.config_hash,
-        layout=layout,
-        store=ArtifactStore(layout, config_hint=str(loaded.path)),
-        llm=build_llm_client(
-            cfg.llm, config_dir=loaded.config_dir, env=env, ledger=ledger
-        ),
-        prompts=PromptLibrary(str(overrides) if overrides else None),
-        ledger=ledger,
-        results_storage=resolve_results_storage(loaded, Path.cwd()),
-        embedder=_embedder(loaded, env),
-        retry_failed=retry_failed,
-    )

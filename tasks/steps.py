@@ -1,13 +1,18 @@
-"""The step catalogue: ids, names, phases and one-line descriptions.
+"""The step catalogue and the graph of phases the steps run in.
 
-Input: none. Output: `STEPS` in pipeline order and `resolve_step`, which accepts a
-step id (`s04`), its full name (`s04_blueprint_generation`) or the name without the
-id (`blueprint_generation`). No side effects.
+Input: none. Output: `STEPS` (id, name, display group, description, flow),
+`PHASES`, a small graph of phases (each a run of steps after the phases it
+depends on), `phase_order` (a dependency order of the phases of a mode),
+`pipeline_steps` (the steps of a mode, in order) and `resolve_step`, which accepts
+a step id (`s04`), its full name (`s04_blueprint_generation`) or the name without
+the id (`blueprint_generation`). No side effects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,7 @@ class StepInfo:
     phase: str
     description: str
     uses_llm: bool
+    flow: str  # "module:function" of the step's flow, imported when it runs
 
 
 STEPS: tuple[StepInfo, ...] = (
@@ -26,6 +32,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Domain & Entity",
         "Grow seed domains by batch expansion with exact and semantic de-duplication",
         True,
+        "flows.domain_entity:expand_domains",
     ),
     StepInfo(
         "s02",
@@ -33,6 +40,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Domain & Entity",
         "Extract an entity catalogue with primary keys, linked to source domains",
         True,
+        "flows.domain_entity:extract_entities",
     ),
     StepInfo(
         "s03",
@@ -40,6 +48,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Domain & Entity",
         "Relate each person entity to the entities it interacts with",
         True,
+        "flows.domain_entity:relate_entities",
     ),
     StepInfo(
         "s04",
@@ -47,6 +56,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Blueprint & Tools",
         "Design validated MCP server blueprints (outlines, details, fix-up, repair)",
         True,
+        "flows.blueprint_tools:design_blueprints",
     ),
     StepInfo(
         "s05",
@@ -54,6 +64,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Blueprint & Tools",
         "Export OpenAI tool lists with enums, array items and optional parameters",
         False,
+        "flows.blueprint_tools:formulate_tool_lists",
     ),
     StepInfo(
         "s06",
@@ -61,6 +72,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Implementation",
         "Generate validated tables with sandboxed, seeded generator scripts",
         True,
+        "flows.databases:generate_databases",
     ),
     StepInfo(
         "s07",
@@ -68,6 +80,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Implementation",
         "Write per-server policies with machine-readable markers, audited",
         True,
+        "flows.policies:write_policies",
     ),
     StepInfo(
         "s08",
@@ -75,6 +88,7 @@ STEPS: tuple[StepInfo, ...] = (
         "Implementation",
         "Build tool dependency DAGs, preconditions and candidate trajectories",
         True,
+        "flows.tool_graphs:build_tool_graphs",
     ),
     StepInfo(
         "s09",
@@ -82,8 +96,89 @@ STEPS: tuple[StepInfo, ...] = (
         "Implementation",
         "Implement MCP servers against the runtime with test-driven repair",
         True,
+        "flows.servers:implement_servers",
     ),
 )
+
+
+Mode = Literal["single", "cross_domain", "both"]
+MODES: tuple[Mode, ...] = ("single", "cross_domain", "both")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A run of steps that starts once the phases in `after` are done.
+
+    `modes` are the pipeline modes whose path goes through the phase; a phase a
+    mode skips is also skipped as a dependency (the next phases follow the ones
+    before it).
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    modes: frozenset[str] = frozenset(MODES)
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase(
+        "environments",
+        ("s01", "s02", "s03", "s04", "s05", "s06", "s07", "s08", "s09"),
+    ),
+)
+
+
+class PhaseGraphError(ValueError):
+    """The phase graph names an unknown phase or step, or has a cycle."""
+
+
+def phase_order(mode: Mode = "both", phases: Sequence[Phase] = PHASES) -> list[Phase]:
+    """The phases on `mode`'s path, each after every phase it depends on.
+
+    Among phases that are ready at the same time, declaration order decides, so
+    the order is stable.
+
+    Raises:
+        PhaseGraphError: a dependency names no phase, or the graph has a cycle.
+    """
+    names = {p.name for p in phases}
+    for phase in phases:
+        unknown = sorted(set(phase.after) - names)
+        if unknown:
+            raise PhaseGraphError(
+                f"phase {phase.name!r} comes after unknown phase(s) {unknown}"
+            )
+    placed: list[Phase] = []
+    done: set[str] = set()
+    pending = list(phases)
+    while pending:
+        ready = next((p for p in pending if set(p.after) <= done), None)
+        if ready is None:
+            cycle = ", ".join(p.name for p in pending)
+            raise PhaseGraphError(f"the phases {cycle} depend on each other")
+        pending.remove(ready)
+        done.add(ready.name)
+        if mode in ready.modes:
+            placed.append(ready)
+    return placed
+
+
+def pipeline_steps(
+    mode: Mode = "both", phases: Sequence[Phase] = PHASES
+) -> tuple[StepInfo, ...]:
+    """The steps a full run of `mode` executes, in order.
+
+    Raises:
+        PhaseGraphError: the graph is invalid or names an unknown step.
+    """
+    by_id = {s.id: s for s in STEPS}
+    ordered: list[StepInfo] = []
+    for phase in phase_order(mode, phases):
+        for step_id in phase.steps:
+            if step_id not in by_id:
+                raise PhaseGraphError(f"phase {phase.name!r} names unknown step {step_id}")
+            ordered.append(by_id[step_id])
+    return tuple(ordered)
 
 
 class UnknownStep(ValueError):
@@ -114,9 +209,10 @@ def select_steps(
     """
     if step is not None:
         return (resolve_step(step),)
-    ids = [s.id for s in STEPS]
+    steps = pipeline_steps()
+    ids = [s.id for s in steps]
     first = ids.index(resolve_step(start).id) if start else 0
     last = ids.index(resolve_step(until).id) if until else len(ids) - 1
     if first > last:
         raise UnknownStep(f"--from {start!r} comes after --until {until!r}")
-    return STEPS[first : last + 1]
+    return steps[first : last + 1]

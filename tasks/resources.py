@@ -1,0 +1,190 @@
+"""Per-process run resources, rebuilt from a `RunRef` wherever an item runs.
+
+Input: a `RunRef` (configuration location and hash, output and result locations).
+Output: `resources(run)`, the process's `RunResources` for that run (configuration,
+artifact store, LLM client with its usage ledger, prompt library, embedder), built
+once per process and run; `ItemEnv`, the view a task body gets (its model access and
+the embedder, nothing else). Side effects: the first call in a process loads the
+configuration and opens the clients; the ledger of a process that is not the run's
+orchestrator is appended to its own part file, so workers never write one file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from schemas.artifact import WorkItem
+from schemas.config import PipelineConfig
+from schemas.run import RunRef
+from tasks.llm.bound import StepLLM
+from tasks.llm.client import LLMClient, build_llm_client
+from tasks.llm.embeddings import OpenAIEmbedder
+from tasks.llm.ledger import UsageLedger
+from tasks.llm.prompting import PromptLibrary
+from tasks.settings import environment
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.config_loader import (
+    ConfigError,
+    LoadedConfig,
+    load_config,
+    resolve_prompt_overrides,
+    with_overrides,
+)
+from tasks.store.paths import OutputLayout
+from tasks.store.vectors import Embedder, VectorIndex, WordLlamaEmbedder
+
+
+def process_tag() -> str:
+    """`host:pid` of this process (a run's `origin` names its orchestrator)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def load_run_config(run: RunRef) -> LoadedConfig:
+    """The run's configuration, as its orchestrator loaded it.
+
+    Raises:
+        ConfigError: the file is unusable, or it changed since the run started (its
+            hash differs), so items would run with other settings than their keys
+            say.
+    """
+    loaded = with_overrides(load_config(Path(run.config_path)), overrides=run.overrides)
+    if loaded.config_hash != run.config_hash:
+        raise ConfigError(
+            f"the configuration {run.config_path} changed since run {run.run_id} "
+            f"started (hash {loaded.config_hash[:12]}, the run has "
+            f"{run.config_hash[:12]}); start a new run instead of resuming this one",
+            path=loaded.path,
+        )
+    return loaded
+
+
+class RunResources:
+    """Everything the steps of one run share within one process."""
+
+    def __init__(
+        self,
+        run: RunRef,
+        loaded: LoadedConfig,
+        *,
+        env: Mapping[str, str],
+        llm: LLMClient | None = None,
+    ) -> None:
+        self.run = run
+        self.loaded = loaded
+        self.layout = OutputLayout(Path(run.output))
+        self.store = ArtifactStore(self.layout, config_hint=str(loaded.path))
+        self.ledger = UsageLedger()
+        if run.origin in ("", process_tag()):
+            self.ledger.attach(self.layout.ledger_path(run.run_id))
+        else:
+            part = process_tag().replace(":", "-")
+            self.ledger.attach(self.layout.ledger_path(f"{run.run_id}.{part}"))
+        overrides = resolve_prompt_overrides(loaded)
+        self.prompts = PromptLibrary(str(overrides) if overrides else None)
+        self.llm = llm or build_llm_client(
+            loaded.config.llm, config_dir=loaded.config_dir, env=env, ledger=self.ledger
+        )
+        self._env = dict(env)
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self.loaded.config
+
+    @property
+    def embedder(self) -> Embedder:
+        """The configured embedder, built on first use."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = build_embedder(self.loaded, self._env)
+            return self._embedder
+
+    def step_llm(self, work: WorkItem) -> StepLLM:
+        """The model access a work item was planned with."""
+        if work.llm is None:
+            raise ValueError(f"work item {work.label} was planned without a model")
+        return StepLLM(
+            self.llm,
+            self.prompts,
+            step=work.step,
+            role=work.llm.role,  # type: ignore[arg-type]
+            model=work.llm.model,
+            settings=work.llm.settings,
+        )
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def build_embedder(loaded: LoadedConfig, env: Mapping[str, str]) -> Embedder:
+    emb = loaded.config.embeddings
+    if emb.provider == "openai":
+        return OpenAIEmbedder(
+            model=emb.model or "",
+            base_url=env.get(emb.base_url_env) or "https://api.openai.com/v1",
+            api_key=env.get(emb.api_key_env, ""),
+        )
+    return WordLlamaEmbedder()
+
+
+_CACHE: dict[str, RunResources] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resources(run: RunRef) -> RunResources:
+    """This process's resources for `run`, built on first use.
+
+    Raises:
+        ConfigError: the configuration is unusable or changed since the run began.
+    """
+    key = run.model_dump_json()
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            found = RunResources(run, load_run_config(run), env=environment())
+            _CACHE[key] = found
+        return found
+
+
+def adopt(run: RunRef, built: RunResources) -> RunResources:
+    """Use already built resources for `run` in this process (the orchestrator
+    builds them before its first step; tests inject a scripted client)."""
+    with _CACHE_LOCK:
+        _CACHE[run.model_dump_json()] = built
+    return built
+
+
+def forget(run: RunRef) -> None:
+    """Drop and close this process's resources for a finished run."""
+    with _CACHE_LOCK:
+        found = _CACHE.pop(run.model_dump_json(), None)
+    if found is not None:
+        found.close()
+
+
+class ItemEnv:
+    """What a task body may use besides its work item: its model access, the
+    embedder and LanceDB tables. Configuration is deliberately absent: a task
+    reads its parameters from the work item, so they are in its cache key."""
+
+    def __init__(self, res: RunResources, work: WorkItem) -> None:
+        self._res = res
+        self._work = work
+
+    @functools.cached_property
+    def llm(self) -> StepLLM:
+        return self._res.step_llm(self._work)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._res.embedder
+
+    def vectors(self, table: str) -> VectorIndex:
+        """A LanceDB table of the run's output location."""
+        return VectorIndex(self._res.layout.lancedb_dir, table, self._res.embedder)
