@@ -116,9 +116,9 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect import flow, task
     from prefect.task_runners import ThreadPoolTaskRunner
+    from tasks.context import StepContext
 
     from schemas.artifact import ItemOutcome, WorkItem
-    from tasks.context import StepContext
     from tasks.fanout import StepTally, run_items
     from tasks.llm.client import build_llm_client
     from tasks.llm.ledger import UsageLedger

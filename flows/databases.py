@@ -9,27 +9,23 @@ reference layout: `database/outputs/...` (data), `database/scripts/...`,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import Task, flow
+from prefect import flow
 
 from schemas.artifact import Artifact, WorkItem
 from schemas.blueprint import ServerBlueprint
 from schemas.database import DataTable, TableConstraints, TableSummary
 from schemas.entity import Entity
 from schemas.report import StepReport
+from schemas.run import RunRef
 from tasks import database_generation as s06
 from tasks import inputs
-from tasks.context import StepContext, lookup
 from tasks.core.constraints import constraints_export
 from tasks.core.data_contract import pointed_entities, used_entities
 from tasks.core.data_summary import summary_markdown
-from tasks.fanout import StepTally, run_items
-from tasks.items import work_item
-from tasks.reporting import finish_step
-from tasks.steps import resolve_step
+from tasks.step_run import StepRun
 from tasks.store.paths import (
     constraints_relpath,
     entity_data_relpath,
@@ -39,144 +35,157 @@ from tasks.store.paths import (
     relationship_script_relpath,
     relationship_summary_relpath,
 )
-
-Calls = list[tuple[WorkItem, dict[str, Any]]]
+from tasks.task_args import TaskFunction
 
 
 class _Items:
     """Work items of this step and running them; artifacts come back by id."""
 
-    def __init__(self, ctx: StepContext, tally: StepTally) -> None:
-        cfg = ctx.config.steps.s06_database_generation
-        self.ctx, self.tally = ctx, tally
-        self.coding = ctx.step_llm(s06.STEP, cfg)
-        self.analysis = s06.analysis_llm(ctx)
-        self.params = s06.step_params(ctx)
+    def __init__(self, step: StepRun) -> None:
+        self.step = step
+        self.coding = step.llm(step.config.steps.s06_database_generation)
+        self.analysis = step.llm(s06.analysis_model(step.config))
+        self.params = s06.step_params(step.config)
 
-    def work(self, key: str, inputs: Sequence[Artifact], prompt: str) -> WorkItem:
+    def work(
+        self,
+        key: str,
+        task: TaskFunction,
+        inputs: dict[str, Any],
+        values: dict[str, Any] | None = None,
+    ) -> WorkItem:
         """A table item (coding role, both script prompts) or an analysis item."""
-        table = prompt == s06.WRITE_PROMPT
-        return work_item(
-            s06.STEP,
+        table = task in (s06.generate_entity_table, s06.generate_relationship_table)
+        if table:
+            prompts: tuple[str, ...] = s06.TABLE_PROMPTS
+        elif task is s06.identify_constraints:
+            prompts = (s06.CONSTRAINTS_PROMPT,)
+        else:
+            prompts = (s06.SUMMARY_PROMPT,)
+        return self.step.item(
             key,
+            task,
             inputs=inputs,
-            params=self.params,
+            params={**self.params, **(values or {})},
             llm=self.coding if table else self.analysis,
-            prompt_ids=s06.TABLE_PROMPTS if table else (prompt,),
-            module=s06.__name__,
+            prompts=prompts,
         )
 
-    def run(self, step_task: Task, calls: Calls) -> dict[str, Artifact]:
-        outcomes = run_items(self.ctx, step_task, calls, self.tally)
+    def run(self, works: Sequence[WorkItem]) -> dict[str, Artifact]:
+        outcomes = self.step.run_items(works)
         return {a.id: a for o in outcomes for a in o.artifacts}
 
     def blocked(self, key: str, missing: Sequence[str]) -> None:
-        self.tally.failures.append(s06.dependency_failure(key, missing))
+        self.step.fail(s06.dependency_failure(key, missing))
 
 
 @flow(name="s06-database-generation", validate_parameters=False)
-def generate_databases(run_token: str) -> StepReport:
+def generate_databases(run: RunRef) -> StepReport:
     """Entity tables, constraints, relationship tables and their summaries."""
-    ctx, info, started = lookup(run_token), resolve_step("s06"), time.perf_counter()
-    tally = StepTally(info.name)
-    items = _Items(ctx, tally)
-    blueprints = inputs.blueprints(ctx.store)
-    entities = inputs.entities_by_name(ctx.store)
-    tables = items.run(
-        s06.generate_entity_table, _entity_calls(items, blueprints, entities)
-    )
+    step = StepRun("s06", run)
+    items = _Items(step)
+    blueprints = inputs.blueprints(step.store)
+    entities = inputs.entities_by_name(step.store)
+    tables = items.run(_entity_works(items, blueprints, entities))
     summaries = items.run(
-        s06.summarize_entity_table,
         [
-            (
-                items.work(f"summary/entity/{n}", [t, entities[n]], s06.SUMMARY_PROMPT),
+            items.work(
+                f"summary/entity/{n}",
+                s06.summarize_entity_table,
                 {"table": t, "entity": entities[n]},
             )
             for n, t in tables.items()
-        ],
+        ]
     )
     plans = _relationship_plans(items, blueprints, entities, tables)
     constraints = items.run(
-        s06.identify_constraints,
         [
-            (items.work(f"constraints/{rid}", _artifacts(p), s06.CONSTRAINTS_PROMPT), p)
+            items.work(
+                f"constraints/{rid}",
+                s06.identify_constraints,
+                _plan_inputs(p),
+                {"index": p["index"]},
+            )
             for rid, p in plans.items()
-        ],
+        ]
     )
-    relations = items.run(
-        s06.generate_relationship_table, _relationship_calls(items, plans, constraints)
-    )
+    relations = items.run(_relationship_works(items, plans, constraints))
     summaries |= items.run(
-        s06.summarize_relationship_table,
         [
-            (
-                items.work(
-                    f"summary/relationship/{rid}",
-                    [t, constraints[rid]],
-                    s06.SUMMARY_PROMPT,
-                ),
-                {"table": t, "constraints": constraints[rid]}
-                | {k: plans[rid][k] for k in ("blueprint", "index", "entities")},
+            items.work(
+                f"summary/relationship/{rid}",
+                s06.summarize_relationship_table,
+                {
+                    "table": t,
+                    "constraints": constraints[rid],
+                    "blueprint": plans[rid]["blueprint"],
+                    "entities": plans[rid]["entities"],
+                },
+                {"index": plans[rid]["index"]},
             )
             for rid, t in relations.items()
-        ],
+        ]
     )
     every_table = {**tables, **relations}
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=[*every_table.values(), *constraints.values(), *summaries.values()],
         exports={
             **_json_exports(every_table, constraints),
             **_text_exports(every_table, summaries, constraints),
         },
-        seconds=time.perf_counter() - started,
         note=f"{len(tables)} entity and {len(relations)} relationship table(s)",
         inputs=len(blueprints),
         produced=len(every_table),
     )
 
 
-def _entity_calls(
+def _entity_works(
     items: _Items,
     blueprints: Sequence[Artifact[ServerBlueprint]],
     entities: dict[str, Artifact[Entity]],
-) -> Calls:
+) -> list[WorkItem]:
     """One item per entity used by a blueprint; its parents include those users."""
-    calls: Calls = []
-    for name in used_entities(b.payload for b in blueprints):
-        users = [b for b in blueprints if name in _involved(b.payload)]
-        work = items.work(
-            s06.entity_key(name), [entities[name], *users], s06.WRITE_PROMPT
+    return [
+        items.work(
+            s06.entity_key(name),
+            s06.generate_entity_table,
+            {
+                "entity": entities[name],
+                "blueprints": [b for b in blueprints if name in _involved(b.payload)],
+            },
         )
-        refs = tuple(b.ref for b in users)
-        calls.append((work, {"entity": entities[name], "blueprints": refs}))
-    return calls
+        for name in used_entities(b.payload for b in blueprints)
+    ]
 
 
-def _relationship_calls(
+def _relationship_works(
     items: _Items, plans: dict[str, dict[str, Any]], constraints: dict[str, Artifact]
-) -> Calls:
+) -> list[WorkItem]:
     """One item per planned relationship whose constraints were identified."""
-    calls: Calls = []
+    works: list[WorkItem] = []
     for rid, plan in plans.items():
         key, found = f"relationship/{rid}", constraints.get(rid)
         if found is None:
             items.blocked(key, [f"constraints/{rid}"])
             continue
-        work = items.work(key, [*_artifacts(plan), found], s06.WRITE_PROMPT)
-        calls.append((work, {**plan, "constraints": found}))
-    return calls
+        works.append(
+            items.work(
+                key,
+                s06.generate_relationship_table,
+                {**_plan_inputs(plan), "constraints": found},
+                {"index": plan["index"]},
+            )
+        )
+    return works
 
 
 def _involved(blueprint: ServerBlueprint) -> tuple[str, ...]:
     return (blueprint.core_entity, *blueprint.peripheral_entities)
 
 
-def _artifacts(plan: dict[str, Any]) -> list[Artifact]:
-    """The input artifacts of a relationship plan, for its cache key."""
-    return [plan["blueprint"], *plan["entities"], *plan["tables"]]
+def _plan_inputs(plan: dict[str, Any]) -> dict[str, Any]:
+    """The input artifacts of a relationship plan."""
+    return {k: plan[k] for k in ("blueprint", "entities", "tables")}
 
 
 def _relationship_plans(

@@ -4,50 +4,39 @@ out as cached Prefect tasks and closes the step with exports and a manifest."""
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow
 
 from schemas.artifact import Artifact
-from schemas.base import stable_hash
 from schemas.domain import Domain, DomainBatch
 from schemas.entity import EntityBatch, EntityCatalogue, RelationBatch
 from schemas.report import StepReport
+from schemas.run import RunRef
 from tasks import domain_expansion as s01
 from tasks import entity_extraction as s02
 from tasks import entity_graph as s03
 from tasks import inputs
-from tasks.context import lookup
 from tasks.core import domains as core_domains
 from tasks.core import entities as core_entities
 from tasks.core import entity_graph as core_graph
 from tasks.core.exports import domain_topics_export
-from tasks.fanout import StepTally, run_items
-from tasks.items import work_item
-from tasks.reporting import finish_step
-from tasks.steps import resolve_step
-from tasks.store.vectors import VectorIndex
+from tasks.step_run import StepRun
 
 
 @flow(name="s01-domain-expansion", validate_parameters=False)
-def expand_domains(run_token: str) -> StepReport:
+def expand_domains(run: RunRef) -> StepReport:
     """Grow the seed domains to the target, one expansion call at a time."""
-    ctx, info, started = lookup(run_token), resolve_step("s01"), time.perf_counter()
-    cfg = ctx.config.steps.s01_domain_expansion
-    llm = ctx.step_llm(s01.STEP, cfg)
-    tally = StepTally(info.name)
+    step = StepRun("s01", run)
+    cfg = step.config.steps.s01_domain_expansion
+    llm = step.llm(cfg)
     seeds = tuple(dict.fromkeys(cfg.seed_domains))
-    seed_work = work_item("s01", "seeds", params={"seeds": seeds}, module=s01.__name__)
-    [seeded] = run_items(ctx, s01.record_seeds, [(seed_work, {"seeds": seeds})], tally)
+    [seeded] = step.run_items(
+        [step.item("seeds", s01.record_seeds, params={"seeds": seeds})]
+    )
     if not seeded.ok:
-        return finish_step(ctx, info, tally, outputs=[], exports={}, seconds=0.0)
+        return step.finish(outputs=[], exports={})
     parent = seeded.artifacts[0].ref
     domains: list[Artifact[Domain]] = list(seeded.artifacts[1:])
     batches: list[Artifact[DomainBatch]] = []
-    index = s01.DomainIndex(
-        VectorIndex(ctx.layout.lancedb_dir, "domains", ctx.embedder), ctx.embedder
-    )
-    index.add([d.payload.name for d in domains])
     history: list[int] = []
     while (
         reason := core_domains.stop_reason(
@@ -58,23 +47,19 @@ def expand_domains(run_token: str) -> StepReport:
             accepted_history=history,
         )
     ) is None:
-        accepted = tuple(sorted(d.payload.name for d in domains))
-        work = work_item(
-            "s01",
+        work = step.item(
             f"iteration-{len(history):03d}",
-            inputs=[stable_hash(list(accepted)), parent.content_hash],
-            params=s01.expansion_params(ctx),
+            s01.expand_domain_batch,
+            inputs={"parent": parent},
+            params={
+                **s01.expansion_params(step.config),
+                "iteration": len(history),
+                "accepted": sorted(d.payload.name for d in domains),
+            },
             llm=llm,
-            prompt_ids=[s01.PROMPT],
-            module=s01.__name__,
+            prompts=[s01.PROMPT],
         )
-        kwargs = {
-            "iteration": len(history),
-            "accepted": accepted,
-            "parent": parent,
-            "index": index,
-        }
-        [outcome] = run_items(ctx, s01.expand_domain_batch, [(work, kwargs)], tally)
+        [outcome] = step.run_items([work])
         if outcome.failure is not None and outcome.failure.blocking:
             break
         new: list[Artifact[Domain]] = []
@@ -84,44 +69,27 @@ def expand_domains(run_token: str) -> StepReport:
             parent = batch.ref
             batches.append(batch)
             domains.extend(new)
-            index.add([d.payload.name for d in new])
         history.append(len(new))
-    final_work = work_item(
-        "s01",
-        "domain-topics",
-        inputs=[d.content_hash for d in (*domains, *batches)],
-        params={
-            "reason": reason,
-            "iterations": len(history),
-            "target": cfg.target_domain_number,
-        },
-        module=s01.__name__,
-    )
     finals = (
-        run_items(
-            ctx,
-            s01.finalize_topics,
+        step.run_items(
             [
-                (
-                    final_work,
-                    {
-                        "domains": tuple(domains),
-                        "batches": tuple(batches),
-                        "stop_reason": reason or "iteration_cap",
+                step.item(
+                    "domain-topics",
+                    s01.finalize_topics,
+                    inputs={"domains": domains, "batches": batches},
+                    params={
+                        "stop_reason": reason,
                         "iterations": len(history),
+                        "target": cfg.target_domain_number,
                     },
                 )
-            ],
-            tally,
+            ]
         )
         if reason is not None
         else []
     )
     topics = finals[0].artifacts[0] if finals and finals[0].ok else None
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=[
             seeded.artifacts[0],
             *batches,
@@ -131,7 +99,6 @@ def expand_domains(run_token: str) -> StepReport:
         exports={"domain_topics.json": (topics, domain_topics_export(topics.payload))}
         if topics
         else {},
-        seconds=time.perf_counter() - started,
         note=f"stop reason: {reason}; {len(domains)} domains after "
         f"{len(history)} expansion call(s)",
         inputs=len(seeds),
@@ -140,48 +107,40 @@ def expand_domains(run_token: str) -> StepReport:
 
 
 @flow(name="s02-entity-extraction", validate_parameters=False)
-def extract_entities(run_token: str) -> StepReport:
+def extract_entities(run: RunRef) -> StepReport:
     """Extract entities batch by batch, then merge them into one catalogue."""
-    ctx, info, started = lookup(run_token), resolve_step("s02"), time.perf_counter()
-    cfg = ctx.config.steps.s02_entity_extraction
-    llm = ctx.step_llm(s02.STEP, cfg)
-    tally = StepTally(info.name)
+    step = StepRun("s02", run)
+    cfg = step.config.steps.s02_entity_extraction
+    llm = step.llm(cfg)
     domains = sorted(
-        ctx.store.load_outputs("s01_domain_expansion", Domain, kind="domain"),
+        step.store.load_outputs("s01_domain_expansion", Domain, kind="domain"),
         key=lambda a: a.payload.name,
     )
     size = cfg.domains_per_batch
     chunks = [tuple(domains[i : i + size]) for i in range(0, len(domains), size)]
-    calls = [
-        (
-            work_item(
-                "s02",
+    outcomes = step.run_items(
+        [
+            step.item(
                 f"batch-{i:03d}",
-                inputs=chunk,
-                params=cfg,
+                s02.extract_entity_batch,
+                inputs={"domains": chunk},
+                params={"cfg": cfg},
                 llm=llm,
-                prompt_ids=[s02.PROMPT],
-                module=s02.__name__,
-            ),
-            {"domains": chunk},
-        )
-        for i, chunk in enumerate(chunks)
-    ]
-    outcomes = run_items(ctx, s02.extract_entity_batch, calls, tally)
+                prompts=[s02.PROMPT],
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+    )
     batches: tuple[Artifact[EntityBatch], ...] = tuple(
         a for o in outcomes for a in o.artifacts
     )
-    merge_work = work_item("s02", "merge", inputs=batches, module=s02.__name__)
-    [merged] = run_items(
-        ctx, s02.merge_entity_batches, [(merge_work, {"batches": batches})], tally
+    [merged] = step.run_items(
+        [step.item("merge", s02.merge_entity_batches, inputs={"batches": batches})]
     )
     catalogue: Artifact[EntityCatalogue] | None = (
         merged.artifacts[-1] if merged.ok else None
     )
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=[*batches, *merged.artifacts],
         exports={
             "entities.json": (
@@ -191,7 +150,6 @@ def extract_entities(run_token: str) -> StepReport:
         }
         if catalogue
         else {},
-        seconds=time.perf_counter() - started,
         note=f"{len(catalogue.payload.entities) if catalogue else 0} entities "
         f"from {len(chunks)} batch(es)",
         inputs=len(domains),
@@ -200,63 +158,50 @@ def extract_entities(run_token: str) -> StepReport:
 
 
 @flow(name="s03-entity-graph", validate_parameters=False)
-def relate_entities(run_token: str) -> StepReport:
+def relate_entities(run: RunRef) -> StepReport:
     """Relate each person entity to candidate entities, batch by batch."""
-    ctx, info, started = lookup(run_token), resolve_step("s03"), time.perf_counter()
-    cfg = ctx.config.steps.s03_entity_graph
-    llm = ctx.step_llm(s03.STEP, cfg)
-    tally = StepTally(info.name)
-    catalogue = inputs.entity_catalogue(ctx.store)
-    entities = inputs.entities_by_name(ctx.store)
-    calls = []
-    for person, batch_index, names in core_graph.person_batches(
-        catalogue.payload, cfg.relation_batch_size
-    ):
-        members = tuple(entities[n] for n in names)
-        work = work_item(
-            "s03",
+    step = StepRun("s03", run)
+    cfg = step.config.steps.s03_entity_graph
+    llm = step.llm(cfg)
+    catalogue = inputs.entity_catalogue(step.store)
+    entities = inputs.entities_by_name(step.store)
+    works = [
+        step.item(
             f"{person}-{batch_index}",
-            inputs=[entities[person], *members],
-            params=cfg,
+            s03.relate_entity_batch,
+            inputs={
+                "person": entities[person],
+                "candidates": [entities[n] for n in names],
+            },
+            params={"batch_index": batch_index},
             llm=llm,
-            prompt_ids=[s03.PROMPT],
-            module=s03.__name__,
+            prompts=[s03.PROMPT],
         )
-        calls.append(
-            (
-                work,
-                {
-                    "person": entities[person],
-                    "candidates": members,
-                    "batch_index": batch_index,
-                },
-            )
+        for person, batch_index, names in core_graph.person_batches(
+            catalogue.payload, cfg.relation_batch_size
         )
-    outcomes = run_items(ctx, s03.relate_entity_batch, calls, tally)
+    ]
+    outcomes = step.run_items(works)
     batches: tuple[Artifact[RelationBatch], ...] = tuple(
         a for o in outcomes for a in o.artifacts
     )
-    graph_work = work_item(
-        "s03", "graph", inputs=[catalogue, *batches], module=s03.__name__
-    )
-    [built] = run_items(
-        ctx,
-        s03.build_entity_graph,
-        [(graph_work, {"catalogue": catalogue, "batches": batches})],
-        tally,
+    [built] = step.run_items(
+        [
+            step.item(
+                "graph",
+                s03.build_entity_graph,
+                inputs={"catalogue": catalogue, "batches": batches},
+            )
+        ]
     )
     graph = built.artifacts[0] if built.ok else None
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=[*batches, *built.artifacts],
         exports={"entity_graph.json": (graph, core_graph.graph_export(graph.payload))}
         if graph
         else {},
-        seconds=time.perf_counter() - started,
         note=f"{len(graph.payload.links) if graph else 0} edges "
-        f"from {len(calls)} call(s)",
+        f"from {len(works)} call(s)",
         inputs=len(catalogue.payload.entities),
         produced=len(graph.payload.links) if graph else 0,
     )

@@ -31,8 +31,8 @@ from flows.interrupts import StoppingTaskRunner, signal_name
 from schemas.report import RunReport, StepReport
 from schemas.run import RunRef
 from tasks.reporting import StepFailed, skipped_report, starvation_message
-from tasks.settings import environment
 from tasks.resources import RunResources, adopt, forget, process_tag
+from tasks.settings import environment
 from tasks.setup import preflight
 from tasks.steps import StepInfo, select_steps
 from tasks.store.artifacts import UnusableStepOutput
@@ -45,9 +45,10 @@ from tasks.store.config_loader import (
     resolve_results_storage,
     with_overrides,
 )
-from tasks.store.paths import OutputLayout
 from tasks.store.last_run import record_last_output_dir
+from tasks.store.paths import OutputLayout
 from tasks.store.run_lock import acquire_run_lock
+
 
 def step_flow(info: StepInfo) -> Flow:
     """The flow of one step (imported when it runs)."""

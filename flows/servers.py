@@ -13,22 +13,17 @@ item (`dependency_failed`) and gets no model call.
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow
 
 from schemas.artifact import Artifact, FailedItem
 from schemas.database import DataTable
 from schemas.policy import PolicyDocument
 from schemas.report import StepReport
+from schemas.run import RunRef
 from schemas.server import McpServer, ServerBuild
 from tasks import inputs
 from tasks import server_implementation as s09
-from tasks.context import lookup
-from tasks.fanout import StepTally, run_items
-from tasks.items import work_item
-from tasks.reporting import finish_step
-from tasks.steps import resolve_step
+from tasks.step_run import StepRun
 from tasks.store.paths import (
     GLOBAL_RECORD_RELPATH,
     mcp_server_relpath,
@@ -38,31 +33,29 @@ from tasks.store.paths import (
 
 
 @flow(name="s09-mcp-server-implementation", validate_parameters=False)
-def implement_servers(run_token: str) -> StepReport:
+def implement_servers(run: RunRef) -> StepReport:
     """Build every server that has its data and policy; keep those that pass."""
-    ctx, info, started = lookup(run_token), resolve_step("s09"), time.perf_counter()
-    cfg = ctx.config.steps.s09_mcp_server_implementation
-    coder = ctx.step_llm(s09.STEP, cfg)
-    triager = ctx.step_llm(s09.STEP, s09.triage_model(cfg))
-    tally = StepTally(info.name)
-    blueprints = inputs.blueprints(ctx.store)
-    catalogue = inputs.entity_catalogue(ctx.store)
-    tables = ctx.store.load_outputs(
+    step = StepRun("s09", run)
+    cfg = step.config.steps.s09_mcp_server_implementation
+    coder = step.llm(cfg)
+    triager = step.llm(s09.triage_model(cfg))
+    blueprints = inputs.blueprints(step.store)
+    catalogue = inputs.entity_catalogue(step.store)
+    tables = step.store.load_outputs(
         "s06_database_generation", DataTable, kind="data_table"
     )
     policies = {
         p.payload.server_name: p
-        for p in ctx.store.load_outputs(
+        for p in step.store.load_outputs(
             "s07_policy_generation", PolicyDocument, kind="policy"
         )
     }
     params = {
-        "config": cfg.model_dump(mode="json"),
-        "seed": ctx.config.run.seed,
-        "triage_model": triager.model_id,
-        "simulation_time": ctx.config.run.simulation_time,
+        "cfg": cfg,
+        "seed": step.config.run.seed,
+        "simulation_time": step.config.run.simulation_time,
     }
-    calls, missing = [], {}
+    works, missing = [], {}
     for blueprint in blueprints:
         name = blueprint.payload.server_name
         present, lacking = s09.server_tables(blueprint.payload, tables)
@@ -70,37 +63,35 @@ def implement_servers(run_token: str) -> StepReport:
         if lacking or policy is None:
             missing[name] = _missing(lacking, policy is None)
             continue
-        work = work_item(
-            s09.STEP,
-            name,
-            inputs=[blueprint, catalogue, policy, *present],
-            params=params,
-            llm=coder,
-            prompt_ids=s09.PROMPTS,
-            module=s09.__name__,
-        )
-        calls.append(
-            (
-                work,
-                {
+        works.append(
+            step.item(
+                name,
+                s09.implement_server,
+                inputs={
                     "blueprint": blueprint,
                     "catalogue": catalogue,
                     "tables": present,
                     "policy": policy,
                 },
+                params=params,
+                llm=coder,
+                models={s09.TRIAGE: triager},
+                prompts=s09.PROMPTS,
             )
         )
-    outcomes = run_items(ctx, s09.implement_server, calls, tally)
+    outcomes = step.run_items(works)
     builds = tuple(a for o in outcomes for a in o.artifacts if a.kind == "server_build")
     servers: list[Artifact[McpServer]] = [
         a for o in outcomes for a in o.artifacts if a.kind == "mcp_server"
     ]
-    for name, reason in missing.items():
-        tally.failures.append(
+    step.fail(
+        *(
             FailedItem(
                 step=s09.STEP, item_key=name, reason="dependency_failed", message=reason
             )
+            for name, reason in missing.items()
         )
+    )
     built = {b.id for b in builds}
     # Items without a build report (the machinery failed) are recorded with why.
     unbuilt = {
@@ -108,18 +99,15 @@ def implement_servers(run_token: str) -> StepReport:
         for o in outcomes
         if o.failure is not None and o.item_key not in built
     }
-    record_work = work_item(
-        s09.STEP,
-        "global-record",
-        inputs=builds,
-        params={"missing": missing | unbuilt},
-        module=s09.__name__,
-    )
-    [recorded] = run_items(
-        ctx,
-        s09.record_builds,
-        [(record_work, {"builds": builds, "missing": missing | unbuilt})],
-        tally,
+    [recorded] = step.run_items(
+        [
+            step.item(
+                "global-record",
+                s09.record_builds,
+                inputs={"builds": builds},
+                params={"missing": missing | unbuilt},
+            )
+        ]
     )
     exports = {tool_list_relpath(a.id): (a, list(a.payload.tools)) for a in servers}
     if recorded.artifacts:
@@ -132,16 +120,12 @@ def implement_servers(run_token: str) -> StepReport:
         exports[mcp_server_relpath(server.id)] = (server, server.payload.module_code)
         exports[unit_test_relpath(server.id)] = (server, server.payload.tests_code)
     passed = {a.id for a in servers}
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=[
             *servers,
             *(b for b in builds if b.id in passed),
         ],
         exports=exports,
-        seconds=time.perf_counter() - started,
         note=_note(builds, servers, missing, unbuilt),
         inputs=len(blueprints),
         produced=len(servers),

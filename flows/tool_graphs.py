@@ -9,61 +9,52 @@ server yields.
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow
 
 from schemas.policy import PolicyDocument
 from schemas.report import StepReport
+from schemas.run import RunRef
 from tasks import inputs
 from tasks import tool_graph_generation as s08
-from tasks.context import lookup
 from tasks.core.tool_graph import tool_graph_export
 from tasks.core.tool_graph_paths import trajectory_stats
-from tasks.fanout import StepTally, run_items
-from tasks.items import work_item
-from tasks.reporting import finish_step
-from tasks.steps import resolve_step
+from tasks.step_run import StepRun
 from tasks.store.paths import tool_graph_relpath
 
 
 @flow(name="s08-tool-graph-generation", validate_parameters=False)
-def build_tool_graphs(run_token: str) -> StepReport:
+def build_tool_graphs(run: RunRef) -> StepReport:
     """Graph, preconditions and trajectories for every server with a policy."""
-    ctx, info, started = lookup(run_token), resolve_step("s08"), time.perf_counter()
-    cfg = ctx.config.steps.s08_tool_graph_generation
-    llm = ctx.step_llm(s08.STEP, cfg)
-    tally = StepTally(info.name)
-    blueprints = {b.payload.server_name: b for b in inputs.blueprints(ctx.store)}
-    policies = ctx.store.load_outputs(
+    step = StepRun("s08", run)
+    cfg = step.config.steps.s08_tool_graph_generation
+    llm = step.llm(cfg)
+    blueprints = {b.payload.server_name: b for b in inputs.blueprints(step.store)}
+    policies = step.store.load_outputs(
         "s07_policy_generation", PolicyDocument, kind="policy"
     )
-    calls = [
-        (
-            work_item(
-                s08.STEP,
+    outcomes = step.run_items(
+        [
+            step.item(
                 policy.payload.server_name,
-                inputs=[blueprints[policy.payload.server_name], policy],
-                params=cfg,
+                s08.derive_tool_graph,
+                inputs={
+                    "blueprint": blueprints[policy.payload.server_name],
+                    "policy": policy,
+                },
+                params={"cfg": cfg},
                 llm=llm,
-                prompt_ids=[s08.GRAPH_PROMPT, s08.PRECONDITIONS_PROMPT],
-                module=s08.__name__,
-            ),
-            {"blueprint": blueprints[policy.payload.server_name], "policy": policy},
-        )
-        for policy in policies
-    ]
-    outcomes = run_items(ctx, s08.derive_tool_graph, calls, tally)
+                prompts=[s08.GRAPH_PROMPT, s08.PRECONDITIONS_PROMPT],
+            )
+            for policy in policies
+        ]
+    )
     graphs = [a for o in outcomes for a in o.artifacts]
     counts = ", ".join(f"{g.id} {len(g.payload.trajectories)}" for g in graphs)
     without = sorted(set(blueprints) - {p.payload.server_name for p in policies})
     note = f"{len(graphs)} tool graph(s); trajectories per server: {counts or 'none'}"
     if without:
         note += f"; no policy for: {', '.join(without)}"
-    return finish_step(
-        ctx,
-        info,
-        tally,
+    return step.finish(
         outputs=graphs,
         exports={
             tool_graph_relpath(g.id): (
@@ -73,7 +64,6 @@ def build_tool_graphs(run_token: str) -> StepReport:
             )
             for g in graphs
         },
-        seconds=time.perf_counter() - started,
         note=note,
         inputs=len(policies),
         produced=len(graphs),

@@ -280,6 +280,10 @@ class WorkItem(Frozen):
     inputs: dict[str, InputHashes] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     llm: LLMChoice | None = None
+    models: dict[str, LLMChoice] = Field(
+        default_factory=dict,
+        description="Further model access by name (a second role, e.g. triage).",
+    )
     prompt_hashes: dict[str, str] = Field(default_factory=dict)
     code_version: str
 

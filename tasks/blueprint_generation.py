@@ -10,8 +10,6 @@ that still fails is dropped with its reasons recorded, and the step goes on.
 
 from __future__ import annotations
 
-from prefect import task
-
 from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
 from schemas.blueprint import (
     BlueprintDraft,
@@ -23,12 +21,12 @@ from schemas.blueprint import (
 )
 from schemas.config import BlueprintConfig
 from schemas.entity import Entity, EntityCatalogue
-from tasks.context import StepContext
 from tasks.core import blueprints as core
 from tasks.core.naming import entity_key
 from tasks.items import invalid_output, producer
 from tasks.llm.bound import Answer, StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 
 STEP = "s04"
 OUTLINE_PROMPT = "s04/outline_blueprints"
@@ -36,21 +34,20 @@ DETAIL_PROMPT = "s04/detail_blueprint"
 FIXUP_PROMPT = "s04/fixup_blueprint"
 
 
-@task(name="outline-blueprints", task_run_name="s04-outline-{work.item_key}")
 def outline_blueprints(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: BlueprintConfig,
     person: Artifact[Entity],
     candidates: tuple[Artifact[Entity], ...],
     graph: ArtifactRef,
 ) -> ItemOutcome:
     """Distinct server outlines for one person entity."""
-    cfg = ctx.config.steps.s04_blueprint_generation
     core_name = person.payload.name
     names = [c.payload.name for c in candidates]
     try:
-        answer = ctx.step_llm(STEP, cfg).ask(
+        answer = env.llm.ask(
             OUTLINE_PROMPT,
             OutlineSetDraft,
             item_key=work.item_key,
@@ -125,22 +122,21 @@ def _design(
             raise second from first
 
 
-@task(name="detail-blueprint", task_run_name="s04-detail-{work.item_key}")
 def detail_blueprint(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: BlueprintConfig,
     outlines: Artifact[OutlineSet],
     index: int,
     entities: tuple[Artifact[Entity], ...],
     catalogue: Artifact[EntityCatalogue],
 ) -> ItemOutcome:
     """A full blueprint for one outline, validated and deterministically repaired."""
-    cfg = ctx.config.steps.s04_blueprint_generation
     outline = outlines.payload.outlines[index]
     known = catalogue.payload
     try:
-        answer = _design(ctx.step_llm(STEP, cfg), cfg, work, outline, entities, known)
+        answer = _design(env.llm, cfg, work, outline, entities, known)
     except InvalidModelOutput as exc:
         return invalid_output(work, exc)
     draft = core.normalize_blueprint(answer.value, outline=outline, catalogue=known)
@@ -154,10 +150,9 @@ def detail_blueprint(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
-@task(name="finalize-blueprints", task_run_name="s04-finalize")
 def finalize_blueprints(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
     details: tuple[Artifact[ServerBlueprint], ...],
     dropped: tuple[str, ...],

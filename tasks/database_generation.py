@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prefect import task
-
 from schemas.artifact import Artifact, ArtifactRef, FailedItem, ItemOutcome, WorkItem
+from schemas.base import Frozen
 from schemas.blueprint import ServerBlueprint
-from schemas.config import StepModel
+from schemas.config import DatabaseConfig, PipelineConfig, StepModel
 from schemas.database import (
     ConstraintSetDraft,
     DataTable,
@@ -27,7 +26,6 @@ from schemas.database import (
     TableSummary,
 )
 from schemas.entity import Entity
-from tasks.context import StepContext
 from tasks.core.constraints import canonical_constraints, constraint_checker
 from tasks.core.data_contract import (
     TableData,
@@ -44,8 +42,8 @@ from tasks.database_authoring import (
     author_table,
 )
 from tasks.items import invalid_output, producer
-from tasks.llm.bound import StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 
 STEP = "s06"
 CONSTRAINTS_PROMPT = "s06/identify_constraints"
@@ -63,20 +61,29 @@ def relationship_key(server: str, relationship: str) -> str:
     return f"relationship/{server}/{relationship}"
 
 
-def analysis_llm(ctx: StepContext) -> StepLLM:
-    """Model access of the constraint and summary calls (the analysis role)."""
-    cfg = ctx.config.steps.s06_database_generation
-    return ctx.step_llm(STEP, StepModel(role=cfg.analysis_role))
+class TableSettings(Frozen):
+    """The run settings every s06 item reads: the step config, the run seed (table
+    seeds) and the simulation time."""
+
+    cfg: DatabaseConfig
+    seed: int
+    simulation_time: str
 
 
-def step_params(ctx: StepContext) -> dict:
+def step_params(config: PipelineConfig) -> dict:
     """The parameters every s06 item depends on (part of its cache key)."""
-    run = ctx.config.run
     return {
-        "config": ctx.config.steps.s06_database_generation.model_dump(mode="json"),
-        "seed": run.seed,
-        "simulation_time": run.simulation_time,
+        "settings": TableSettings(
+            cfg=config.steps.s06_database_generation,
+            seed=config.run.seed,
+            simulation_time=config.run.simulation_time,
+        )
     }
+
+
+def analysis_model(config: PipelineConfig) -> StepModel:
+    """Model choice of the constraint and summary calls (the analysis role)."""
+    return StepModel(role=config.steps.s06_database_generation.analysis_role)
 
 
 def dependency_failure(item_key: str, missing: Sequence[str]) -> FailedItem:
@@ -89,33 +96,31 @@ def dependency_failure(item_key: str, missing: Sequence[str]) -> FailedItem:
     )
 
 
-def _entity_contract(ctx: StepContext, entity: Entity) -> TableContract:
-    run, cfg = ctx.config.run, ctx.config.steps.s06_database_generation
+def _entity_contract(settings: TableSettings, entity: Entity) -> TableContract:
     return entity_contract(
         entity,
-        n=cfg.entities_per_table,
-        seed=table_seed(run.seed, entity_key(entity.name)),
-        simulation_time=run.simulation_time,
+        n=settings.cfg.entities_per_table,
+        seed=table_seed(settings.seed, entity_key(entity.name)),
+        simulation_time=settings.simulation_time,
     )
 
 
 def _relationship_contract(
-    ctx: StepContext,
+    settings: TableSettings,
     blueprint: ServerBlueprint,
     index: int,
     entities: Sequence[Artifact[Entity]],
     constraints: TableConstraints | None = None,
 ) -> TableContract:
-    run, cfg = ctx.config.run, ctx.config.steps.s06_database_generation
     relationship = blueprint.relationships[index]
     key = relationship_key(blueprint.server_name, relationship.name)
     return relationship_contract(
         relationship,
         server=blueprint.server_name,
         entities={e.payload.name: e.payload for e in entities},
-        n=cfg.entities_per_table,
-        seed=table_seed(run.seed, key),
-        simulation_time=run.simulation_time,
+        n=settings.cfg.entities_per_table,
+        seed=table_seed(settings.seed, key),
+        simulation_time=settings.simulation_time,
         constraints=[r.rule for r in constraints.rules] if constraints else (),
     )
 
@@ -124,25 +129,27 @@ def _table_id(contract: TableContract) -> str:
     return f"{contract.server}/{contract.table}" if contract.server else contract.table
 
 
-@task(name="generate-entity-table", task_run_name="s06-{work.item_key}")
 def generate_entity_table(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    settings: TableSettings,
     entity: Artifact[Entity],
     blueprints: tuple[ArtifactRef, ...],
 ) -> ItemOutcome:
     """The shared table of one entity."""
-    contract = _entity_contract(ctx, entity.payload)
+    contract = _entity_contract(settings, entity.payload)
     context = {"referenced": [], "summaries": {}, "rules": []}
-    return _generate(work, ctx, contract, {}, context, [entity.ref, *blueprints])
+    return _generate(
+        work, env, settings.cfg, contract, {}, context, [entity.ref, *blueprints]
+    )
 
 
-@task(name="generate-relationship-table", task_run_name="s06-{work.item_key}")
 def generate_relationship_table(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    settings: TableSettings,
     blueprint: Artifact[ServerBlueprint],
     index: int,
     entities: tuple[Artifact[Entity], ...],
@@ -151,15 +158,17 @@ def generate_relationship_table(
 ) -> ItemOutcome:
     """One (server, relationship) table, pointing into the entity tables."""
     rules = constraints.payload
-    contract = _relationship_contract(ctx, blueprint.payload, index, entities, rules)
-    referenced = _referenced(ctx, entities, tables)
+    contract = _relationship_contract(
+        settings, blueprint.payload, index, entities, rules
+    )
+    referenced = _referenced(settings, entities, tables)
     context = {**_reference_context(referenced), "rules": list(rules.rules)}
     parents = [blueprint.ref, *(t.ref for t in tables), constraints.ref]
-    return _generate(work, ctx, contract, referenced, context, parents)
+    return _generate(work, env, settings.cfg, contract, referenced, context, parents)
 
 
 def _referenced(
-    ctx: StepContext,
+    settings: TableSettings,
     entities: Sequence[Artifact[Entity]],
     tables: Sequence[Artifact[DataTable]],
 ) -> dict[str, TableData]:
@@ -167,7 +176,7 @@ def _referenced(
     by_name = {e.payload.name: e.payload for e in entities}
     return {
         t.payload.table: TableData(
-            _entity_contract(ctx, by_name[t.payload.table]), t.payload.rows
+            _entity_contract(settings, by_name[t.payload.table]), t.payload.rows
         )
         for t in tables
     }
@@ -186,14 +195,14 @@ def _reference_context(referenced: dict[str, TableData]) -> dict:
 
 def _generate(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
+    cfg: DatabaseConfig,
     contract: TableContract,
     referenced: dict[str, TableData],
     context: dict,
     parents: Sequence[ArtifactRef],
 ) -> ItemOutcome:
-    cfg = ctx.config.steps.s06_database_generation
-    llm = ctx.step_llm(STEP, cfg)
+    llm = env.llm
     try:
         authored = author_table(
             llm, contract, referenced, cfg=cfg, item_key=work.item_key, context=context
@@ -239,21 +248,21 @@ def _never_valid(work: WorkItem, authored: AuthoredTable) -> FailedItem:
     )
 
 
-@task(name="identify-constraints", task_run_name="s06-{work.item_key}")
 def identify_constraints(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    settings: TableSettings,
     blueprint: Artifact[ServerBlueprint],
     index: int,
     entities: tuple[Artifact[Entity], ...],
     tables: tuple[Artifact[DataTable], ...],
 ) -> ItemOutcome:
     """Machine-checkable rules (and notes) for one relationship table."""
-    contract = _relationship_contract(ctx, blueprint.payload, index, entities)
-    referenced = _referenced(ctx, entities, tables)
+    contract = _relationship_contract(settings, blueprint.payload, index, entities)
+    referenced = _referenced(settings, entities, tables)
     try:
-        answer = analysis_llm(ctx).ask(
+        answer = env.llm.ask(
             CONSTRAINTS_PROMPT,
             ConstraintSetDraft,
             item_key=work.item_key,
@@ -283,24 +292,24 @@ def identify_constraints(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
-@task(name="summarize-entity-table", task_run_name="s06-{work.item_key}")
 def summarize_entity_table(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    settings: TableSettings,
     table: Artifact[DataTable],
     entity: Artifact[Entity],
 ) -> ItemOutcome:
     """Facts and checked prose of one entity table."""
-    contract = _entity_contract(ctx, entity.payload)
-    return _summarize(work, ctx, contract, table, None, [table.ref, entity.ref])
+    contract = _entity_contract(settings, entity.payload)
+    return _summarize(work, env, contract, table, None, [table.ref, entity.ref])
 
 
-@task(name="summarize-relationship-table", task_run_name="s06-{work.item_key}")
 def summarize_relationship_table(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    settings: TableSettings,
     table: Artifact[DataTable],
     blueprint: Artifact[ServerBlueprint],
     index: int,
@@ -309,14 +318,16 @@ def summarize_relationship_table(
 ) -> ItemOutcome:
     """Facts and checked prose of one relationship table."""
     rules = constraints.payload
-    contract = _relationship_contract(ctx, blueprint.payload, index, entities, rules)
+    contract = _relationship_contract(
+        settings, blueprint.payload, index, entities, rules
+    )
     parents = [table.ref, constraints.ref]
-    return _summarize(work, ctx, contract, table, rules, parents)
+    return _summarize(work, env, contract, table, rules, parents)
 
 
 def _summarize(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     contract: TableContract,
     table: Artifact[DataTable],
     constraints: TableConstraints | None,
@@ -325,7 +336,7 @@ def _summarize(
     rows = table.payload.rows
     facts = summarize_table(contract, rows)
     try:
-        answer = analysis_llm(ctx).ask(
+        answer = env.llm.ask(
             SUMMARY_PROMPT,
             SummaryProseDraft,
             item_key=work.item_key,

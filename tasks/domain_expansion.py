@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from prefect import task
 
 from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
+from schemas.config import DomainExpansionConfig, PipelineConfig
 from schemas.domain import (
     Domain,
     DomainBatch,
@@ -23,24 +23,24 @@ from schemas.domain import (
     SeedDomains,
     StopReason,
 )
-from tasks.context import StepContext
 from tasks.core import domains as core
 from tasks.items import invalid_output, producer
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 from tasks.store.vectors import Embedder, VectorIndex
 
 STEP = "s01"
 PROMPT = "s01/expand_domains"
 
 
-def expansion_params(ctx: StepContext) -> dict:
-    """What an expansion item reads besides its inputs (part of its cache key):
-    the step config, the run seed (context window, producer) and the embedder
-    that screens semantic duplicates."""
-    embeddings = ctx.config.embeddings
+def expansion_params(config: PipelineConfig) -> dict:
+    """What every expansion item reads besides its own iteration: the step config,
+    the run seed (context window, producer) and the embedder that screens
+    semantic duplicates (the last only as identity: it is in the cache key)."""
+    embeddings = config.embeddings
     return {
-        "config": ctx.config.steps.s01_domain_expansion.model_dump(mode="json"),
-        "seed": ctx.config.run.seed,
+        "cfg": config.steps.s01_domain_expansion,
+        "seed": config.run.seed,
         "embeddings": {"provider": embeddings.provider, "model": embeddings.model},
     }
 
@@ -70,9 +70,8 @@ class DomainIndex:
         return round(float(np.dot(va, vb)), 4)
 
 
-@task(name="record-seed-domains", task_run_name="s01-seeds")
 def record_seeds(
-    work: WorkItem, ctx: StepContext, seeds: tuple[str, ...]
+    work: WorkItem, env: ItemEnv, *, seeds: tuple[str, ...]
 ) -> ItemOutcome:
     """Seed domains become the roots of every lineage chain."""
     made = producer(work)
@@ -95,24 +94,26 @@ def record_seeds(
     return ItemOutcome(item_key=work.item_key, artifacts=(seed_set, *domains))
 
 
-@task(name="expand-domains", task_run_name="s01-expand-{work.item_key}")
 def expand_domain_batch(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: DomainExpansionConfig,
+    seed: int,
     iteration: int,
     accepted: tuple[str, ...],
     parent: ArtifactRef,
-    index: DomainIndex,
 ) -> ItemOutcome:
-    """One expansion call, screened for invalid, exact and semantic duplicates."""
-    cfg = ctx.config.steps.s01_domain_expansion
-    llm = ctx.step_llm(STEP, cfg)
+    """One expansion call, screened for invalid, exact and semantic duplicates
+    (against a LanceDB table of the accepted domains)."""
+    llm = env.llm
+    index = DomainIndex(env.vectors("domains"), env.embedder)
+    index.add(accepted)
     n = cfg.expansion_batch_size
     shown = core.context_window(
         accepted,
         cfg.context_limit,
-        ctx.config.run.seed + iteration,
+        seed + iteration,
         seeds=cfg.seed_domains,
     )
     try:
@@ -136,9 +137,7 @@ def expand_domain_batch(
         threshold=cfg.similarity_threshold,
         in_batch_similarity=index.similarity,
     )
-    made = producer(
-        work, prompt=answer.prompt, model_id=answer.model_id, seed=ctx.config.run.seed
-    )
+    made = producer(work, prompt=answer.prompt, model_id=answer.model_id, seed=seed)
     batch = Artifact[DomainBatch].build(
         kind="domain_batch",
         id=work.item_key,
@@ -161,15 +160,15 @@ def expand_domain_batch(
     return ItemOutcome(item_key=work.item_key, artifacts=(batch, *domains))
 
 
-@task(name="finalize-domain-topics", task_run_name="s01-domain-topics")
 def finalize_topics(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
     domains: tuple[Artifact[Domain], ...],
     batches: tuple[Artifact[DomainBatch], ...],
     stop_reason: StopReason,
     iterations: int,
+    target: int,
 ) -> ItemOutcome:
     """The final domain list, parented by every accepted domain, with every
     rejected candidate and why."""
@@ -181,7 +180,7 @@ def finalize_topics(
             domains=tuple(a.payload.name for a in ordered),
             stop_reason=stop_reason,
             iterations=iterations,
-            target=ctx.config.steps.s01_domain_expansion.target_domain_number,
+            target=target,
             rejected=core.all_rejections(b.payload.rejected for b in batches),
         ),
         parents=[a.ref for a in ordered],

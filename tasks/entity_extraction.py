@@ -8,29 +8,30 @@ Batching keeps each call small, so 300 domains never need one giant answer.
 
 from __future__ import annotations
 
-from prefect import task
-
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
+from schemas.config import EntityExtractionConfig
 from schemas.domain import Domain
 from schemas.entity import Entity, EntityBatch, EntityBatchDraft, EntityCatalogue
-from tasks.context import StepContext
 from tasks.core import entities as core
 from tasks.items import invalid_output, producer
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 
 STEP = "s02"
 PROMPT = "s02/extract_entities"
 
 
-@task(name="extract-entities", task_run_name="s02-extract-{work.item_key}")
 def extract_entity_batch(
-    work: WorkItem, ctx: StepContext, *, domains: tuple[Artifact[Domain], ...]
+    work: WorkItem,
+    env: ItemEnv,
+    *,
+    cfg: EntityExtractionConfig,
+    domains: tuple[Artifact[Domain], ...],
 ) -> ItemOutcome:
     """Entities of one batch of domains, validated and canonicalised."""
-    cfg = ctx.config.steps.s02_entity_extraction
     names = [d.payload.name for d in domains]
     try:
-        answer = ctx.step_llm(STEP, cfg).ask(
+        answer = env.llm.ask(
             PROMPT,
             EntityBatchDraft,
             item_key=work.item_key,
@@ -55,9 +56,8 @@ def extract_entity_batch(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
-@task(name="merge-entities", task_run_name="s02-merge")
 def merge_entity_batches(
-    work: WorkItem, ctx: StepContext, *, batches: tuple[Artifact[EntityBatch], ...]
+    work: WorkItem, env: ItemEnv, *, batches: tuple[Artifact[EntityBatch], ...]
 ) -> ItemOutcome:
     """One entity per name across batches; each parented by the batches naming it."""
     catalogue = core.merge_batches([b.payload for b in batches])

@@ -8,8 +8,6 @@ self-loops are impossible.
 
 from __future__ import annotations
 
-from prefect import task
-
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
 from schemas.entity import (
     Entity,
@@ -18,19 +16,18 @@ from schemas.entity import (
     RelationBatch,
     RelationBatchDraft,
 )
-from tasks.context import StepContext
 from tasks.core import entity_graph as core
 from tasks.items import invalid_output, producer
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 
 STEP = "s03"
 PROMPT = "s03/relate_entities"
 
 
-@task(name="relate-entities", task_run_name="s03-relate-{work.item_key}")
 def relate_entity_batch(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
     person: Artifact[Entity],
     candidates: tuple[Artifact[Entity], ...],
@@ -39,7 +36,7 @@ def relate_entity_batch(
     """Ask which candidates one person relates to."""
     names = [c.payload.name for c in candidates]
     try:
-        answer = ctx.step_llm(STEP, ctx.config.steps.s03_entity_graph).ask(
+        answer = env.llm.ask(
             PROMPT,
             RelationBatchDraft,
             item_key=work.item_key,
@@ -67,10 +64,9 @@ def relate_entity_batch(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
-@task(name="build-entity-graph", task_run_name="s03-graph")
 def build_entity_graph(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
     catalogue: Artifact[EntityCatalogue],
     batches: tuple[Artifact[RelationBatch], ...],

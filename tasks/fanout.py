@@ -1,8 +1,9 @@
 """Fan a step's items out as Prefect task runs and collect typed outcomes.
 
-Input: a run reference and the step's `WorkItem`s. Output: the items' `ItemOutcome`s in submission order and a tally of ok, failed and
-cached items. Side effects: each artifact is written to the store as soon as its task
-finishes, so a crash loses nothing that completed. Items run concurrently up to the
+Input: a run reference and the step's `WorkItem`s. Output: the items'
+`ItemOutcome`s in submission order and a tally of ok, failed and cached items.
+Side effects: each artifact is written to the store as soon as its task finishes,
+so a crash loses nothing that completed. Items run concurrently up to the
 flow's task-runner limit; each is cached by `artifact_cache_key`, its result kept as
 validated JSON (`tasks.results`), never as a pickle; a run with `--retry-failed`
 refreshes exactly the cached outcomes that are failures.

@@ -22,10 +22,9 @@ from schemas.artifact import (
     WorkItem,
 )
 from tasks.caching import code_version
-from tasks.task_args import TaskFunction, check_plan, task_name
 from tasks.llm.errors import InvalidModelOutput
 from tasks.llm.prompting import RenderedPrompt
-
+from tasks.task_args import TaskFunction, check_plan, task_name
 
 InputValue = Artifact | ArtifactRef | str | Sequence[Artifact | ArtifactRef | str]
 
@@ -49,6 +48,7 @@ def work_item(
     inputs: Mapping[str, InputValue] | None = None,
     params: Mapping[str, Any] | None = None,
     llm: LLMChoice | None = None,
+    models: Mapping[str, LLMChoice] | None = None,
     prompt_hashes: Mapping[str, str] | None = None,
 ) -> WorkItem:
     """Describe one item of work for `task`; its hash is the item's cache key.
@@ -69,6 +69,7 @@ def work_item(
         inputs={name: input_hashes(value) for name, value in inputs.items()},
         params=params,
         llm=llm,
+        models=dict(models or {}),
         prompt_hashes=dict(prompt_hashes or {}),
         code_version=code_version(task.__module__),
     )

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint
 from schemas.config import PolicyConfig
@@ -32,7 +31,6 @@ from schemas.policy import (
     SchemaColumn,
     SchemaTable,
 )
-from tasks.resources import ItemEnv
 from tasks.core.block_editor import apply_edit_answer
 from tasks.core.entities import enum_values
 from tasks.core.policy import parse_policy, policy_export
@@ -40,6 +38,7 @@ from tasks.core.policy_checks import check_policy
 from tasks.items import invalid_output, producer
 from tasks.llm.bound import StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 from tasks.runtime.spec import CONFIRM_PARAMETER
 
 STEP = "s07"

@@ -16,8 +16,8 @@ from typing import Any
 
 from schemas.artifact import Artifact, FailedItem, StepManifest
 from schemas.report import StepReport
-from tasks.resources import RunResources
 from tasks.fanout import StepTally
+from tasks.resources import RunResources
 from tasks.steps import StepInfo
 
 

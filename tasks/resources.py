@@ -105,17 +105,20 @@ class RunResources:
                 self._embedder = build_embedder(self.loaded, self._env)
             return self._embedder
 
-    def step_llm(self, work: WorkItem) -> StepLLM:
-        """The model access a work item was planned with."""
-        if work.llm is None:
-            raise ValueError(f"work item {work.label} was planned without a model")
+    def step_llm(self, work: WorkItem, name: str | None = None) -> StepLLM:
+        """The model access a work item was planned with (`name`: one of its
+        further model choices)."""
+        choice = work.llm if name is None else work.models.get(name)
+        if choice is None:
+            wanted = "a model" if name is None else f"model {name!r}"
+            raise ValueError(f"work item {work.label} was planned without {wanted}")
         return StepLLM(
             self.llm,
             self.prompts,
             step=work.step,
-            role=work.llm.role,  # type: ignore[arg-type]
-            model=work.llm.model,
-            settings=work.llm.settings,
+            role=choice.role,  # type: ignore[arg-type]
+            model=choice.model,
+            settings=choice.settings,
         )
 
     def close(self) -> None:
@@ -180,6 +183,10 @@ class ItemEnv:
     @functools.cached_property
     def llm(self) -> StepLLM:
         return self._res.step_llm(self._work)
+
+    def model(self, name: str) -> StepLLM:
+        """One of the item's further model choices (`WorkItem.models`)."""
+        return self._res.step_llm(self._work, name)
 
     @property
     def embedder(self) -> Embedder:

@@ -21,11 +21,12 @@ from pydantic import BaseModel, TypeAdapter
 from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
 from schemas.run import RunRef
 from tasks.caching import code_version
-from tasks.task_args import arguments as _arguments
-from tasks.task_args import PlanError, task_function
 from tasks.machinery import MachineryError
 from tasks.resources import ItemEnv, RunResources, resources
 from tasks.store.artifacts import ArtifactStore
+from tasks.task_args import PlanError, task_function
+from tasks.task_args import arguments as _arguments
+
 
 def _artifact_type(hint: Any) -> tuple[type[BaseModel] | None, bool]:
     """(payload type or None for a bare ref, is a tuple) of an input annotation."""

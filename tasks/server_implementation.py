@@ -13,19 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prefect import task
-
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint
-from schemas.config import RunConfig, ServerConfig, StepModel
+from schemas.config import ServerConfig, StepModel
 from schemas.database import DataTable
 from schemas.entity import EntityCatalogue
 from schemas.policy import PolicyDocument
 from schemas.server import BuildRecord, BuildStatus, McpServer, ServerBuild
-from tasks.context import StepContext
 from tasks.core.conformance import build_suite
 from tasks.core.server_builds import build_status, listing_export
 from tasks.items import producer
+from tasks.resources import ItemEnv
 from tasks.runtime.spec import environment_spec
 from tasks.server_drafts import PROMPTS, ServerInputs
 from tasks.server_harness import project_root
@@ -66,21 +64,25 @@ def server_inputs(
     policy: PolicyDocument,
     *,
     cfg: ServerConfig,
-    run: RunConfig,
+    seed: int,
+    simulation_time: str,
 ) -> ServerInputs:
     """The spec (confirmation tools from the policy), rows and suite of a server."""
     spec = environment_spec(
         blueprint,
         catalogue,
-        simulation_time=run.simulation_time,
-        seed=run.seed,
+        simulation_time=simulation_time,
+        seed=seed,
         confirm_tools=frozenset(policy.confirm_tools),
     )
     suite = build_suite(
-        spec, policy=policy.parsed, samples=cfg.conformance_samples, seed=run.seed
+        spec, policy=policy.parsed, samples=cfg.conformance_samples, seed=seed
     )
     rows = {table.table: list(table.rows) for table in tables}
     return ServerInputs(blueprint, spec, policy, rows, suite)
+
+
+TRIAGE = "triage"  # the name of the triage call's model access in a work item
 
 
 def triage_model(cfg: ServerConfig) -> StepModel:
@@ -98,29 +100,30 @@ def build_limits(cfg: ServerConfig) -> BuildLimits:
     )
 
 
-@task(name="implement-server", task_run_name="s09-{work.item_key}")
 def implement_server(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: ServerConfig,
+    seed: int,
+    simulation_time: str,
     blueprint: Artifact[ServerBlueprint],
     catalogue: Artifact[EntityCatalogue],
     tables: tuple[Artifact[DataTable], ...],
     policy: Artifact[PolicyDocument],
 ) -> ItemOutcome:
     """Write, gate and repair one server; its build report either way."""
-    cfg = ctx.config.steps.s09_mcp_server_implementation
     inputs = server_inputs(
         blueprint.payload,
         catalogue.payload,
         [t.payload for t in tables],
         policy.payload,
         cfg=cfg,
-        run=ctx.config.run,
+        seed=seed,
+        simulation_time=simulation_time,
     )
-    triager = ctx.step_llm(STEP, triage_model(cfg))
-    build = build_server(ctx.step_llm(STEP, cfg), triager, inputs, build_limits(cfg))
-    made = producer(work, seed=ctx.config.run.seed)
+    build = build_server(env.llm, env.model(TRIAGE), inputs, build_limits(cfg))
+    made = producer(work, seed=seed)
     parents = [blueprint.ref, catalogue.ref, policy.ref, *(t.ref for t in tables)]
     report = Artifact[ServerBuild].build(
         kind="server_build",
@@ -167,10 +170,9 @@ def _failure(work: WorkItem, build: ServerBuild) -> FailedItem:
     )
 
 
-@task(name="record-server-builds", task_run_name="s09-record")
 def record_builds(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
     builds: tuple[Artifact[ServerBuild], ...],
     missing: dict[str, str],

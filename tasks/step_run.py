@@ -69,6 +69,7 @@ class StepRun:
         inputs: Mapping[str, InputValue] | None = None,
         params: Mapping[str, Any] | None = None,
         llm: LLMChoice | None = None,
+        models: Mapping[str, LLMChoice] | None = None,
         prompts: Sequence[str] = (),
     ) -> WorkItem:
         """One work item of this step (see `tasks.items.work_item`)."""
@@ -79,6 +80,7 @@ class StepRun:
             inputs=inputs,
             params=params,
             llm=llm,
+            models=models,
             prompt_hashes={p: self.res.prompts.prompt_hash(p) for p in prompts},
         )
 

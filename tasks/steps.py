@@ -176,7 +176,9 @@ def pipeline_steps(
     for phase in phase_order(mode, phases):
         for step_id in phase.steps:
             if step_id not in by_id:
-                raise PhaseGraphError(f"phase {phase.name!r} names unknown step {step_id}")
+                raise PhaseGraphError(
+                    f"phase {phase.name!r} names unknown step {step_id}"
+                )
             ordered.append(by_id[step_id])
     return tuple(ordered)
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint
+from schemas.config import ToolGraphConfig
 from schemas.policy import PolicyDocument
 from schemas.tool_graph import PreconditionsDraft, ToolGraph, ToolGraphDraft
-from tasks.context import StepContext
 from tasks.core.tool_graph import build_tool_graph
 from tasks.core.tool_graph_checks import (
     authorization_tool,
@@ -30,6 +28,7 @@ from tasks.core.tool_graph_checks import (
 from tasks.items import invalid_output, producer
 from tasks.llm.bound import Answer, StepLLM
 from tasks.llm.errors import InvalidModelOutput
+from tasks.resources import ItemEnv
 
 STEP = "s08"
 GRAPH_PROMPT = "s08/draft_tool_graph"
@@ -61,16 +60,15 @@ def _drafts(
     return graph, preconditions
 
 
-@task(name="derive-tool-graph", task_run_name="s08-graph-{work.item_key}")
 def derive_tool_graph(
     work: WorkItem,
-    ctx: StepContext,
+    env: ItemEnv,
     *,
+    cfg: ToolGraphConfig,
     blueprint: Artifact[ServerBlueprint],
     policy: Artifact[PolicyDocument],
 ) -> ItemOutcome:
     """The repaired tool graph of one server with its trajectories."""
-    cfg = ctx.config.steps.s08_tool_graph_generation
     server = blueprint.payload
     try:
         root = authorization_tool(server)
@@ -84,7 +82,7 @@ def derive_tool_graph(
         return ItemOutcome(item_key=work.item_key, failure=failure)
     context = {"blueprint": server, "root": root, "policy": policy.payload.markdown}
     try:
-        graph, preconditions = _drafts(ctx.step_llm(STEP, cfg), work, server, context)
+        graph, preconditions = _drafts(env.llm, work, server, context)
     except InvalidModelOutput as exc:
         return invalid_output(work, exc)
     artifact = Artifact[ToolGraph].build(

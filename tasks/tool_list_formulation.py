@@ -7,20 +7,17 @@ parameters. No model calls.
 
 from __future__ import annotations
 
-from prefect import task
-
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint, ToolList
-from tasks.context import StepContext
 from tasks.core.tool_lists import tool_list
 from tasks.items import producer
+from tasks.resources import ItemEnv
 
 STEP = "s05"
 
 
-@task(name="formulate-tool-list", task_run_name="s05-tools-{work.item_key}")
 def formulate_tool_list(
-    work: WorkItem, ctx: StepContext, *, blueprint: Artifact[ServerBlueprint]
+    work: WorkItem, env: ItemEnv, *, blueprint: Artifact[ServerBlueprint]
 ) -> ItemOutcome:
     """The tool list of one server."""
     artifact = Artifact[ToolList].build(

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import yaml
+from tasks.context import StepContext
 
 from schemas.artifact import Artifact, Producer
 from schemas.blueprint import ServerBlueprint
@@ -15,7 +16,6 @@ from schemas.database import ColumnSummary, TableSummary
 from schemas.entity import EntityCatalogue
 from schemas.policy import PolicyAuditDraft, PolicyDocument
 from tasks import policy_generation as s07
-from tasks.context import StepContext
 from tasks.core.policy import parse_policy, policy_export
 from tasks.items import work_item
 from tasks.runtime.exports import blueprint_from_export, catalogue_from_export
