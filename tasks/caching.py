@@ -4,9 +4,7 @@ Input: a task's `work: WorkItem` parameter; the name of a step module. Output:
 `artifact_cache_key`, a Prefect `cache_key_fn` that is the hash of the work item
 (input artifact hashes, parameters hash, model id, prompt hashes, code version), and
 `code_version`, a hash over the schema version and the source of every project
-module (`tasks`, `schemas`) in the step module's static import closure, and
-`require_code_version`, which checks items against the module of the task that
-runs them. Prefect's
+module (`tasks`, `schemas`) in the step module's static import closure. Prefect's
 TASK_SOURCE policy cannot see prompt files or helper modules, which is why it is
 not used; prompt files are hashed separately, through the work item's prompt
 hashes. Side effects: reads module source files (once per process per root).
@@ -17,7 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,20 +49,6 @@ def artifact_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 def code_version(module: str) -> str:
     """Code version of a step module: its import closure within the project."""
     return closure_version(module, project_source)
-
-
-def require_code_version(module: str, works: Iterable[WorkItem]) -> None:
-    """Check that work items were described for the step module that runs them.
-
-    Raises:
-        ValueError: an item's code version is not that of `module`'s closure.
-    """
-    wrong = [w.item_key for w in works if w.code_version != code_version(module)]
-    if wrong:
-        raise ValueError(
-            f"work items {', '.join(wrong)} were not described for {module}; "
-            f"build them with work_item(..., module={module!r})"
-        )
 
 
 def closure_version(root: str, find: SourceFinder) -> str:

@@ -155,6 +155,28 @@ def resources(run: RunRef) -> RunResources:
         return found
 
 
+def open_local(
+    loaded: LoadedConfig,
+    output_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    run_id: str = "local",
+) -> RunResources:
+    """Resources of a run that lives in this process only, outside the pipeline
+    flow (unit tests, benchmarks): its ledger is kept under `run_id`."""
+    run = RunRef(
+        run_id=run_id,
+        config_path=str(loaded.path.resolve()),
+        config_hash=loaded.config_hash,
+        output=str(output_dir),
+        results=str(OutputLayout(output_dir).prefect_results_dir),
+        origin=process_tag(),
+    )
+    return adopt(
+        run, RunResources(run, loaded, env=environment() if env is None else env)
+    )
+
+
 def adopt(run: RunRef, built: RunResources) -> RunResources:
     """Use already built resources for `run` in this process (the orchestrator
     builds them before its first step; tests inject a scripted client)."""

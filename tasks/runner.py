@@ -67,9 +67,11 @@ def _check_versions(res: RunResources, work: WorkItem) -> None:
             problems.append(f"prompt {prompt_id} differs")
     if problems:
         raise MachineryError(
-            f"work item {work.label} was planned with other code or prompts than "
-            f"this process has ({'; '.join(problems)}): run every worker from the "
-            "same version of the project"
+            f"work item {work.label}",
+            f"it was planned with other code or prompts than this process has "
+            f"({'; '.join(problems)})",
+            "run every worker and the orchestrator from the same version of the "
+            "project",
         )
 
 

@@ -269,7 +269,9 @@ def test_status_with_no_run_and_no_outputs_folder_says_what_to_pass(
 
 
 def _with_long_step(monkeypatch) -> None:
-    long = StepInfo("s99", LONG_NAME, "A Phase Name That Is Long", "described", True)
+    long = StepInfo(
+        "s99", LONG_NAME, "A Phase Name That Is Long", "described", True, "m:f"
+    )
     monkeypatch.setattr(flows.cli_inspect, "STEPS", (*STEPS, long))
 
 

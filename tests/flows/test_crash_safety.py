@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @flow(name="exploding-step")
-def _exploding_step(token: str) -> None:
+def _exploding_step(run) -> None:
     raise OSError("No space left on device")
 
 
@@ -36,7 +36,12 @@ def test_crashing_step_still_writes_the_report_ledger_and_releases_the_lock(
     prefect_harness, tmp_path, monkeypatch, capsys
 ):
     """An unexpected exception gives status "error" in both report files, exit 1."""
-    monkeypatch.setitem(pipeline.STEP_FLOWS, "s02", _exploding_step)
+    real = pipeline.step_flow
+    monkeypatch.setattr(
+        pipeline,
+        "step_flow",
+        lambda info: _exploding_step if info.id == "s02" else real(info),
+    )
     out, report_json = tmp_path / "out", tmp_path / "report.json"
     args = ["run", "--config", str(_config(tmp_path)), "--output-dir", str(out)]
     assert main([*args, "--until", "s02", "--report-json", str(report_json)]) == 1

@@ -285,7 +285,7 @@ def test_an_answer_cut_off_at_max_tokens_is_truncated_and_not_reasked(
     assert "max_tokens = 32" in str(info.value)
     assert "llm.roles.textual.max_tokens" in str(info.value)
     assert "EOF while parsing" not in str(info.value)
-    work = WorkItem(step="s02", item_key="batch-000", params_hash="p", code_version="c")
+    work = WorkItem(step="s02", item_key="batch-000", task="m:f", code_version="c")
     failure = invalid_output(work, info.value).failure
     assert failure is not None
     assert failure.reason == "truncated"

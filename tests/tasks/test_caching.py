@@ -9,16 +9,12 @@ import pytest
 import yaml
 
 from flows.cli import main
-from tasks import domain_expansion as s01
-from tasks import tool_list_formulation as s05
 from tasks.caching import (
     ModuleSource,
     closure_version,
     import_closure,
     project_source,
-    require_code_version,
 )
-from tasks.items import work_item
 from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG
 
 FAKE = {
@@ -94,15 +90,6 @@ def test_closure_of_an_unknown_root_is_an_error():
     """A root the finder does not know is named in the error, not an empty hash."""
     with pytest.raises(ModuleNotFoundError, match="pkg.missing"):
         import_closure("pkg.missing", _finder(FAKE))
-
-
-def test_an_item_described_for_another_step_module_is_refused():
-    """run_items' guard: s05's task cannot run an item keyed on s01's closure."""
-    s05_item = work_item("s05", "ok", module=s05.__name__)
-    s01_item = work_item("s05", "stray", module=s01.__name__)
-    require_code_version(s05.__name__, [s05_item])
-    with pytest.raises(ValueError, match="stray"):
-        require_code_version(s05.__name__, [s05_item, s01_item])
 
 
 def _run_s01(tmp_path, out, seed: int) -> dict:

@@ -12,11 +12,9 @@ from schemas.artifact import Artifact, ItemOutcome, Producer
 from schemas.entity import Attribute, Entity
 from tasks import database_generation as s06
 from tasks.database_authoring import NONDETERMINISTIC
-from tasks.items import work_item
-from tasks.settings import environment
-from tasks.setup import build_context
 from tasks.store.config_loader import load_config, with_overrides
 from tests.conftest import DEMO_CONFIG
+from tests.tasks.step_calls import call_task, local_step
 
 WIDGET = Entity(
     name="Widget",
@@ -64,7 +62,7 @@ def _run(tmp_path: Path, calls: dict, *, retries: int = 1) -> tuple[ItemOutcome,
             f"{settings}.script_timeout_s": 1.0,
         },
     )
-    ctx = build_context(loaded, output_dir=tmp_path / "out", env=environment())
+    step = local_step(loaded, tmp_path / "out", "s06")
     entity = Artifact[Entity].build(
         kind="entity",
         id="Widget",
@@ -73,18 +71,17 @@ def _run(tmp_path: Path, calls: dict, *, retries: int = 1) -> tuple[ItemOutcome,
             step="s02", item_key="batch", params_hash="0", code_version="0"
         ),
     )
-    cfg = ctx.config.steps.s06_database_generation
-    work = work_item(
-        "s06",
+    outcome = call_task(
+        step,
+        s06.generate_entity_table,
         s06.entity_key("Widget"),
-        inputs=[entity],
-        params=s06.step_params(ctx),
-        llm=ctx.step_llm("s06", cfg),
-        prompt_ids=s06.TABLE_PROMPTS,
-        module=s06.__name__,
+        model=step.config.steps.s06_database_generation,
+        prompts=s06.TABLE_PROMPTS,
+        entity=entity,
+        blueprints=(),
+        **s06.step_params(step.config),
     )
-    outcome = s06.generate_entity_table.fn(work, ctx, entity=entity, blueprints=())
-    calls_made = [(r.call_key, r.attempt) for r in ctx.ledger.records()]
+    calls_made = [(r.call_key, r.attempt) for r in step.res.ledger.records()]
     return outcome, calls_made
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import yaml
-from tasks.context import StepContext
 
 from schemas.artifact import Artifact, Producer
 from schemas.blueprint import ServerBlueprint
@@ -17,13 +16,12 @@ from schemas.entity import EntityCatalogue
 from schemas.policy import PolicyAuditDraft, PolicyDocument
 from tasks import policy_generation as s07
 from tasks.core.policy import parse_policy, policy_export
-from tasks.items import work_item
 from tasks.runtime.exports import blueprint_from_export, catalogue_from_export
-from tasks.settings import environment
-from tasks.setup import build_context
+from tasks.step_run import StepRun
 from tasks.store.config_loader import load_config, with_overrides
 from tests.conftest import DEMO_CONFIG
 from tests.runtime import FIXTURE_DIR
+from tests.tasks.step_calls import call_task, local_step
 
 POLICY = """\
 <!-- POLICY_START -->
@@ -121,7 +119,9 @@ def _rules() -> s07.PolicyValidator:
     return s07.PolicyValidator.of(BLUEPRINT, CATALOGUE, tables)
 
 
-def replay_context(tmp_path: Path, calls: dict, **overrides) -> StepContext:
+def replay_context(
+    tmp_path: Path, calls: dict, step_id: str = "s07", **overrides
+) -> StepRun:
     """The demo configuration answering from an in-test scripted cassette."""
     cassette = tmp_path / "cassette.yaml"
     document = {"version": 1, "scripted": True, "description": "test", "calls": calls}
@@ -131,26 +131,30 @@ def replay_context(tmp_path: Path, calls: dict, **overrides) -> StepContext:
         str(tmp_path / "out"),
         overrides={"llm.cassette": str(cassette), **overrides},
     )
-    return build_context(loaded, output_dir=tmp_path / "out", env=environment())
+    return local_step(loaded, tmp_path / "out", step_id)
 
 
-def _write(ctx: StepContext, summaries: list[TableSummary] | None = None):
+def _write(step: StepRun, summaries: list[TableSummary] | None = None):
     tables = [_artifact("table_summary", s.table, s) for s in summaries or _summaries()]
     blueprint = _artifact("blueprint", BLUEPRINT.server_name, BLUEPRINT)
     catalogue = _artifact("entity_catalogue", "entities", CATALOGUE)
-    work = work_item(
-        "s07",
+    cfg = step.config.steps.s07_policy_generation
+    return call_task(
+        step,
+        s07.write_policy,
         BLUEPRINT.server_name,
-        inputs=[blueprint, catalogue],
-        module=s07.__name__,
-    )
-    return s07.write_policy.fn(
-        work, ctx, blueprint=blueprint, catalogue=catalogue, summaries=tuple(tables)
+        model=cfg,
+        prompts=[s07.WRITE_PROMPT, s07.AUDIT_PROMPT],
+        cfg=cfg,
+        simulation_time=step.config.run.simulation_time,
+        blueprint=blueprint,
+        catalogue=catalogue,
+        summaries=tuple(tables),
     )
 
 
-def _attempts(ctx: StepContext) -> list[tuple[str, int]]:
-    return [(r.call_key, r.attempt) for r in ctx.ledger.records()]
+def _attempts(step: StepRun) -> list[tuple[str, int]]:
+    return [(r.call_key, r.attempt) for r in step.res.ledger.records()]
 
 
 def _edit(search: str, replace: str) -> str:
@@ -402,7 +406,7 @@ def test_write_prompt_shows_the_schema_facts_and_the_simulation_time(tmp_path):
     """The rendered prompt carries the data facts, time and tool order."""
     ctx = replay_context(tmp_path, {})
     tables = s07.schema_tables(BLUEPRINT, CATALOGUE, _summaries())
-    text = ctx.prompts.render(
+    text = ctx.res.prompts.render(
         s07.WRITE_PROMPT,
         blueprint=BLUEPRINT,
         tables=tables,

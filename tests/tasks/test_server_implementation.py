@@ -172,9 +172,14 @@ def dental_tables() -> list[DataTable]:
 
 def dental_inputs(cfg: ServerConfig = CFG) -> ServerInputs:
     """The DentalAppointments build inputs (confirmation tools from the policy)."""
-    run = RunConfig(simulation_time=SIMULATION_TIME)
     return server_inputs(
-        BLUEPRINT, CATALOGUE, dental_tables(), POLICY, cfg=cfg, run=run
+        BLUEPRINT,
+        CATALOGUE,
+        dental_tables(),
+        POLICY,
+        cfg=cfg,
+        seed=RunConfig().seed,
+        simulation_time=SIMULATION_TIME,
     )
 
 

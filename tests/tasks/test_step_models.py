@@ -5,25 +5,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from schemas.artifact import WorkItem
 from schemas.entity import RelationBatchDraft
-from tasks.settings import environment
-from tasks.setup import build_context
+from tasks.resources import ItemEnv
+from tasks.step_run import StepRun
 from tasks.store.config_loader import load_config, with_overrides
 from tests.conftest import DEMO_CONFIG
+from tests.tasks.step_calls import local_step
 
 
-def _context(tmp_path: Path, overrides: dict):
+def _step(tmp_path: Path, overrides: dict, step_id: str) -> StepRun:
     loaded = with_overrides(
         load_config(DEMO_CONFIG), str(tmp_path), overrides=overrides
     )
-    return build_context(loaded, output_dir=tmp_path, env=environment())
+    return local_step(loaded, tmp_path, step_id)
+
+
+def _llm(step: StepRun, cfg):
+    """The model access of an item planned with `cfg`'s model choice."""
+    work = WorkItem(
+        step=step.info.id,
+        item_key="probe",
+        task="tasks.entity_graph:relate_entity_batch",
+        llm=step.llm(cfg),
+        code_version="-",
+    )
+    return ItemEnv(step.res, work).llm
 
 
 def test_step_model_override_is_sent_to_the_endpoint(tmp_path):
     """steps.s03_entity_graph.model replaces the role's model for that step only."""
-    ctx = _context(tmp_path, {"steps.s03_entity_graph.model": "override-model"})
-    s03 = ctx.step_llm("s03", ctx.config.steps.s03_entity_graph)
-    s02 = ctx.step_llm("s02", ctx.config.steps.s02_entity_extraction)
+    step = _step(tmp_path, {"steps.s03_entity_graph.model": "override-model"}, "s03")
+    s03 = _llm(step, step.config.steps.s03_entity_graph)
+    s02 = _llm(step, step.config.steps.s02_entity_extraction)
     assert s03.model_id == "override-model"
     assert s02.model_id == "scripted-textual"
     answer = s03.ask(
@@ -34,11 +48,11 @@ def test_step_model_override_is_sent_to_the_endpoint(tmp_path):
         candidates=[{"name": "Clinic", "description": "A practice."}],
     )
     assert answer.value.related == ["Clinic"]
-    assert [r.model for r in ctx.ledger.records()] == ["override-model"]
+    assert [r.model for r in step.res.ledger.records()] == ["override-model"]
 
 
 def test_step_role_choice_uses_that_roles_model(tmp_path):
     """steps.<step>.role: coding sends the coding role's model."""
-    ctx = _context(tmp_path, {"steps.s03_entity_graph.role": "coding"})
-    s03 = ctx.step_llm("s03", ctx.config.steps.s03_entity_graph)
+    step = _step(tmp_path, {"steps.s03_entity_graph.role": "coding"}, "s03")
+    s03 = _llm(step, step.config.steps.s03_entity_graph)
     assert s03.model_id == "scripted-coding"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from schemas.policy import PolicyDocument
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy
-from tasks.items import work_item
+from tests.tasks.step_calls import call_task
 from tests.tasks.test_policy_generation import (
     BLUEPRINT,
     CONFIRM,
@@ -38,10 +38,17 @@ def _derive(ctx, blueprint=BLUEPRINT):
     )
     server = _artifact("blueprint", blueprint.server_name, blueprint)
     policy = _artifact("policy", blueprint.server_name, document)
-    work = work_item(
-        "s08", blueprint.server_name, inputs=[server, policy], module=s08.__name__
+    cfg = ctx.config.steps.s08_tool_graph_generation
+    return call_task(
+        ctx,
+        s08.derive_tool_graph,
+        blueprint.server_name,
+        model=cfg,
+        prompts=[s08.GRAPH_PROMPT, s08.PRECONDITIONS_PROMPT],
+        cfg=cfg,
+        blueprint=server,
+        policy=policy,
     )
-    return s08.derive_tool_graph.fn(work, ctx, blueprint=server, policy=policy)
 
 
 def test_unknown_names_are_reasked_and_a_cycle_is_repaired_and_recorded(tmp_path):
@@ -50,7 +57,8 @@ def test_unknown_names_are_reasked_and_a_cycle_is_repaired_and_recorded(tmp_path
     cyclic = [*GOOD_LINKS, {"source": "cancel_appointment", "target": "list_clinics"}]
     ctx = replay_context(
         tmp_path,
-        {
+        step_id="s08",
+        calls={
             "s08/graph/DentalAppointments": [
                 {"nodes": ["Authorize", *NODES[1:]], "links": literal},
                 {"nodes": NODES, "links": cyclic},
@@ -89,7 +97,8 @@ def test_preconditions_filter_trajectories_and_unknown_ones_are_reasked(tmp_path
     misspelt = dict(strict, cancel_appointment=[ROOT, "book_appointments"])
     ctx = replay_context(
         tmp_path,
-        {
+        step_id="s08",
+        calls={
             "s08/graph/DentalAppointments": [{"nodes": NODES, "links": GOOD_LINKS}],
             "s08/preconditions/DentalAppointments": [
                 {"preconditions": misspelt},
@@ -113,7 +122,8 @@ def test_preconditions_that_never_validate_fail_the_item_instead_of_unfiltering(
     looped = {"preconditions": {"list_clinics": ["list_clinics"]}}
     ctx = replay_context(
         tmp_path,
-        {
+        step_id="s08",
+        calls={
             "s08/graph/DentalAppointments": [{"nodes": NODES, "links": GOOD_LINKS}],
             "s08/preconditions/DentalAppointments": [looped, looped, looped],
         },
@@ -133,7 +143,7 @@ def test_blueprint_without_one_authorization_tool_fails_without_a_model_call(
         f.model_copy(update={"is_authorization": False}) for f in BLUEPRINT.functions
     )
     rootless = BLUEPRINT.model_copy(update={"functions": functions})
-    ctx = replay_context(tmp_path, {})
+    ctx = replay_context(tmp_path, {}, "s08")
     outcome = _derive(ctx, rootless)
     assert outcome.failure is not None
     assert outcome.failure.reason == "validation_failed"
@@ -143,9 +153,9 @@ def test_blueprint_without_one_authorization_tool_fails_without_a_model_call(
 
 def test_graph_prompt_names_the_real_authorization_tool(tmp_path):
     """Reference defect 17: no literal `Authorize` node in the prompt."""
-    ctx = replay_context(tmp_path, {})
+    ctx = replay_context(tmp_path, {}, "s08")
     for prompt_id in (s08.GRAPH_PROMPT, s08.PRECONDITIONS_PROMPT):
-        text = ctx.prompts.render(
+        text = ctx.res.prompts.render(
             prompt_id, blueprint=BLUEPRINT, root=ROOT, policy=POLICY
         ).text
         assert f"`{ROOT}` requires nothing" in text or f"`{ROOT}` is the" in text

@@ -1,0 +1,73 @@
+"""Steps run in a graph of phases: each mode is a path through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.steps import (
+    STEPS,
+    Phase,
+    PhaseGraphError,
+    phase_order,
+    pipeline_steps,
+    select_steps,
+)
+
+# The shape the coming modes take: single-domain tasks run before fusion in "both".
+GRAPH = (
+    Phase("environments", ("s01", "s02")),
+    Phase(
+        "fusion",
+        ("s04",),
+        after=("environments", "single"),
+        modes=frozenset({"cross_domain", "both"}),
+    ),
+    Phase(
+        "single", ("s03",), after=("environments",), modes=frozenset({"single", "both"})
+    ),
+    Phase("rollouts", ("s05",), after=("fusion", "single")),
+)
+
+
+def test_a_phase_runs_after_every_phase_it_depends_on_whatever_the_declaration_order():
+    """ "both" runs single-domain work before fusion although fusion is declared first."""
+    assert [p.name for p in phase_order("both", GRAPH)] == [
+        "environments",
+        "single",
+        "fusion",
+        "rollouts",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "steps"),
+    [
+        ("single", ["s01", "s02", "s03", "s05"]),
+        ("cross_domain", ["s01", "s02", "s04", "s05"]),
+        ("both", ["s01", "s02", "s03", "s04", "s05"]),
+    ],
+)
+def test_each_mode_is_a_path_through_the_graph(mode, steps):
+    """A phase off a mode's path is skipped, and phases after it still run."""
+    assert [s.id for s in pipeline_steps(mode, GRAPH)] == steps
+
+
+def test_a_cycle_or_an_unknown_phase_or_step_is_named():
+    """A broken graph fails loudly with the phases involved."""
+    cycle = (Phase("a", ("s01",), after=("b",)), Phase("b", ("s02",), after=("a",)))
+    with pytest.raises(PhaseGraphError, match="a, b depend on each other"):
+        phase_order("both", cycle)
+    with pytest.raises(PhaseGraphError, match="unknown phase"):
+        phase_order("both", (Phase("a", ("s01",), after=("nowhere",)),))
+    with pytest.raises(PhaseGraphError, match="unknown step s77"):
+        pipeline_steps("both", (Phase("a", ("s77",)),))
+
+
+def test_the_pipeline_runs_every_catalogued_step_once_in_catalogue_order():
+    """Today's graph: the environment phase, s01-s09."""
+    assert select_steps() == STEPS
+    assert [s.id for s in select_steps(start="s03", until="s05")] == [
+        "s03",
+        "s04",
+        "s05",
+    ]
