@@ -20,8 +20,6 @@ else `host:pid`.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -31,28 +29,15 @@ from prefect.context import get_run_context
 from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from schemas.artifact import FailedItem, ItemOutcome, WorkItem
+from schemas.artifact import ItemOutcome, WorkItem
 from schemas.run import RunRef
 from tasks.fanout import failure_from_exception, item_task
-from tasks.resources import process_tag, resources
-
-WORKER_ENV = "AGENTSKILLER_WORKER_NAME"
-PREFECT_WORKER_ENV = "PREFECT__WORKER_NAME"
-BATCH_REPORT_KEY = "agentskiller-batch"
-"""Description prefix of the batch report artifact (artifact keys are per flow
-run here, so the artifact is keyless and found by its flow run)."""
-WORKER_TAG_PREFIX = "worker:"
+from tasks.pool import BATCH_REPORT_KEY, WORKER_TAG_PREFIX, report_row, worker_name
+from tasks.resources import resources
 
 
 class BatchError(RuntimeError):
     """The batch cannot run in this process; the message says why and what to do."""
-
-
-def worker_name() -> str:
-    """Who runs items in this process (shown in flow-run names, tags, lineage)."""
-    return (
-        os.environ.get(WORKER_ENV) or os.environ.get(PREFECT_WORKER_ENV) or process_tag()
-    )
 
 
 def _batch_run_name() -> str:
@@ -60,36 +45,8 @@ def _batch_run_name() -> str:
     return f"{label}@{worker_name()}"
 
 
-def report_row(
-    work: WorkItem,
-    *,
-    state: str,
-    task_run_id: str | None,
-    worker: str,
-    failure: FailedItem | None = None,
-) -> dict[str, Any]:
-    """One line of the batch report (a table artifact: flat, JSON-able values)."""
-    return {
-        "item": work.item_key,
-        "step": work.step,
-        "state": state,
-        "worker": worker,
-        "task_run_id": task_run_id or "",
-        "reason": failure.reason if failure else "",
-        "failure": failure.model_dump_json() if failure else "",
-    }
-
-
-def read_report_rows(data: Any) -> list[dict[str, Any]]:
-    """The rows of a batch report artifact as the API returns its data."""
-    rows = json.loads(data) if isinstance(data, str) else data
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ValueError("a batch report is a list of rows")
-    return rows
-
-
 def _tag_worker(worker: str) -> None:
-    """Add `worker:<name>` to this flow run's tags (visible and filterable in the UI)."""
+    """Add `worker:<name>` to this flow run's tags (shown and filterable in the UI)."""
     run = get_run_context().flow_run
     if run is None:
         return
