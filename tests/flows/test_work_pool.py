@@ -309,3 +309,71 @@ def test_the_demo_on_two_workers_equals_a_local_run(cluster, tmp_path):
             ran.setdefault(worker, []).append(data["producer"]["item_key"])
     print({w: len(items) for w, items in ran.items()})
     assert set(ran) == set(WORKERS), ran
+
+
+def test_items_run_on_the_workers_and_a_raising_item_comes_back_typed(
+    cluster, tmp_path
+):
+    """Two batches of one s07 item each, whose inputs are not in the store: each
+    task raises on a worker; the orchestrator gets typed failures and the report
+    names the worker that ran each item."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from schemas.artifact import WorkItem
+    from schemas.run import RunRef
+    from tasks.caching import code_version
+    from tasks.fanout import StepTally, run_items
+    from tasks.resources import forget, process_tag
+    from tasks.store.config_loader import load_config, with_overrides
+
+    config = _config(
+        tmp_path,
+        executor="work_pool",
+        work_pool={"name": POOL, "batch_size": 1, "poll_interval_s": 0.5},
+    )
+    out = tmp_path / "out"
+    loaded = with_overrides(load_config(config), overrides={"run.output_dir": str(out)})
+    run = RunRef(
+        run_id="pooltest",
+        config_path=str(config),
+        config_hash=loaded.config_hash,
+        overrides={"run.output_dir": str(out)},
+        output=str(out),
+        results=str(out / ".agentskiller" / "prefect-results"),
+        origin=process_tag(),
+    )
+    missing = "0" * 64
+    works = [
+        WorkItem(
+            step="s07",
+            item_key=f"Server{n}",
+            task="tasks.policy_generation:write_policy",
+            inputs={"blueprint": missing, "catalogue": missing, "summaries": ()},
+            params={"n": n},
+            code_version=code_version("tasks.policy_generation"),
+        )
+        for n in range(2)
+    ]
+    tally = StepTally("s07_policy_generation")
+    started = time.monotonic()
+    with temporary_settings(updates={PREFECT_API_URL: cluster.url}):
+        try:
+            outcomes = run_items(run, works, tally)
+        finally:
+            forget(run)
+        took = time.monotonic() - started
+        runs = httpx.post(
+            f"{cluster.url}/flow_runs/filter",
+            json={"flow_runs": {"tags": {"all_": ["run:pooltest"]}}},
+            timeout=10,
+        ).json()
+    print(f"\ntwo one-item batches on the pool: {took:.1f} s")
+    assert [o.item_key for o in outcomes] == ["Server0", "Server1"]
+    assert all(o.failure is not None for o in outcomes)
+    assert {o.failure.reason for o in outcomes} == {"error"}
+    assert tally.failed == 2 and tally.ok == 0
+    assert len(runs) == 2
+    for flow_run in runs:
+        worker = flow_run["name"].rpartition("@")[2]
+        assert worker in WORKERS, flow_run["name"]
+        assert f"worker:{worker}" in flow_run["tags"]
