@@ -377,3 +377,76 @@ def test_items_run_on_the_workers_and_a_raising_item_comes_back_typed(
         worker = flow_run["name"].rpartition("@")[2]
         assert worker in WORKERS, flow_run["name"]
         assert f"worker:{worker}" in flow_run["tags"]
+
+
+def test_a_batch_no_worker_starts_is_retried_then_reported_worker_lost(
+    cluster, tmp_path
+):
+    """A pool without workers: each batch waits start_timeout_s, is marked
+    crashed, is resubmitted once, and its items end as worker_lost failures."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from schemas.artifact import WorkItem
+    from schemas.run import RunRef
+    from tasks.caching import code_version
+    from tasks.fanout import StepTally, run_items
+    from tasks.resources import forget, process_tag
+    from tasks.store.config_loader import load_config, with_overrides
+
+    idle = "agentskiller-idle"
+    cluster.prefect("work-pool", "create", idle, "--type", "process")
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [items] = [d for d in spec["deployments"] if d["name"] == "items"]
+    items |= {"name": "items-idle", "work_pool": {"name": idle}}
+    idle_yaml = tmp_path / "prefect.yaml"
+    idle_yaml.write_text(yaml.safe_dump({**spec, "deployments": [items]}))
+    cluster.prefect("deploy", "--prefect-file", str(idle_yaml), "--name", "items-idle")
+    config = _config(
+        tmp_path,
+        executor="work_pool",
+        work_pool={
+            "name": idle,
+            "deployment": "agentskiller-items/items-idle",
+            "start_timeout_s": 3,
+            "batch_retries": 1,
+            "poll_interval_s": 0.5,
+        },
+    )
+    out = tmp_path / "out"
+    overrides = {"run.output_dir": str(out)}
+    loaded = with_overrides(load_config(config), overrides=overrides)
+    run = RunRef(
+        run_id="idletest",
+        config_path=str(config),
+        config_hash=loaded.config_hash,
+        overrides=overrides,
+        output=str(out),
+        results=str(out / ".agentskiller" / "prefect-results"),
+        origin=process_tag(),
+    )
+    work = WorkItem(
+        step="s07",
+        item_key="Lonely",
+        task="tasks.policy_generation:write_policy",
+        inputs={"blueprint": "0" * 64, "catalogue": "0" * 64, "summaries": ()},
+        code_version=code_version("tasks.policy_generation"),
+    )
+    tally = StepTally("s07_policy_generation")
+    with temporary_settings(updates={PREFECT_API_URL: cluster.url}):
+        try:
+            [outcome] = run_items(run, [work], tally)
+        finally:
+            forget(run)
+        runs = httpx.post(
+            f"{cluster.url}/flow_runs/filter",
+            json={"flow_runs": {"tags": {"all_": ["run:idletest"]}}},
+            timeout=10,
+        ).json()
+    assert outcome.failure is not None and outcome.failure.reason == "worker_lost"
+    assert "start_timeout_s" in outcome.failure.message
+    assert outcome.failure.blocking  # the step stops; a re-run picks it up
+    assert sorted(r["name"] for r in runs) == [
+        "s07-batch-1-of-1",
+        "s07-batch-1-of-1-retry-1",
+    ]
+    assert {r["state"]["type"] for r in runs} == {"CRASHED"}
