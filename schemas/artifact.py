@@ -83,6 +83,11 @@ class RunStamp(Frozen):
     flow_run_id: str | None = None
     task_run_id: str | None = None
     cached: bool = False
+    worker: str | None = Field(
+        default=None,
+        description="The work-pool worker that ran the item (None: the run's own "
+        "process).",
+    )
 
 
 class Artifact(Frozen, Generic[PayloadT]):
@@ -169,6 +174,7 @@ FailureReason = Literal[
     "validation_failed",  # a deterministic check rejected the item after repair
     "dependency_failed",  # an input this item needs failed upstream
     "machinery_error",  # the pipeline's own machinery (sandbox, harness) failed
+    "worker_lost",  # the work-pool worker running the item crashed or vanished
     "error",  # an unexpected exception inside the item (a bug): message kept
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Frozen, Slug
 
@@ -223,6 +223,81 @@ class StepsConfig(Frozen):
     s09_mcp_server_implementation: ServerConfig = ServerConfig()
 
 
+_NOT_IN_PREFECT_NAMES = "/%&<>"
+"""Characters Prefect refuses in work pool, flow and deployment names."""
+
+
+def _prefect_name(value: str, what: str) -> str:
+    bad = sorted({c for c in value if c in _NOT_IN_PREFECT_NAMES})
+    if not value.strip() or bad:
+        shown = " ".join(bad) if bad else "only blanks"
+        raise ValueError(f"{what} {value!r} is not a name Prefect accepts ({shown})")
+    return value
+
+
+class WorkPoolConfig(Frozen):
+    """How a run fans its items out to a Prefect work pool (`run.executor:
+    work_pool`): batches of items become runs of the item-batch deployment, which
+    the pool's workers pick up."""
+
+    name: str = Field(
+        default="agentskiller",
+        description="The work pool (`prefect work-pool create NAME --type process`).",
+    )
+    deployment: str = Field(
+        default="agentskiller-items/items",
+        description="The item-batch deployment as flow-name/deployment-name "
+        "(prefect.yaml deploys it as agentskiller-items/items).",
+    )
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=500,
+        description="Items per deployment run: bigger batches pay a worker's "
+        "process start-up less often, smaller ones spread better over workers.",
+    )
+    start_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a batch may wait for a worker to pick it up.",
+    )
+    timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a batch may run once a worker started it; after "
+        "that its worker counts as lost.",
+    )
+    batch_retries: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description="Times a batch whose run crashed or whose worker was lost is "
+        "submitted again; items still missing after that are failed items "
+        "(reason worker_lost).",
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often batch states are read."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        return _prefect_name(value, "work pool name")
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        flow_name, slash, deployment = value.partition("/")
+        if not slash:
+            raise ValueError(
+                f"deployment {value!r} must be flow-name/deployment-name, e.g. "
+                "agentskiller-items/items"
+            )
+        _prefect_name(flow_name, "flow name")
+        _prefect_name(deployment, "deployment name")
+        return value
+
+
 class RunConfig(Frozen):
     name: str = Field(default="agentskiller", pattern=r"^[a-z0-9][a-z0-9-]*$")
     seed: int = 7
@@ -236,6 +311,12 @@ class RunConfig(Frozen):
     max_concurrency: int = Field(
         default=16, ge=1, le=512, description="Items of one step run at once."
     )
+    executor: Literal["local", "work_pool"] = Field(
+        default="local",
+        description="local: items run in this process's task runner; work_pool: "
+        "batches of items run as deployment runs on the work pool run.work_pool.",
+    )
+    work_pool: WorkPoolConfig = WorkPoolConfig()
 
 
 class PipelineConfig(Frozen):

@@ -202,6 +202,10 @@ def run_items(
         One outcome per item, in order. Items whose task raised come back as
         outcomes carrying a `FailedItem` typed by `failure_from_exception`.
     """
+    if resources(run).config.run.executor == "work_pool":
+        from tasks.pool import run_items_on_pool
+
+        return run_items_on_pool(run, works, tally, exports=exports)
     configured = item_task(run)
     done = _collect(run, configured, works, exports)
     if run.retry_failed:

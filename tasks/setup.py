@@ -36,4 +36,8 @@ def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
                 f"(needed by embeddings.provider: openai in {loaded.path}); export it, "
                 "or use provider: wordllama, which runs offline"
             )
+    if cfg.run.executor == "work_pool":
+        from tasks.pool import pool_problems
+
+        problems += pool_problems(cfg, env)
     return problems
