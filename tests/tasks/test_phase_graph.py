@@ -30,7 +30,7 @@ GRAPH = (
 
 
 def test_a_phase_runs_after_the_phases_it_depends_on_whatever_the_declared_order():
-    """ "both" runs single-domain work before fusion although fusion is declared first."""
+def test_a_phase_runs_after_the_phases_it_needs_whatever_the_declared_order():
     assert [p.name for p in phase_order("both", GRAPH)] == [
         "environments",
         "single",
