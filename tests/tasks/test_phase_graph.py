@@ -29,8 +29,8 @@ GRAPH = (
 )
 
 
-def test_a_phase_runs_after_the_phases_it_depends_on_whatever_the_declared_order():
 def test_a_phase_runs_after_the_phases_it_needs_whatever_the_declared_order():
+    """Mode "both" runs single-domain work before fusion, declared first."""
     assert [p.name for p in phase_order("both", GRAPH)] == [
         "environments",
         "single",
