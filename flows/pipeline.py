@@ -236,7 +236,7 @@ def run_pipeline(
         signal=received,
         starved_by=starved_by,
         error=error,
-        llm_calls=res.ledger.calls(),
+        llm_calls=res.usage().calls(),
         steps=reports,
         flow_run_id=run_id,
     )

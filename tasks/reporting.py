@@ -127,7 +127,7 @@ def step_report(
     inputs: int | None = None,
     produced: int | None = None,
 ) -> StepReport:
-    usage = res.ledger.by_step().get(info.id, {})
+    usage = res.usage().by_step().get(info.id, {})
     starved = produced == 0 and inputs is not None
     return StepReport(
         step=info.name,

@@ -24,7 +24,7 @@ from schemas.run import RunRef
 from tasks.llm.bound import StepLLM
 from tasks.llm.client import LLMClient, build_llm_client
 from tasks.llm.embeddings import OpenAIEmbedder
-from tasks.llm.ledger import UsageLedger
+from tasks.llm.ledger import UsageLedger, read_ledger
 from tasks.llm.prompting import PromptLibrary
 from tasks.settings import environment
 from tasks.store.artifacts import ArtifactStore
@@ -120,6 +120,16 @@ class RunResources:
             model=choice.model,
             settings=choice.settings,
         )
+
+    def usage(self) -> UsageLedger:
+        """Every model call of the run so far: this process's, and those other
+        processes (workers) appended to their own ledger parts of the run."""
+        records = self.ledger.records()
+        own = self.ledger.path
+        for part in sorted(self.layout.ledger_dir.glob(f"{self.run.run_id}.*.jsonl")):
+            if part != own:
+                records += read_ledger(part).entries
+        return UsageLedger(records)
 
     def close(self) -> None:
         self.llm.close()

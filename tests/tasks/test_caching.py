@@ -12,6 +12,7 @@ from flows.cli import main
 from tasks.caching import (
     ModuleSource,
     closure_version,
+    code_version,
     import_closure,
     project_source,
 )
@@ -114,3 +115,51 @@ def test_a_changed_run_seed_reruns_the_s01_expansion_calls(prefect_harness, tmp_
     assert second["llm_calls"] == first["llm_calls"]
     # the seed list and the final topics read no seed and get the same inputs
     assert second["cached"] == 2
+
+
+def _run_until_s05(config, out, report) -> dict:
+    args = ["--config", str(config), "--output-dir", str(out), "--until", "s05"]
+    assert main(["run", *args, "--report-json", str(report)]) == 0
+    return json.loads(report.read_text())["steps"]
+
+
+@pytest.fixture
+def fresh_code_versions():
+    code_version.cache_clear()
+    yield
+    code_version.cache_clear()
+
+
+@pytest.mark.slow
+def test_an_edit_deep_in_a_closure_reruns_exactly_the_items_whose_tasks_import_it(
+    prefect_harness, tmp_path, monkeypatch, fresh_code_versions
+):
+    """tasks.core.entities is imported by the s02, s04 and s05 task modules (not
+    by s01's or s03's): after an edit to it, exactly their items run again."""
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["llm"]["cassette"] = str(DEMO_CASSETTE)
+    config, out = tmp_path / "config.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(data))
+    first = _run_until_s05(config, out, tmp_path / "first.json")
+
+    def edited(name: str) -> ModuleSource | None:
+        found = project_source(name)
+        if name == "tasks.core.entities" and found is not None:
+            return found._replace(text=found.text + "\n# an edit\n")
+        return found
+
+    monkeypatch.setattr("tasks.caching.project_source", edited)
+    code_version.cache_clear()
+    second = _run_until_s05(config, out, tmp_path / "second.json")
+    for step in ("s01_domain_expansion", "s03_entity_graph"):
+        assert second[step]["cached"] == second[step]["ok"] == first[step]["ok"]
+        assert second[step]["llm_calls"] == 0
+    for step in (
+        "s02_entity_extraction",
+        "s04_blueprint_generation",
+        "s05_tool_list_formulation",
+    ):
+        assert second[step]["cached"] == 0, step
+        assert second[step]["ok"] == first[step]["ok"], step
+        assert second[step]["llm_calls"] == first[step]["llm_calls"], step
+    assert second["s04_blueprint_generation"]["llm_calls"] > 0
