@@ -15,6 +15,7 @@ from tasks import inputs
 from tasks import tool_list_formulation as s05
 from tasks.core.blueprints import blueprints_export
 from tasks.core.entity_graph import neighbours
+from tasks.core.server_tables import entity_names
 from tasks.core.tool_lists import tool_list_export
 from tasks.step_run import StepRun
 
@@ -59,10 +60,7 @@ def design_blueprints(run: RunRef) -> StepReport:
             inputs={
                 "outlines": outlines,
                 "catalogue": catalogue,
-                "entities": [
-                    entities[n]
-                    for n in (outline.core_entity, *outline.peripheral_entities)
-                ],
+                "entities": [entities[n] for n in entity_names(outline)],
             },
             params={"cfg": cfg, "index": outline.index},
             llm=llm,

@@ -25,6 +25,7 @@ from tasks import inputs
 from tasks.core.constraints import constraints_export
 from tasks.core.data_contract import pointed_entities, used_entities
 from tasks.core.data_summary import summary_markdown
+from tasks.core.server_tables import entity_names
 from tasks.step_run import StepRun
 from tasks.store.paths import (
     constraints_relpath,
@@ -151,7 +152,9 @@ def _entity_works(
             s06.generate_entity_table,
             {
                 "entity": entities[name],
-                "blueprints": [b for b in blueprints if name in _involved(b.payload)],
+                "blueprints": [
+                    b for b in blueprints if name in entity_names(b.payload)
+                ],
             },
         )
         for name in used_entities(b.payload for b in blueprints)
@@ -179,10 +182,6 @@ def _relationship_works(
     return works
 
 
-def _involved(blueprint: ServerBlueprint) -> tuple[str, ...]:
-    return (blueprint.core_entity, *blueprint.peripheral_entities)
-
-
 def _plan_inputs(plan: dict[str, Any]) -> dict[str, Any]:
     """The input artifacts of a relationship plan."""
     return {k: plan[k] for k in ("blueprint", "entities", "tables")}
@@ -197,7 +196,7 @@ def _relationship_plans(
     """Inputs of each (server, relationship) whose entity tables all exist."""
     plans: dict[str, dict[str, Any]] = {}
     for blueprint in blueprints:
-        scope = {n: entities[n].payload for n in _involved(blueprint.payload)}
+        scope = {n: entities[n].payload for n in entity_names(blueprint.payload)}
         for index, relationship in enumerate(blueprint.payload.relationships):
             rid = f"{blueprint.id}/{relationship.name}"
             names = pointed_entities(relationship, scope)

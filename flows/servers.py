@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from schemas.artifact import Artifact, FailedItem
+from schemas.artifact import Artifact
 from schemas.database import DataTable
 from schemas.policy import PolicyDocument
 from schemas.report import StepReport
@@ -23,6 +23,7 @@ from schemas.run import RunRef
 from schemas.server import McpServer, ServerBuild
 from tasks import inputs
 from tasks import server_implementation as s09
+from tasks.items import dependency_failed
 from tasks.step_run import StepRun
 from tasks.store.paths import (
     GLOBAL_RECORD_RELPATH,
@@ -85,12 +86,7 @@ def implement_servers(run: RunRef) -> StepReport:
         a for o in outcomes for a in o.artifacts if a.kind == "mcp_server"
     ]
     step.fail(
-        *(
-            FailedItem(
-                step=s09.STEP, item_key=name, reason="dependency_failed", message=reason
-            )
-            for name, reason in missing.items()
-        )
+        *(dependency_failed(s09.STEP, name, why) for name, why in missing.items())
     )
     built = {b.id for b in builds}
     # Items without a build report (the machinery failed) are recorded with why.

@@ -41,7 +41,7 @@ from tasks.database_authoring import (
     AuthoredTable,
     author_table,
 )
-from tasks.items import invalid_output, producer
+from tasks.items import dependency_failed, invalid_output, producer
 from tasks.llm.errors import InvalidModelOutput
 from tasks.resources import ItemEnv
 
@@ -88,11 +88,8 @@ def analysis_model(config: PipelineConfig) -> StepModel:
 
 def dependency_failure(item_key: str, missing: Sequence[str]) -> FailedItem:
     """The failure of an item whose input tables or constraints failed."""
-    return FailedItem(
-        step=STEP,
-        item_key=item_key,
-        reason="dependency_failed",
-        message=f"{item_key} needs {', '.join(missing)}, which failed",
+    return dependency_failed(
+        STEP, item_key, f"{item_key} needs {', '.join(missing)}, which failed"
     )
 
 

@@ -99,6 +99,15 @@ def producer(
     )
 
 
+def dependency_failed(step: str, item_key: str, message: str) -> FailedItem:
+    """The failure of an item that never ran because an input it needs was not
+    produced (an upstream item failed); a re-run of that upstream step may fix it,
+    not one of this step. `message` names what is missing."""
+    return FailedItem(
+        step=step, item_key=item_key, reason="dependency_failed", message=message
+    )
+
+
 def invalid_output(work: WorkItem, exc: InvalidModelOutput) -> ItemOutcome:
     """The outcome of an item whose model answers never validated (or were cut
     off at the token limit: `truncated`)."""

@@ -35,7 +35,8 @@ from tasks.core.block_editor import apply_edit_answer
 from tasks.core.entities import enum_values
 from tasks.core.policy import parse_policy, policy_export
 from tasks.core.policy_checks import check_policy
-from tasks.items import invalid_output, producer
+from tasks.core.server_tables import entity_names, select_owned
+from tasks.items import dependency_failed, invalid_output, producer
 from tasks.llm.bound import StepLLM
 from tasks.llm.errors import InvalidModelOutput
 from tasks.resources import ItemEnv
@@ -62,23 +63,7 @@ def server_summaries(
         The summaries in table order (core entity, peripherals, relationships) and
         the names of the server's tables without a summary.
     """
-    found: dict[tuple[str, str, str | None], Artifact[TableSummary]] = {}
-    for summary in summaries:
-        table = summary.payload
-        owner = table.server if table.kind == "relationship" else None
-        found.setdefault((table.kind, table.table, owner), summary)
-    wanted = [
-        ("entity", name, None)
-        for name in (blueprint.core_entity, *blueprint.peripheral_entities)
-    ]
-    wanted += [
-        ("relationship", r.name, blueprint.server_name) for r in blueprint.relationships
-    ]
-    present = tuple(found[key] for key in wanted if key in found)
-    missing = tuple(
-        name for kind, name, owner in wanted if (kind, name, owner) not in found
-    )
-    return present, missing
+    return select_owned(blueprint, summaries)
 
 
 def missing_data_failure(server: str, missing: Sequence[str]) -> FailedItem:
@@ -91,12 +76,10 @@ def missing_data_failure(server: str, missing: Sequence[str]) -> FailedItem:
     Returns:
         A `dependency_failed` item; a re-run of s06 may fix it, not one of s07.
     """
-    return FailedItem(
-        step=STEP,
-        item_key=server,
-        reason="dependency_failed",
-        message=f"s06 produced no data for {', '.join(missing)}, so {server} gets "
-        "no policy",
+    return dependency_failed(
+        STEP,
+        server,
+        f"s06 produced no data for {', '.join(missing)}, so {server} gets no policy",
     )
 
 
@@ -118,7 +101,7 @@ def schema_tables(
         its primary key first.
     """
     facts = {(s.kind, s.table): s for s in summaries}
-    names = (blueprint.core_entity, *blueprint.peripheral_entities)
+    names = entity_names(blueprint)
     tables = [
         _table(
             (entity.name, "entity", entity.primary_key, entity.description),
@@ -188,7 +171,7 @@ def known_terms(
         for name, parameter in function.parameters.items():
             terms.add(name)
             terms.update(parameter.enum or ())
-    for name in (blueprint.core_entity, *blueprint.peripheral_entities):
+    for name in entity_names(blueprint):
         for attr in catalogue.entities[name].attributes.values():
             if attr.type == "enum":
                 terms.update(enum_values(attr.enum, attr.range))

@@ -22,6 +22,7 @@ from schemas.policy import PolicyDocument
 from schemas.server import BuildRecord, BuildStatus, McpServer, ServerBuild
 from tasks.core.conformance import build_suite
 from tasks.core.server_builds import build_status, listing_export
+from tasks.core.server_tables import select_owned
 from tasks.items import producer
 from tasks.resources import ItemEnv
 from tasks.runtime.spec import environment_spec
@@ -45,16 +46,7 @@ def server_tables(
     blueprint: ServerBlueprint, tables: Sequence[Artifact[DataTable]]
 ) -> tuple[tuple[Artifact[DataTable], ...], tuple[str, ...]]:
     """The s06 tables a server reads, and the names of those s06 did not make."""
-    found = {
-        (a.payload.table, a.payload.server): a
-        for a in tables
-        if a.payload.kind == "entity" or a.payload.server == blueprint.server_name
-    }
-    wanted = [
-        (name, None) for name in (blueprint.core_entity, *blueprint.peripheral_entities)
-    ] + [(r.name, blueprint.server_name) for r in blueprint.relationships]
-    present = tuple(found[key] for key in wanted if key in found)
-    return present, tuple(name for name, owner in wanted if (name, owner) not in found)
+    return select_owned(blueprint, tables)
 
 
 def server_inputs(

@@ -25,6 +25,7 @@ from schemas.database import ColumnContract, ColumnType, TableContract
 from schemas.entity import Entity
 from tasks.core.data_values import parse_date
 from tasks.core.entities import attribute_type, enum_values
+from tasks.core.server_tables import entity_names
 
 SEED_BITS = 48
 _NUMBER_RANGE = re.compile(
@@ -52,11 +53,7 @@ def table_seed(run_seed: int, item_key: str) -> int:
 
 def used_entities(blueprints: Iterable[ServerBlueprint]) -> list[str]:
     """Entities that are a core or peripheral entity of some blueprint, sorted."""
-    names = {
-        name
-        for blueprint in blueprints
-        for name in (blueprint.core_entity, *blueprint.peripheral_entities)
-    }
+    names = {name for blueprint in blueprints for name in entity_names(blueprint)}
     return sorted(names)
 
 
