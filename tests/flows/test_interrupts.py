@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import DEMO_CONFIG
 
-STEP_MARKER = "s06-entity"
+STEP_MARKER = "s06-generate_entity_table"
 DEADLINE_S = 600
 
 
