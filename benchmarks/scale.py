@@ -1,0 +1,397 @@
+"""Benchmark: one LLM-heavy pipeline step (s02 entity extraction) at scale.
+
+A synthetic configuration of N seed domains (s01 records them without a model call)
+and `domains_per_batch: 1` gives N independent s02 calls, keyed `s02/batch-NNN`.
+Each is answered by the replay server, in its own process, from a generated,
+scripted cassette after an injected latency L. The pipeline runs as it would for a
+user: `agentskiller run --until s02` in a fresh child process per N, against a
+`prefect server start` that this benchmark starts on 127.0.0.1 and stops by pid.
+
+    python -m benchmarks.scale --items 200 2000 --latency 0.2 --concurrency 16 \
+        --json out.json
+
+Per N it reports the s02 wall time (the run report's step seconds), the ideal
+N*L/C, efficiency = ideal / wall, the peak RSS of the orchestrating process
+(`getrusage(RUSAGE_CHILDREN).ru_maxrss` after the child exits; that is a maximum
+over every child reaped so far, so give the item counts in ascending order), the
+growth from the first to the last N, and a second, cached run (zero calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+API_KEY_ENV = "BENCH_API_KEY"
+S01 = "s01_domain_expansion"
+S02 = "s02_entity_extraction"
+SERVER_START_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 20.0
+
+
+def domain_name(index: int) -> str:
+    """A valid, distinct domain slug for item `index`."""
+    return f"bench_domain_{index:05d}"
+
+
+def _letters(index: int) -> str:
+    """`index` written in letters (0 -> "Aa"), so entity names stay PascalCase."""
+    digits = ""
+    value = index
+    for _ in range(4):
+        value, rest = divmod(value, 26)
+        digits = chr(ord("a") + rest) + digits
+    return digits.capitalize()
+
+
+def scripted_answer(index: int) -> dict[str, object]:
+    """A valid s02 answer for the batch holding only `domain_name(index)`."""
+    domain = domain_name(index)
+    tag = _letters(index)
+    member = f"Member{tag}"
+    order = f"Order{tag}"
+    return {
+        "subfields": [f"subfield {tag.lower()} one", f"subfield {tag.lower()} two"],
+        "entities": [
+            {
+                "name": member,
+                "description": f"A person served in {domain}.",
+                "is_person": True,
+                "primary_key": "member_id",
+                "domains": [domain],
+                "attributes": [
+                    {"name": "member_id", "type": "string", "description": "Id"},
+                    {"name": "full_name", "type": "string", "description": "Name"},
+                    {"name": "email", "type": "string", "description": "Email"},
+                ],
+            },
+            {
+                "name": order,
+                "description": f"An order placed in {domain}.",
+                "is_person": False,
+                "primary_key": "order_id",
+                "domains": [domain],
+                "attributes": [
+                    {"name": "order_id", "type": "string", "description": "Id"},
+                    {"name": "total", "type": "number", "description": "Amount"},
+                    {
+                        "name": "status",
+                        "type": "enum",
+                        "enum": ["open", "closed"],
+                        "description": "State",
+                    },
+                ],
+            },
+        ],
+    }
+
+
+def write_cassette(path: Path, n: int) -> None:
+    """A scripted YAML cassette (written as JSON, which YAML reads) for N batches."""
+    document = {
+        "version": 1,
+        "scripted": True,
+        "description": "scripted benchmark answers for s02 (not real model output)",
+        "calls": {
+            f"s02/batch-{i:03d}": [{"tool_arguments": scripted_answer(i)}]
+            for i in range(n)
+        },
+    }
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+def write_config(path: Path, *, n: int, url: str, concurrency: int) -> None:
+    """The demo configuration, live against the replay server, with N seeds."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    config["run"]["name"] = f"bench-scale-{n}"
+    config["run"]["max_concurrency"] = concurrency
+    llm = config["llm"]
+    llm["mode"] = "live"
+    llm.pop("cassette", None)
+    llm["max_concurrency"] = concurrency
+    for role in llm["roles"].values():
+        role["base_url"] = url
+        role["api_key_env"] = API_KEY_ENV
+    steps = config["steps"]
+    steps["s01_domain_expansion"]["seed_domains"] = [domain_name(i) for i in range(n)]
+    steps["s01_domain_expansion"]["target_domain_number"] = n
+    steps["s02_entity_extraction"]["domains_per_batch"] = 1
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process this benchmark started, by its pid, with a timeout."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def prefect_server(log: Path) -> Iterator[str]:
+    """A `prefect server start` on 127.0.0.1; yields its API URL."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env["PREFECT_UI_API_URL"] = api
+    prefect = Path(sys.executable).parent / "prefect"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                str(prefect),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited early; see {log}")
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not answer in time; see {log}")
+            time.sleep(0.5)
+        yield api
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def replay_server(cassette: Path, latency: float) -> Iterator[str]:
+    """The replay server in its own process; yields its base URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tasks.llm.replay_server",
+            "--cassette",
+            str(cassette),
+            "--port",
+            "0",
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if " at http" not in line:
+            raise RuntimeError(f"replay server did not start: {line!r}")
+        yield line.rsplit(" at ", 1)[1].strip()
+    finally:
+        _stop(proc)
+
+
+def run_child(
+    config: Path, output: Path, report: Path, api: str, log: Path, profile: Path | None
+) -> tuple[dict, float, float]:
+    """One `agentskiller run --until s02`; returns its report, the child's wall time
+    and the peak RSS (MiB) over the children reaped so far."""
+    env = dict(
+        os.environ, PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
+    env[API_KEY_ENV] = "bench-not-a-secret"
+    args = ["run", "--config", str(config), "--output-dir", str(output)]
+    args += ["--until", "s02", "--report-json", str(report)]
+    if profile is None:
+        command = [str(Path(sys.executable).parent / "agentskiller"), *args]
+    else:
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile)]
+        command += ["-m", "flows.cli", *args]
+    started = time.monotonic()
+    with log.open("w") as out:
+        code = subprocess.run(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        ).returncode
+    wall = time.monotonic() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if code != 0 or not report.exists():
+        raise RuntimeError(f"run exited {code}; see {log}")
+    return json.loads(report.read_text(encoding="utf-8")), wall, peak_mib
+
+
+def measure(
+    n: int,
+    *,
+    latency: float,
+    concurrency: int,
+    work: Path,
+    url: str,
+    api: str,
+    profile: bool,
+) -> dict[str, float | int]:
+    """The fresh and the cached run for N items."""
+    folder = work / f"n{n}"
+    folder.mkdir(parents=True)
+    config = folder / "config.yaml"
+    write_config(config, n=n, url=url, concurrency=concurrency)
+    output = folder / "output"
+    fresh, fresh_wall, peak = run_child(
+        config,
+        output,
+        folder / "report-1.json",
+        api,
+        folder / "run-1.log",
+        folder / "run-1.prof" if profile else None,
+    )
+    cached, cached_wall, _ = run_child(
+        config, output, folder / "report-2.json", api, folder / "run-2.log", None
+    )
+    s02, s02_cached = fresh["steps"][S02], cached["steps"][S02]
+    ideal = n * latency / concurrency
+    return {
+        "items": n,
+        "s02_seconds": s02["seconds"],
+        "ideal_seconds": round(ideal, 3),
+        "efficiency": round(ideal / s02["seconds"], 3) if s02["seconds"] else 0.0,
+        "s02_calls": s02["llm_calls"],
+        "s02_ok": s02["ok"],
+        "s02_failed": s02["failed"],
+        "s01_seconds": fresh["steps"][S01]["seconds"],
+        "child_wall_seconds": round(fresh_wall, 3),
+        "peak_rss_mib": round(peak, 1),
+        "cached_s02_seconds": s02_cached["seconds"],
+        "cached_s02_calls": s02_cached["llm_calls"],
+        "cached_child_wall_seconds": round(cached_wall, 3),
+    }
+
+
+def table(rows: list[dict], latency: float, concurrency: int) -> str:
+    """The measurements as a markdown table, with the growth first -> last N."""
+    lines = [
+        f"L = {latency} s, C = {concurrency}",
+        "",
+        "| N | s02 wall s | ideal N·L/C s | efficiency | calls | peak RSS MiB"
+        " | child wall s | cached s02 s | cached calls |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['items']} | {r['s02_seconds']:.2f} | {r['ideal_seconds']:.2f} "
+            f"| {r['efficiency']:.3f} | {r['s02_calls']} | {r['peak_rss_mib']:.0f} "
+            f"| {r['child_wall_seconds']:.1f} | {r['cached_s02_seconds']:.2f} "
+            f"| {r['cached_s02_calls']} |"
+        )
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        lines += [
+            "",
+            f"Growth {first['items']} -> {last['items']} "
+            f"(x{last['items'] / first['items']:g} items): "
+            f"memory x{last['peak_rss_mib'] / first['peak_rss_mib']:.2f}, "
+            f"s02 wall x{last['s02_seconds'] / first['s02_seconds']:.2f}",
+        ]
+    return "\n".join(lines)
+
+
+def growth(rows: list[dict]) -> dict[str, float]:
+    """Ratios of memory and s02 wall time, last N over first N."""
+    if len(rows) < 2:
+        return {}
+    first, last = rows[0], rows[-1]
+    return {
+        "items_ratio": last["items"] / first["items"],
+        "memory_ratio": round(last["peak_rss_mib"] / first["peak_rss_mib"], 3),
+        "wall_ratio": round(last["s02_seconds"] / first["s02_seconds"], 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--json", type=Path, help="write the measurements here")
+    parser.add_argument("--work-dir", type=Path, help="keep runs here (default: temp)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run each fresh child under cProfile"
+    )
+    args = parser.parse_args(argv)
+    items = list(args.items)
+    if items != sorted(items):
+        print(
+            "note: peak RSS is a maximum over children; pass N ascending",
+            file=sys.stderr,
+        )
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cassette = work / "cassette.yaml"
+    write_cassette(cassette, max(items))
+    rows: list[dict] = []
+    with (
+        replay_server(cassette, args.latency) as url,
+        prefect_server(work / "prefect-server.log") as api,
+    ):
+        for n in items:
+            row = measure(
+                n,
+                latency=args.latency,
+                concurrency=args.concurrency,
+                work=work,
+                url=url,
+                api=api,
+                profile=args.profile,
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(table(rows, args.latency, args.concurrency))
+    if args.json:
+        result = {
+            "latency_s": args.latency,
+            "concurrency": args.concurrency,
+            "cpus": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(),
+            "rows": rows,
+            "growth": growth(rows),
+            "work_dir": str(work),
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
