@@ -89,9 +89,8 @@ def private_dir(path: Path, mode: int) -> Path:
             f"{path.parent} is writable by other users without the sticky bit, so "
             f"{path} could be replaced; refusing it"
         )
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, mode)
-        os.chmod(path, mode)  # mkdir applies the umask
+    if not os.path.lexists(path):
+        _create_with_mode(path, mode)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise SandboxSetupError(f"{path} exists but is not a directory; refusing it")
@@ -106,6 +105,29 @@ def private_dir(path: Path, mode: int) -> Path:
             f"{mode:04o}; refusing it"
         )
     return path
+
+
+def _create_with_mode(path: Path, mode: int) -> None:
+    """Create `path` so that it never exists with any mode but `mode`.
+
+    `mkdir` applies the umask, and a `chmod` after it would leave a moment in
+    which a concurrent creator (another thread or worker) sees the directory with
+    the wrong mode and refuses it. So the directory is made under a private
+    temporary name, given its mode, and renamed into place; if another creator
+    won the race, their directory is kept and ours removed.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        os.chmod(staging, mode)
+        if not os.path.lexists(path):
+            # A directory renamed onto an existing *empty* directory replaces it
+            # (same owner and mode, so nothing observable changes); onto a
+            # non-empty one it fails, and the winner's directory stays.
+            with contextlib.suppress(OSError):
+                os.rename(staging, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(staging)
 
 
 def new_run_dir() -> Path:

@@ -232,7 +232,9 @@ def _write_files(
         stdin.write((request.stdin or "").encode("utf-8"))
     if identity is None:
         return
+    # mkdir applies the umask (0077 on some hosts), so modes are set explicitly.
     layout.root.chmod(0o711)
+    layout.boot.chmod(0o755)
     for name in ("sitecustomize.py", POLICY_FILE):
         (layout.boot / name).chmod(0o644)
     chown_tree(layout.scratch, identity)

@@ -246,3 +246,38 @@ def test_run_refuses_a_planted_lock_directory(
     assert result.status == "sandbox_error"
     assert f"is owned by uid {_OTHER_UID}" in result.message
     assert result.stdout == ""
+
+
+def test_concurrent_creators_under_a_strict_umask_all_accept_the_directory(
+    tmp_path: Path,
+):
+    """Under umask 0077 (some CI hosts), many threads creating the same state
+    directory at once all get it with mode 0711; none sees it half-made."""
+    import threading
+
+    target = tmp_path / "runs"
+    start = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        start.wait()
+        try:
+            private_dir(target, 0o711)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    old = os.umask(0o077)
+    try:
+        for _ in range(20):
+            if target.exists():
+                target.rmdir()
+            threads = [threading.Thread(target=create) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        os.umask(old)
+    assert errors == []
+    assert (target.stat().st_mode & 0o777) == 0o711
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
