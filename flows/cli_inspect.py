@@ -1,8 +1,10 @@
 """The reading commands: `status`, `list-steps` and `lineage`.
 
-Input: parsed arguments (an output directory, a config, a lineage target). Output:
-tables and lineage trees on stdout; exit code 0, or 2 with one `error:` line when
-there is nothing to read. Side effects: none (the output directory is only read).
+Input: parsed arguments (an output directory or fsspec URL such as
+`s3://bucket/prefix`, a config, a lineage target). Output: tables and lineage trees
+on stdout; exit code 0, or 2 with one `error:` line when there is nothing to read
+(or the storage cannot be reached). Side effects: none (the output location is only
+read).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from tasks.store.config_loader import (
     resolve_output_dir,
     with_overrides,
 )
+from tasks.store.location import RemotePath, StorePath, is_url, store_path
 
 
 class NoOutputDir(Exception):
     """No output directory was named and none could be found."""
 
 
-def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
+def _output_dir(args: argparse.Namespace) -> tuple[StorePath, str | None]:
     """The output directory a reading command uses, and why, when it was not named.
 
     Returns:
@@ -47,6 +50,8 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
     if args.config:
         loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
         return resolve_output_dir(loaded, Path.cwd()), None
+    if args.output_dir and is_url(args.output_dir):
+        return store_path(args.output_dir), None
     if args.output_dir:
         return Path(args.output_dir).expanduser().resolve(), None
     from tasks.store.last_run import last_output_dir
@@ -70,8 +75,22 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str | None]:
     )
 
 
-def _reading(out: Path, why: str | None) -> str:
+def _reading(out: StorePath, why: str | None) -> str:
     return f"reading {out} ({why}; use --output-dir to choose)"
+
+
+def _remote_problem(out: StorePath) -> str:
+    """Why an output location at a URL cannot be read ("" when it can)."""
+    if not isinstance(out, RemotePath):
+        return ""
+    from tasks.store.paths import OutputLayout
+
+    try:
+        if OutputLayout(out).internal.is_dir():
+            return ""
+    except Exception as exc:  # the one boundary: any backend failure is reported
+        return f"cannot read the output location {out}: {type(exc).__name__}: {exc}"
+    return f"{out} holds no AgentSkiller output (nothing under .agentskiller/)"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -87,6 +106,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     except (ConfigError, NoOutputDir) as exc:
         return fail(str(exc))
+    problem = _remote_problem(out)
+    if problem:
+        return fail(problem)
     store = ArtifactStore(OutputLayout(out))
     print(_reading(out, why) if why else f"output directory: {out}")
     last = store.latest_report()
@@ -156,7 +178,7 @@ def cmd_list_steps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
+def _lineage_root(args: argparse.Namespace) -> tuple[StorePath, str]:
     """The output directory to search, and the target relative to it if a path.
 
     A target that is a path (absolute, or existing relative to the working
@@ -185,7 +207,7 @@ def _lineage_root(args: argparse.Namespace) -> tuple[Path, str]:
     else:
         out, why = _output_dir(args)
         print(_reading(out, why), file=sys.stderr)
-    if not is_path:
+    if not is_path or isinstance(out, RemotePath):
         return out, target
     try:
         return out, candidate.resolve().relative_to(out.resolve()).as_posix()
@@ -204,6 +226,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         out, target = _lineage_root(args)
     except (ConfigError, NoOutputDir) as exc:
         return fail(str(exc))
+    problem = _remote_problem(out)
+    if problem:
+        return fail(problem)
     if not OutputLayout(out).internal.is_dir():
         return fail(
             f"{out} is not an AgentSkiller output directory (it has no .agentskiller/)"

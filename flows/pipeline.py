@@ -46,6 +46,7 @@ from tasks.store.config_loader import (
     with_overrides,
 )
 from tasks.store.last_run import record_last_output_dir
+from tasks.store.location import StorePath
 from tasks.store.paths import OutputLayout
 from tasks.store.run_lock import acquire_run_lock
 
@@ -259,9 +260,9 @@ def _describe(exc: Exception) -> str:
 
 def _load(
     config_path: str, output_dir: str | None, seed_domains: list[str] | None
-) -> tuple[LoadedConfig, dict[str, Any], Path]:
+) -> tuple[LoadedConfig, dict[str, Any], StorePath]:
     """The run's configuration with its overrides, the overrides (as every process
-    of the run applies them) and the absolute output location."""
+    of the run applies them) and the absolute output location (path or URL)."""
     loaded = load_config(Path(config_path))
     out = resolve_output_dir(with_overrides(loaded, output_dir), Path.cwd())
     overrides: dict[str, Any] = {"run.output_dir": str(out)}

@@ -7,7 +7,7 @@ environment variable that holds its API key.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -302,11 +302,21 @@ class RunConfig(Frozen):
     name: str = Field(default="agentskiller", pattern=r"^[a-z0-9][a-z0-9-]*$")
     seed: int = 7
     simulation_time: str = "2025-01-23T15:00:00-05:00"
-    output_dir: str = "outputs"
+    output_dir: str = Field(
+        default="outputs",
+        description="Output location: a folder, or an fsspec URL such as "
+        "s3://bucket/prefix (shared by every worker of a run).",
+    )
     results_storage: str | None = Field(
         default=None,
         description="Prefect result storage: a path or fsspec URL. Default: "
         "<output_dir>/.agentskiller/prefect-results.",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for URL locations (output_dir, "
+        "results_storage), e.g. {endpoint_url: http://minio:9000}. Credentials "
+        "belong in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, not here.",
     )
     max_concurrency: int = Field(
         default=16, ge=1, le=512, description="Items of one step run at once."

@@ -12,11 +12,14 @@ refreshes exactly the cached outcomes that are failures.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import Task
 from prefect.context import get_run_context
@@ -33,6 +36,7 @@ from tasks.machinery import MachineryError
 from tasks.resources import resources
 from tasks.results import OutcomeSerializer, TrustedResultReads
 from tasks.runner import run_work_item
+from tasks.store.location import DEFAULT_STORAGE_OPTIONS, is_url
 
 
 @dataclass
@@ -86,9 +90,22 @@ class ResultFolder(TrustedResultReads, LocalFileSystem):
 
 
 class ResultBucket(TrustedResultReads, RemoteFileSystem):
-    """Result storage at an fsspec URL; like `ResultFolder`, reads only JSON records."""
+    """Result storage at an fsspec URL; like `ResultFolder`, reads only JSON records.
+
+    A record is written with one PUT of its whole content (no folder creation,
+    which on S3 would create a missing bucket, and no streamed upload), so another
+    worker reading it sees the whole record or none.
+    """
 
     _block_type_name = "AgentSkiller Result Bucket"
+
+    async def awrite_path(self, path: str, content: bytes) -> str:
+        return self.write_path(path, content)
+
+    def write_path(self, path: str, content: bytes, **kwargs: object) -> str:  # type: ignore[override]
+        resolved = self._resolve_path(path)
+        self.filesystem.pipe_file(resolved, content)
+        return resolved
 
 
 @functools.cache
@@ -96,24 +113,35 @@ def _resolved_base(basepath: str) -> Path:
     return Path(basepath).expanduser().resolve()
 
 
-_SAVED: dict[tuple[str, str], WritableFileSystem] = {}
+_SAVED: dict[tuple[str, str, str], WritableFileSystem] = {}
 _SAVED_LOCK = threading.Lock()
 
 
-def result_storage(location: str | Path) -> WritableFileSystem:
+def result_storage(
+    location: str | Path, storage_options: Mapping[str, Any] | None = None
+) -> WritableFileSystem:
     """Prefect result storage for a path or an fsspec URL (s3://..., gs://...).
 
     Prefect accepts a storage block object only once it is saved, and would read a
     plain string as the name of a saved block; so the block is saved once per
     location and Prefect API, then reused by every task of the run.
+
+    Args:
+        location: A folder or URL.
+        storage_options: fsspec options for a URL (`run.storage_options`).
     """
     text = str(location)
-    key = (text, str(get_current_settings().api.url))
+    options = {**DEFAULT_STORAGE_OPTIONS, **dict(storage_options or {})}
+    key = (
+        text,
+        json.dumps(options, sort_keys=True),
+        str(get_current_settings().api.url),
+    )
     with _SAVED_LOCK:
         if key not in _SAVED:
             block: WritableFileSystem
-            if "://" in text and not text.startswith("file://"):
-                block = ResultBucket(basepath=text)
+            if is_url(text):
+                block = ResultBucket(basepath=text, settings=options)
             else:
                 block = ResultFolder(basepath=text.removeprefix("file://"))
             block.save(f"agentskiller-results-{sha256_hex(text)[:16]}", overwrite=True)
@@ -173,7 +201,9 @@ def item_task(run: RunRef) -> Task:
     return run_work_item.with_options(
         cache_key_fn=artifact_cache_key,
         persist_result=True,
-        result_storage=result_storage(run.results),
+        result_storage=result_storage(
+            run.results, resources(run).config.run.storage_options
+        ),
         result_serializer=OutcomeSerializer(),
     )
 

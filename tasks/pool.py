@@ -235,7 +235,7 @@ class PoolRun:
         self.cfg = res.config.run.work_pool
         self.store = res.store
         self.results = ResultStore(
-            result_storage=result_storage(run.results),
+            result_storage=result_storage(run.results, res.config.run.storage_options),
             serializer=OutcomeSerializer(),
             cache_result_in_memory=False,
         )

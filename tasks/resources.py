@@ -35,6 +35,7 @@ from tasks.store.config_loader import (
     resolve_prompt_overrides,
     with_overrides,
 )
+from tasks.store.location import StorePath, lance_storage_options
 from tasks.store.paths import OutputLayout
 from tasks.store.vectors import Embedder, VectorIndex, WordLlamaEmbedder
 
@@ -76,7 +77,7 @@ class RunResources:
     ) -> None:
         self.run = run
         self.loaded = loaded
-        self.layout = OutputLayout(Path(run.output))
+        self.layout = OutputLayout.at(run.output, loaded.config.run.storage_options)
         self.store = ArtifactStore(self.layout, config_hint=str(loaded.path))
         self.ledger = UsageLedger()
         if run.origin in ("", process_tag()):
@@ -120,6 +121,12 @@ class RunResources:
             model=choice.model,
             settings=choice.settings,
         )
+
+    def vectors(self, table: str) -> VectorIndex:
+        """A LanceDB table in the run's output location (local or at a URL)."""
+        lancedb_dir = self.layout.lancedb_dir
+        options = lance_storage_options(lancedb_dir, self._env)
+        return VectorIndex(lancedb_dir, table, self.embedder, storage_options=options)
 
     def usage(self) -> UsageLedger:
         """Every model call of the run so far: this process's, and those other
@@ -167,7 +174,7 @@ def resources(run: RunRef) -> RunResources:
 
 def open_local(
     loaded: LoadedConfig,
-    output_dir: Path,
+    output_dir: StorePath,
     *,
     env: Mapping[str, str] | None = None,
     run_id: str = "local",
@@ -179,7 +186,7 @@ def open_local(
         config_path=str(loaded.path.resolve()),
         config_hash=loaded.config_hash,
         output=str(output_dir),
-        results=str(OutputLayout(output_dir).prefect_results_dir),
+        results=str(OutputLayout.at(output_dir).prefect_results_dir),
         origin=process_tag(),
     )
     return adopt(
@@ -226,4 +233,4 @@ class ItemEnv:
 
     def vectors(self, table: str) -> VectorIndex:
         """A LanceDB table of the run's output location."""
-        return VectorIndex(self._res.layout.lancedb_dir, table, self._res.embedder)
+        return self._res.vectors(table)

@@ -1,16 +1,26 @@
 """Pre-flight checks of a run, before any work starts.
 
 Input: a loaded configuration and the process environment. Output: the list of
-problems that would stop the run (`preflight`). No side effects. The run's
-resources are built per process by `tasks.resources`.
+problems that would stop the run (`preflight`). Side effects: the output location
+(and a separate result storage URL) is probed by writing and deleting one small
+file or object (`tasks.store.storage_check`); nothing else. The run's resources
+are built per process by `tasks.resources`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from tasks.llm.client import check_endpoint_config
-from tasks.store.config_loader import LoadedConfig, resolve_prompt_overrides
+from tasks.store.config_loader import (
+    LoadedConfig,
+    resolve_output_dir,
+    resolve_prompt_overrides,
+    resolve_results_storage,
+)
+from tasks.store.location import is_url, store_path
+from tasks.store.storage_check import storage_problem
 
 
 def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
@@ -40,4 +50,18 @@ def preflight(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
         from tasks.pool import pool_problems
 
         problems += pool_problems(cfg, env)
-    return problems
+    return problems + storage_problems(loaded, env)
+
+
+def storage_problems(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
+    """Whether the output location, and a result storage URL of its own, can be
+    written: a missing bucket, denied access, an unreachable endpoint or a
+    read-only folder is named here, before any work starts."""
+    out = resolve_output_dir(loaded, Path.cwd())
+    problems = [storage_problem(out, env)]
+    results = resolve_results_storage(loaded, Path.cwd())
+    if loaded.config.run.results_storage is not None and is_url(results):
+        where = store_path(results, loaded.config.run.storage_options)
+        found = storage_problem(where, env)
+        problems.append(found and f"run.results_storage: {found}")
+    return [p for p in problems if p]

@@ -30,29 +30,23 @@ from tasks.runtime.data_checks import (
     valid_rows,
 )
 from tasks.runtime.table import Row, Table, Undo
-
-# The reference output layout of s06 (kept here, next to its only reader).
-DATABASE_DIR = ("database", "outputs")
-ENTITY_DIR = "entities"
-RELATIONSHIP_DIR = "relationships"
+from tasks.store.paths import table_data_relpath
 
 
 def data_paths(output_dir: Path, spec: EnvironmentSpec) -> dict[str, Path]:
-    """Where each table's JSON file lives under an output directory.
+    """Where each table's JSON file lives under an output directory (the output
+    layout, `tasks.store.paths`, is the authority).
 
     Args:
-        output_dir: The pipeline's output root.
+        output_dir: The pipeline's output root (a local folder).
         spec: The environment spec.
 
     Returns:
         Table name -> file path, in spec order.
     """
-    base = output_dir.joinpath(*DATABASE_DIR)
     return {
-        name: (
-            base / ENTITY_DIR / f"{name}.json"
-            if table.kind == "entity"
-            else base / RELATIONSHIP_DIR / spec.name / f"{name}.json"
+        name: output_dir.joinpath(
+            table_data_relpath(spec.name, name, entity=table.kind == "entity")
         )
         for name, table in spec.tables.items()
     }

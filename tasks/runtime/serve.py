@@ -7,17 +7,20 @@ module only inside a sandboxed worker (`SandboxedEnvironment`); `load_environmen
 imports the module here and returns an in-process `Environment` (for trusted
 code, tests, and code already running inside a sandbox). `serve` runs either as
 an MCP server over stdio or streamable HTTP. Command line: `python -m
-tasks.runtime.serve NAME --output-dir DIR [--transport stdio|http] [--host H]
-[--port P] [--call-timeout S]`. Side effects: reads those files; `load_environment`
-imports the tool module (its top-level code runs); `open_environment` starts the
-worker; `serve` blocks while serving. Nothing is written outside the worker's
-scratch directory."""
+tasks.runtime.serve NAME --output-dir DIR|URL [--transport stdio|http] [--host H]
+[--port P] [--call-timeout S]`; an fsspec URL (`s3://bucket/prefix`) is first
+staged to a temporary local folder (`tasks.store.staging`). Side effects: reads
+those files; `load_environment` imports the tool module (its top-level code runs);
+`open_environment` starts the worker; `serve` blocks while serving. Nothing is
+written outside the worker's scratch directory and that staging folder."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
@@ -47,9 +50,9 @@ from tasks.runtime.sandboxed_environment import (
     worker_request,
 )
 from tasks.runtime.spec import environment_spec
-from tasks.store.paths import OutputLayout
+from tasks.store.location import is_url
+from tasks.store.paths import OutputLayout, mcp_server_relpath
 
-TOOL_MODULE_DIR = "mcp_servers"
 DEFAULT_SIMULATION_TIME: str = RunConfig.model_fields["simulation_time"].default
 DEFAULT_SEED: int = RunConfig.model_fields["seed"].default
 
@@ -57,8 +60,8 @@ Transport = Literal["stdio", "http"]
 
 
 def tool_module_path(output_dir: Path, server_name: str) -> Path:
-    """Where the tool module of a server lives: `mcp_servers/<Server>.py`."""
-    return output_dir / TOOL_MODULE_DIR / f"{server_name}.py"
+    """Where the tool module of a server lives (the output layout knows)."""
+    return output_dir / mcp_server_relpath(server_name)
 
 
 def load_environment(
@@ -216,24 +219,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.confirm_tools is None
         else [name for name in args.confirm_tools.split(",") if name]
     )
-    try:
-        environment = open_environment(
-            Path(args.output_dir),
-            args.name,
-            simulation_time=args.simulation_time,
-            seed=args.seed,
-            confirm_tools=confirm,
-            strict=not args.lenient,
-            call_timeout_s=args.call_timeout,
-        )
-    except (OSError, ValueError, SandboxSetupError) as exc:
-        print(f"cannot load environment {args.name}: {exc}", file=sys.stderr)
-        return 2
+    with contextlib.ExitStack() as stack:
+        try:
+            output_dir = _local_output_dir(args.output_dir, args.name, stack)
+            environment = open_environment(
+                output_dir,
+                args.name,
+                simulation_time=args.simulation_time,
+                seed=args.seed,
+                confirm_tools=confirm,
+                strict=not args.lenient,
+                call_timeout_s=args.call_timeout,
+            )
+        except (OSError, ValueError, SandboxSetupError) as exc:
+            print(f"cannot load environment {args.name}: {exc}", file=sys.stderr)
+            return 2
+        _serve_until_closed(environment, args)
+    return 0
+
+
+def _local_output_dir(location: str, server: str, stack: contextlib.ExitStack) -> Path:
+    """A local output directory to serve from: the folder itself, or for a URL a
+    temporary folder (removed on exit) holding the server's files staged from
+    the store."""
+    if not is_url(location):
+        return Path(location)
+    from tasks.store.staging import stage_server
+
+    local = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="serve-")))
+    copied = stage_server(OutputLayout.at(location), server, local)
+    print(f"staged {len(copied)} file(s) of {server} from {location}", file=sys.stderr)
+    return local
+
+
+def _serve_until_closed(
+    environment: SandboxedEnvironment, args: argparse.Namespace
+) -> None:
     with environment:
         for issue in environment.issues:
             print(f"data issue: {issue}", file=sys.stderr)
         serve(environment, args.transport, host=args.host, port=args.port)
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,8 +9,11 @@ damaged),
 `lineage/<hash>.json` (rewritten by each run that produces the artifact, so the
 latest run stamp wins), `steps/<step>.json` (stamped with the output location's id
 from `output-id`, checked on read), and user-facing exports relative to the output
-root. Every write is atomic; the store holds no lock and no open file,
-so many Prefect tasks may share one instance (or a pickled copy) concurrently.
+root. The layout's root is a local folder or an fsspec URL (`s3://bucket/prefix`);
+the code below is the same for both (`tasks.store.location`). Every write is atomic
+(a temporary file and a rename locally, one whole-object PUT at a URL); the store
+holds no lock and no open file, so many Prefect tasks may share one instance (or a
+pickled copy) concurrently.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -34,6 +36,7 @@ from schemas.artifact import (
 from schemas.report import RunReport
 from tasks.store.atomic import write_json_atomic, write_text_atomic
 from tasks.store.integrity import create_once, manifest_problem, object_problem
+from tasks.store.location import StorePath
 from tasks.store.paths import OutputLayout
 
 P = TypeVar("P", bound=BaseModel)
@@ -70,7 +73,7 @@ class ManifestInvalid(UnusableStepOutput):
         path: The manifest file.
     """
 
-    def __init__(self, message: str, path: Path) -> None:
+    def __init__(self, message: str, path: StorePath) -> None:
         super().__init__(message)
         self.path = path
 
@@ -82,7 +85,7 @@ class CorruptObject(UnusableStepOutput):
         path: The object file.
     """
 
-    def __init__(self, message: str, path: Path) -> None:
+    def __init__(self, message: str, path: StorePath) -> None:
         super().__init__(message)
         self.path = path
 
@@ -205,10 +208,10 @@ class ArtifactStore:
 
     def lineage(self, content_hash: str) -> LineageRecord | None:
         """The lineage record of one artifact version, or None if it has none."""
-        path = self._layout.lineage_path(content_hash)
-        if not path.is_file():
+        raw = _read_if_present(self._layout.lineage_path(content_hash))
+        if raw is None:
             return None
-        return LineageRecord.model_validate_json(path.read_bytes())
+        return LineageRecord.model_validate_json(raw)
 
     def iter_lineage(self) -> Iterator[LineageRecord]:
         """Every lineage record in the store, ordered by content hash."""
@@ -220,7 +223,7 @@ class ArtifactStore:
 
     # Exports ---------------------------------------------------------------------
 
-    def write_export(self, relpath: str, data: Any) -> Path:
+    def write_export(self, relpath: str, data: Any) -> StorePath:
         """Write a user-facing JSON export, relative to the output root.
 
         Args:
@@ -232,7 +235,7 @@ class ArtifactStore:
         """
         return write_json_atomic(self._layout.export_path(relpath), data)
 
-    def write_export_text(self, relpath: str, text: str) -> Path:
+    def write_export_text(self, relpath: str, text: str) -> StorePath:
         """Write a user-facing text export (Markdown, Python, JSONL...).
 
         Returns:
@@ -242,7 +245,7 @@ class ArtifactStore:
 
     # Step manifests --------------------------------------------------------------
 
-    def write_manifest(self, manifest: StepManifest) -> Path:
+    def write_manifest(self, manifest: StepManifest) -> StorePath:
         """Record the current outcome of a step (replacing the previous one).
 
         The manifest is stamped with this output location's id.
@@ -374,7 +377,7 @@ class ArtifactStore:
             raise CorruptObject(self._corrupt_message(path, digest, problem), path)
         return data
 
-    def _corrupt_message(self, path: Path, digest: str, problem: str) -> str:
+    def _corrupt_message(self, path: StorePath, digest: str, problem: str) -> str:
         try:
             record = self.lineage(digest)
         except (OSError, ValueError):
@@ -403,7 +406,7 @@ class ArtifactStore:
         )
 
 
-def _read_if_present(path: Path) -> bytes | None:
+def _read_if_present(path: StorePath) -> bytes | None:
     try:
         return path.read_bytes()
     except FileNotFoundError:

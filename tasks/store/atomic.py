@@ -1,11 +1,14 @@
 """Atomic file writes: a reader sees the old file or the new one, never a torn one.
 
-Input: a destination path and the data (JSON-compatible values, pydantic models or
-text). Output: the written path. Side effects: parent directories are created; the
-content goes to a uniquely named temporary file in the destination directory, which
-then replaces the destination with `os.replace`. Concurrent writers of the same path
-never corrupt it: the last replace wins. There is no fsync: the guarantee is against
-crashed or concurrent processes, not power loss.
+Input: a destination (a local path, or a `RemotePath` at an fsspec URL) and the
+data (JSON-compatible values, pydantic models or text). Output: the written
+location. Side effects: locally, parent directories are created; the content goes
+to a uniquely named temporary file in the destination directory, which then
+replaces the destination with `os.replace`. At a URL the whole content is sent in
+one PUT, which an object store applies atomically (no folders, no temporary
+object). Concurrent writers of the same path never corrupt it: the last write wins.
+There is no fsync: the guarantee is against crashed or concurrent processes, not
+power loss.
 """
 
 from __future__ import annotations
@@ -18,17 +21,22 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tasks.store.location import RemotePath, StorePath
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
+
+def write_bytes_atomic(path: StorePath, data: bytes) -> StorePath:
     """Write bytes to `path` atomically.
 
     Args:
-        path: Destination file; its parent directories are created.
+        path: Destination file (its parent directories are created), or object.
         data: The complete new content.
 
     Returns:
         `path`.
     """
+    if isinstance(path, RemotePath):
+        path.write_bytes(data)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
@@ -45,7 +53,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
+def write_text_atomic(path: StorePath, text: str) -> StorePath:
     """Write UTF-8 text to `path` atomically (no newline translation).
 
     Args:
@@ -76,8 +84,8 @@ def dumps_json(data: Any, *, indent: int | None = 2, sort_keys: bool = False) ->
 
 
 def write_json_atomic(
-    path: Path, data: Any, *, indent: int | None = 2, sort_keys: bool = False
-) -> Path:
+    path: StorePath, data: Any, *, indent: int | None = 2, sort_keys: bool = False
+) -> StorePath:
     """Write `data` as UTF-8 JSON to `path` atomically.
 
     Args:

@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schemas.base import stable_hash
 from schemas.config import PipelineConfig
+from tasks.store.location import StorePath, is_url, store_path
 from tasks.store.paths import OutputLayout
 
 
@@ -146,14 +147,18 @@ def with_overrides(
 
 def resolve_output_dir(
     loaded: LoadedConfig, cwd: Path, *, data_dir: Path | None = None
-) -> Path:
-    """Absolute output directory of a run.
+) -> StorePath:
+    """Absolute output location of a run: a path, or a `RemotePath` for a URL.
 
     A relative `run.output_dir` is taken relative to `data_dir` when given (the
     `AGENTSKILLER_DATA_DIR` setting), else to `cwd`, the directory the command runs
     in; it is not relative to the config file, so one config serves many checkouts.
+    A URL (`s3://bucket/prefix`) carries `run.storage_options`.
     """
-    out = Path(loaded.config.run.output_dir).expanduser()
+    run = loaded.config.run
+    if is_url(run.output_dir):
+        return store_path(run.output_dir, run.storage_options)
+    out = Path(run.output_dir).expanduser()
     if out.is_absolute():
         return out
     return (data_dir if data_dir is not None else cwd) / out
@@ -164,8 +169,8 @@ def resolve_results_storage(
 ) -> str:
     """Prefect result storage of a run: a URL as given, or an absolute path.
 
-    Unset means `<output_dir>/.agentskiller/prefect-results`; a relative path is
-    resolved like `run.output_dir`.
+    Unset means `<output_dir>/.agentskiller/prefect-results` (a URL when the output
+    location is one); a relative path is resolved like `run.output_dir`.
     """
     configured = loaded.config.run.results_storage
     if configured is None:

@@ -3,7 +3,7 @@
 Input: the bytes of an object or manifest file and what the caller expects of it
 (content hash; step, output id and which objects exist). Output: a short sentence
 saying what is wrong ("" when nothing is) plus the parsed data. Side effect:
-`create_once` writes a file only if it does not exist yet, atomically.
+`create_once` writes a file (or object) only if it does not exist yet, atomically.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.artifact import StepManifest, content_hash_of
 from tasks.store.atomic import write_bytes_atomic
+from tasks.store.location import RemotePath, StorePath
 
 
 def object_problem(raw: bytes, digest: str) -> tuple[str, dict[str, Any]]:
@@ -79,8 +79,12 @@ def manifest_problem(
     return "", manifest
 
 
-def create_once(path: Path, data: bytes) -> None:
-    """Create `path` holding `data` unless it exists; concurrent creators agree."""
+def create_once(path: StorePath, data: bytes) -> None:
+    """Create `path` holding `data` unless it exists; concurrent creators agree
+    (locally by a hard link, at a URL by a create-only PUT)."""
+    if isinstance(path, RemotePath):
+        path.create(data)
+        return
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     write_bytes_atomic(tmp, data)
     try:

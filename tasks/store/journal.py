@@ -6,16 +6,22 @@ that are complete and parse, plus how many were skipped. Side effects:
 appends with one `os.write` on an `O_APPEND` file
 descriptor, so lines from concurrent threads or processes never interleave and a
 killed writer leaves at most one torn last line. There is no fsync: the guarantee is
-against crashed or concurrent processes, not power loss.
+against crashed or concurrent processes, not power loss. An object store has no
+append: a journal at a URL (`RemotePath`) belongs to one process (the ledger gives
+each process its own part), which keeps the journal's content and replaces the
+whole object with one PUT per line, so a reader sees every line up to some point
+and a killed writer loses nothing it had appended.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Generic, TypeVar
+
+from tasks.store.location import RemotePath, StorePath
 
 T = TypeVar("T")
 
@@ -24,13 +30,21 @@ class JournalWriteError(OSError):
     """A line could not be appended completely."""
 
 
-def create_journal(path: Path) -> None:
+# Content of the journals this process writes at URLs, by URL.
+_REMOTE: dict[str, bytes] = {}
+_REMOTE_LOCK = threading.Lock()
+
+
+def create_journal(path: StorePath) -> None:
     """Create an empty journal (and its folder) unless it exists."""
+    if isinstance(path, RemotePath):
+        path.create(b"")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
 
 
-def append_line(path: Path, line: str) -> None:
+def append_line(path: StorePath, line: str) -> None:
     """Append one line (a newline is added) to `path` in a single write.
 
     Args:
@@ -44,6 +58,9 @@ def append_line(path: Path, line: str) -> None:
     if "\n" in line or "\r" in line:
         raise ValueError("a journal line must not contain a line break")
     data = (line + "\n").encode("utf-8")
+    if isinstance(path, RemotePath):
+        _append_remote(path, data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -54,6 +71,19 @@ def append_line(path: Path, line: str) -> None:
         raise JournalWriteError(
             f"only {written} of {len(data)} bytes of a line were appended to {path}"
         )
+
+
+def _append_remote(path: RemotePath, data: bytes) -> None:
+    with _REMOTE_LOCK:
+        known = _REMOTE.get(path.url)
+        if known is None:
+            try:
+                known = path.read_bytes()
+            except FileNotFoundError:
+                known = b""
+        content = known + data
+        path.write_bytes(content)  # one PUT of the whole journal
+        _REMOTE[path.url] = content
 
 
 @dataclass
@@ -74,7 +104,7 @@ class JournalRead(Generic[T]):
         return len(self.problems)
 
 
-def read_lines(path: Path, parse: Callable[[str], T]) -> JournalRead[T]:
+def read_lines(path: StorePath, parse: Callable[[str], T]) -> JournalRead[T]:
     """Read a journal, keeping every complete line that `parse` accepts.
 
     A last line without a newline is what a writer killed mid-write leaves; it is

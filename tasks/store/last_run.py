@@ -1,7 +1,8 @@
 """Remember where the most recent run wrote, so commands can default to it.
 
-Input: the output directory of a starting run (`record_last_output_dir`), or
-nothing (`last_output_dir`). Output: the recorded directory, or None. Side effects:
+Input: the output location of a starting run (`record_last_output_dir`), or
+nothing (`last_output_dir`). Output: the recorded location (a path, or a
+`RemotePath` for an fsspec URL), or None. Side effects:
 `record_last_output_dir` atomically rewrites one small JSON file, `last-run.json`,
 in the user's state folder (`AGENTSKILLER_STATE_DIR`, else
 `$XDG_STATE_HOME/agentskiller`, else `~/.local/state/agentskiller`). The last run
@@ -16,19 +17,22 @@ from pathlib import Path
 
 from tasks.settings import Settings, user_state_dir
 from tasks.store.atomic import write_json_atomic
+from tasks.store.location import StorePath, store_path
 from tasks.store.paths import LAST_RUN_FILE
 
 _log = logging.getLogger(__name__)
 
 
-def record_last_output_dir(output_dir: Path, state_dir: Path | None = None) -> None:
+def record_last_output_dir(
+    output_dir: StorePath, state_dir: Path | None = None
+) -> None:
     """Record `output_dir` as the output of the most recent run.
 
     A state folder that cannot be written is logged as a warning, never raised: the
     run itself does not depend on it.
 
     Args:
-        output_dir: The run's absolute output directory.
+        output_dir: The run's absolute output directory or URL.
         state_dir: Folder of the state file; None means the user's state folder.
     """
     path = _state_file(state_dir)
@@ -43,7 +47,7 @@ def record_last_output_dir(output_dir: Path, state_dir: Path | None = None) -> N
         )
 
 
-def last_output_dir(state_dir: Path | None = None) -> Path | None:
+def last_output_dir(state_dir: Path | None = None) -> StorePath | None:
     """The output directory the most recent run recorded, if any.
 
     Args:
@@ -58,7 +62,7 @@ def last_output_dir(state_dir: Path | None = None) -> Path | None:
     except (OSError, ValueError):
         return None
     value = data.get("output_dir") if isinstance(data, dict) else None
-    return Path(value) if isinstance(value, str) and value else None
+    return store_path(value) if isinstance(value, str) and value else None
 
 
 def _state_file(state_dir: Path | None) -> Path:

@@ -18,6 +18,7 @@ from typing import get_args
 
 from schemas.artifact import ArtifactKind, ArtifactRef, Producer
 from tasks.store.artifacts import ArtifactNotFound, ArtifactStore, StoreError
+from tasks.store.location import is_url, store_path
 from tasks.store.paths import OutputLayout
 
 MIN_PREFIX = 8
@@ -200,7 +201,7 @@ def _describe(
 
 
 def _resolve_export(store: ArtifactStore, target: str) -> ArtifactRef | None:
-    path = Path(target)
+    path = store_path(target) if is_url(target) else Path(target)
     try:
         relpath = store.layout.relpath(path)
     except ValueError:

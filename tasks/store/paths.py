@@ -1,17 +1,24 @@
-"""Every literal path of the project: the output layout under one root directory.
+"""Every literal path of the project: the output layout under one root.
 
-Input: the output root (already resolved by the caller). Output: `OutputLayout`, a
-frozen value whose properties name the user-facing export files of the reference
-tool (`domain_topics.json`, `entities.json`, `tool_lists/<Server>.json`, ...) and the
-internal `.agentskiller/` tree (content-addressed objects, lineage records, step
-manifests, ledgers, reports, LanceDB tables, Prefect results). No side effects:
-nothing is created here.
+Input: the output root (already resolved by the caller): a local folder or an
+fsspec URL (`s3://bucket/prefix`, see `tasks.store.location`). Output:
+`OutputLayout`, a frozen value whose properties name the user-facing export files
+of the reference tool (`domain_topics.json`, `entities.json`,
+`tool_lists/<Server>.json`, `database/outputs/...`, `mcp_servers/<Server>.py`, ...)
+and the internal `.agentskiller/` tree (content-addressed objects, lineage records,
+step manifests, ledgers, reports, LanceDB tables, Prefect results). This module is
+the one authority on that layout: the runtime asks it where a server's data and
+tool module are. No side effects: nothing is created here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tasks.store.location import RemotePath, StorePath, store_path
 
 DEFAULT_OUTPUT_DIR = "outputs"
 INTERNAL_DIR = ".agentskiller"
@@ -22,33 +29,45 @@ class OutputLayout:
     """Paths inside one output directory.
 
     Attributes:
-        root: The output directory; every path below is inside it.
+        root: The output directory (a path, or a `RemotePath` for a URL); every
+            path below is inside it.
     """
 
-    root: Path
+    root: StorePath
+
+    @classmethod
+    def at(
+        cls, location: str | Path, storage_options: Mapping[str, Any] | None = None
+    ) -> OutputLayout:
+        """The layout at a path or fsspec URL (storage options apply to a URL)."""
+        return cls(store_path(location, storage_options))
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.root, RemotePath)
 
     # User-facing exports, as the original tool laid them out.
     @property
-    def domain_topics(self) -> Path:
+    def domain_topics(self) -> StorePath:
         return self.root / "domain_topics.json"
 
     @property
-    def entities(self) -> Path:
+    def entities(self) -> StorePath:
         return self.root / "entities.json"
 
     @property
-    def entity_graph(self) -> Path:
+    def entity_graph(self) -> StorePath:
         return self.root / "entity_graph.json"
 
     @property
-    def blueprints(self) -> Path:
+    def blueprints(self) -> StorePath:
         return self.root / "blueprints.json"
 
     @property
-    def tool_lists_dir(self) -> Path:
+    def tool_lists_dir(self) -> StorePath:
         return self.root / "tool_lists"
 
-    def tool_list(self, server: str) -> Path:
+    def tool_list(self, server: str) -> StorePath:
         """Tool list file of one server, `tool_lists/<server>.json`.
 
         Raises:
@@ -58,73 +77,73 @@ class OutputLayout:
 
     # Internal store.
     @property
-    def internal(self) -> Path:
+    def internal(self) -> StorePath:
         return self.root / INTERNAL_DIR
 
     @property
-    def objects_dir(self) -> Path:
+    def objects_dir(self) -> StorePath:
         return self.internal / "objects"
 
     @property
-    def lineage_dir(self) -> Path:
+    def lineage_dir(self) -> StorePath:
         return self.internal / "lineage"
 
     @property
-    def steps_dir(self) -> Path:
+    def steps_dir(self) -> StorePath:
         return self.internal / "steps"
 
     @property
-    def ledger_dir(self) -> Path:
+    def ledger_dir(self) -> StorePath:
         return self.internal / "ledger"
 
     @property
-    def reports_dir(self) -> Path:
+    def reports_dir(self) -> StorePath:
         return self.internal / "reports"
 
     @property
-    def lancedb_dir(self) -> Path:
+    def lancedb_dir(self) -> StorePath:
         return self.internal / "lancedb"
 
     @property
-    def prefect_results_dir(self) -> Path:
+    def prefect_results_dir(self) -> StorePath:
         return self.internal / "prefect-results"
 
     @property
-    def run_lock(self) -> Path:
+    def run_lock(self) -> StorePath:
         """The exclusive lock a run holds on this output location."""
         return self.internal / "run.lock"
 
     @property
-    def identity_file(self) -> Path:
+    def identity_file(self) -> StorePath:
         """The random id of this output location, written once at first use."""
         return self.internal / "output-id"
 
     @property
-    def state_file(self) -> Path:
+    def state_file(self) -> StorePath:
         return self.internal / "state.json"
 
-    def object_path(self, content_hash: str) -> Path:
+    def object_path(self, content_hash: str) -> StorePath:
         """Content-addressed object file, `objects/<hash[:2]>/<hash>.json`."""
         digest = _plain_name(content_hash)
         return self.objects_dir / digest[:2] / f"{digest}.json"
 
-    def lineage_path(self, content_hash: str) -> Path:
+    def lineage_path(self, content_hash: str) -> StorePath:
         """Lineage record file of one artifact version."""
         return self.lineage_dir / f"{_plain_name(content_hash)}.json"
 
-    def manifest_path(self, step: str) -> Path:
+    def manifest_path(self, step: str) -> StorePath:
         """Manifest file of one step, `steps/<step>.json`."""
         return self.steps_dir / f"{_plain_name(step)}.json"
 
-    def ledger_path(self, run_id: str) -> Path:
+    def ledger_path(self, run_id: str) -> StorePath:
         """Usage ledger (JSON lines, appended call by call) of one run."""
         return self.ledger_dir / f"{_plain_name(run_id)}.jsonl"
 
-    def report_path(self, name: str) -> Path:
+    def report_path(self, name: str) -> StorePath:
         """A report file, `reports/<name>` (name includes the extension)."""
         return self.reports_dir / _plain_name(name)
 
-    def export_path(self, relpath: str) -> Path:
+    def export_path(self, relpath: str) -> StorePath:
         """Absolute path of an export given relative to the root.
 
         Args:
@@ -141,12 +160,22 @@ class OutputLayout:
             )
         return self.root.joinpath(*pure.parts)
 
-    def relpath(self, p: Path) -> str:
+    def mcp_server(self, server: str) -> StorePath:
+        """The tool module of a server, `mcp_servers/<server>.py`."""
+        return self.export_path(mcp_server_relpath(server))
+
+    def relpath(self, p: Path | RemotePath) -> str:
         """POSIX path of `p` relative to the root (relative paths pass through).
 
         Raises:
             ValueError: If an absolute `p` is not inside the root.
         """
+        if isinstance(self.root, RemotePath) or isinstance(p, RemotePath):
+            if isinstance(p, RemotePath) and isinstance(self.root, RemotePath):
+                return p.relative_to(self.root).as_posix()
+            if not p.is_absolute():
+                return PurePosixPath(*p.parts).as_posix()
+            raise ValueError(f"{p} is not inside the output root {self.root}")
         if not p.is_absolute():
             return PurePosixPath(*p.parts).as_posix()
         for path, root in ((p, self.root), (p.resolve(), self.root.resolve())):
@@ -162,18 +191,29 @@ def _plain_name(name: str) -> str:
 
 
 # Relative paths of the per-server outputs of s06-s09, in the reference layout.
-# Steps pass these to `ArtifactStore.write_export`.
+# Steps pass these to `ArtifactStore.write_export`; the runtime reads a server's
+# data and tool module at the same places (`data_relpaths`).
+
+DATABASE_DIR = "database/outputs"
 
 
 def entity_data_relpath(entity: str) -> str:
-    return f"database/outputs/entities/{_plain_name(entity)}.json"
+    return f"{DATABASE_DIR}/entities/{_plain_name(entity)}.json"
 
 
 def relationship_data_relpath(server: str, relationship: str) -> str:
     return (
-        f"database/outputs/relationships/{_plain_name(server)}/"
+        f"{DATABASE_DIR}/relationships/{_plain_name(server)}/"
         f"{_plain_name(relationship)}.json"
     )
+
+
+def table_data_relpath(server: str, table: str, *, entity: bool) -> str:
+    """Data file of one table a server serves: shared entity tables lie under
+    `entities/`, the server's own relationship tables under its name."""
+    if entity:
+        return entity_data_relpath(table)
+    return relationship_data_relpath(server, table)
 
 
 def entity_script_relpath(entity: str) -> str:

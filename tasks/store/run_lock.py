@@ -8,6 +8,8 @@ JSON; releasing empties it and drops the lock. The kernel drops a `flock` when i
 process dies, so a lock file that still names a holder but is not locked was left
 by a killed run; it is taken over (and logged) when that holder was on this host.
 A holder on another host cannot be checked, so its record is never taken over.
+At an fsspec URL the lock is an object created only if absent (see
+`tasks.store.run_lock_remote`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from schemas.store import RunLockHolder
 from tasks.store.artifacts import StoreError
+from tasks.store.location import RemotePath
 from tasks.store.paths import OutputLayout
+
+if TYPE_CHECKING:
+    from tasks.store.run_lock_remote import RemoteRunLock
 
 _LOG = logging.getLogger(__name__)
 
@@ -71,7 +78,9 @@ class RunLock:
         self.release()
 
 
-def acquire_run_lock(layout: OutputLayout, *, run_id: str, command: str) -> RunLock:
+def acquire_run_lock(
+    layout: OutputLayout, *, run_id: str, command: str
+) -> RunLock | RemoteRunLock:
     """Take the output location for one run.
 
     Args:
@@ -86,6 +95,10 @@ def acquire_run_lock(layout: OutputLayout, *, run_id: str, command: str) -> RunL
         RunLocked: If a live run holds it, or a run on another host left it.
     """
     path = layout.run_lock
+    if isinstance(path, RemotePath):
+        from tasks.store.run_lock_remote import acquire_remote
+
+        return acquire_remote(path, run_id=run_id, command=command)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -115,6 +128,11 @@ def check_run_lock(layout: OutputLayout) -> None:
     Raises:
         RunLocked: If a live process holds the lock.
     """
+    if isinstance(layout.run_lock, RemotePath):
+        from tasks.store.run_lock_remote import check_remote
+
+        check_remote(layout.run_lock)
+        return
     try:
         fd = os.open(layout.run_lock, os.O_RDWR)
     except FileNotFoundError:
@@ -149,7 +167,7 @@ def _check_previous(previous: RunLockHolder | None, path: Path) -> None:
         )
     state = (
         "is running but does not hold the lock (pid reused)"
-        if _pid_alive(previous.pid)
+        if pid_alive(previous.pid)
         else "is no longer running"
     )
     _LOG.warning(
@@ -171,7 +189,8 @@ def _read_holder(fd: int) -> RunLockHolder | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -4,21 +4,23 @@ Inputs: texts (or precomputed vectors) with their ids, and an `Embedder`. Output
 L2-normalised float32 embeddings, nearest-neighbour lists with cosine similarity
 rounded to 4 places, and an in-memory `cosine_matrix` for in-batch comparisons.
 Side effects: `VectorIndex` reads and writes one table of an embedded LanceDB
-database under the given directory; `WordLlamaEmbedder` loads the model weights
-shipped inside the `wordllama` wheel on first use (once per process, never at import,
-never from the network). `lancedb` itself is imported on first connection, as it
-takes about a second to import.
+database under the given directory or object-store URL; `WordLlamaEmbedder` loads
+the model weights shipped inside the `wordllama` wheel on first use (once per
+process, never at import, never from the network). `lancedb` itself is imported
+on first connection, as it takes about a second to import.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+
+from tasks.store.location import RemotePath, StorePath
 
 if TYPE_CHECKING:
     import lancedb
@@ -109,13 +111,23 @@ class VectorIndex:
     a lock, so threads may share it.
 
     Args:
-        db_dir: The LanceDB database directory (created when first written).
+        db_dir: The LanceDB database directory (created when first written), or
+            its `RemotePath` at an object-store URL.
         table: Table name.
         embedder: Embeds texts given without vectors, and queries given as text.
+        storage_options: LanceDB's options for a URL (endpoint, plain http).
     """
 
-    def __init__(self, db_dir: Path, table: str, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        db_dir: StorePath,
+        table: str,
+        embedder: Embedder,
+        *,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
         self._db_dir = db_dir
+        self._storage_options = dict(storage_options or {})
         self._table_name = table
         self._embedder = embedder
         self._lock = threading.Lock()
@@ -238,8 +250,13 @@ class VectorIndex:
         if self._db is None:
             import lancedb
 
-            self._db_dir.mkdir(parents=True, exist_ok=True)
-            self._db = lancedb.connect(str(self._db_dir))
+            if isinstance(self._db_dir, RemotePath):
+                self._db = lancedb.connect(
+                    str(self._db_dir), storage_options=self._storage_options
+                )
+            else:
+                self._db_dir.mkdir(parents=True, exist_ok=True)
+                self._db = lancedb.connect(str(self._db_dir))
         return self._db
 
     def _open(self) -> lancedb.table.Table:
