@@ -108,3 +108,25 @@ def ancestor_kinds(store, target: str) -> set[str]:
         kinds.add(node.ref.kind)
         stack.extend(node.children)
     return kinds
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A real S3-compatible server (moto's) on 127.0.0.1 for the whole session."""
+    from tests.s3_server import moto_s3
+
+    with moto_s3(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's S3 server, with the `AWS_*` variables of
+    this test pointing at it; returns the bucket name."""
+    from tests.s3_server import create_bucket, s3_env
+
+    for name, value in s3_env(s3_endpoint, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:].strip('-')}"
+    create_bucket(s3_endpoint, bucket)
+    return bucket
