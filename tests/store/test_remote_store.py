@@ -49,7 +49,9 @@ def test_store_at_s3_url_keeps_objects_lineage_and_manifests(s3_bucket: str) -> 
     assert f".agentskiller/lineage/{digest}.json" in keys
     assert ".agentskiller/steps/s04_blueprint_generation.json" in keys
     assert not [k for k in keys if k.endswith(".tmp")]
-    assert store.get(chain.blueprint.ref, type(chain.blueprint.payload)) == chain.blueprint
+    assert (
+        store.get(chain.blueprint.ref, type(chain.blueprint.payload)) == chain.blueprint
+    )
     manifest = store.read_manifest("s04_blueprint_generation")
     assert manifest is not None and manifest.outputs == (chain.blueprint.ref,)
     assert store.match_prefix(digest[:10]) == [digest]
