@@ -18,6 +18,7 @@ from tasks.core.entity_graph import neighbours
 from tasks.core.server_tables import entity_names
 from tasks.core.tool_lists import tool_list_export
 from tasks.step_run import StepRun
+from tasks.store.paths import BLUEPRINTS_RELPATH, tool_list_relpath
 
 
 @flow(name="s04-blueprint-generation", validate_parameters=False)
@@ -91,7 +92,7 @@ def design_blueprints(run: RunRef) -> StepReport:
     return step.finish(
         outputs=[*outline_sets, *details, *final.artifacts],
         exports={
-            "blueprints.json": (
+            BLUEPRINTS_RELPATH: (
                 blueprint_set,
                 blueprints_export(blueprint_set.payload.blueprints),
             )
@@ -119,7 +120,7 @@ def formulate_tool_lists(run: RunRef) -> StepReport:
     return step.finish(
         outputs=lists,
         exports={
-            f"tool_lists/{a.id}.json": (a, tool_list_export(a.payload)) for a in lists
+            tool_list_relpath(a.id): (a, tool_list_export(a.payload)) for a in lists
         },
         note=f"{len(lists)} tool list(s)",
         inputs=len(blueprints),

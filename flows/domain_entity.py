@@ -20,6 +20,11 @@ from tasks.core import entities as core_entities
 from tasks.core import entity_graph as core_graph
 from tasks.core.exports import domain_topics_export
 from tasks.step_run import StepRun
+from tasks.store.paths import (
+    DOMAIN_TOPICS_RELPATH,
+    ENTITIES_RELPATH,
+    ENTITY_GRAPH_RELPATH,
+)
 
 
 @flow(name="s01-domain-expansion", validate_parameters=False)
@@ -96,7 +101,7 @@ def expand_domains(run: RunRef) -> StepReport:
             *domains,
             *([topics] if topics else []),
         ],
-        exports={"domain_topics.json": (topics, domain_topics_export(topics.payload))}
+        exports={DOMAIN_TOPICS_RELPATH: (topics, domain_topics_export(topics.payload))}
         if topics
         else {},
         note=f"stop reason: {reason}; {len(domains)} domains after "
@@ -143,7 +148,7 @@ def extract_entities(run: RunRef) -> StepReport:
     return step.finish(
         outputs=[*batches, *merged.artifacts],
         exports={
-            "entities.json": (
+            ENTITIES_RELPATH: (
                 catalogue,
                 core_entities.entities_export(catalogue.payload),
             )
@@ -197,7 +202,7 @@ def relate_entities(run: RunRef) -> StepReport:
     graph = built.artifacts[0] if built.ok else None
     return step.finish(
         outputs=[*batches, *built.artifacts],
-        exports={"entity_graph.json": (graph, core_graph.graph_export(graph.payload))}
+        exports={ENTITY_GRAPH_RELPATH: (graph, core_graph.graph_export(graph.payload))}
         if graph
         else {},
         note=f"{len(graph.payload.links) if graph else 0} edges "

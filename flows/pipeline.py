@@ -242,7 +242,7 @@ def run_pipeline(
         flow_run_id=run_id,
     )
     write_json_atomic(
-        res.layout.reports_dir / f"{run_id}.json", report.model_dump(mode="json")
+        res.layout.report_path(f"{run_id}.json"), report.model_dump(mode="json")
     )
     _publish(report)
     if crash is not None:  # a bug: the traceback belongs in the log

@@ -22,6 +22,14 @@ from tasks.store.location import RemotePath, StorePath, store_path
 
 DEFAULT_OUTPUT_DIR = "outputs"
 INTERNAL_DIR = ".agentskiller"
+# Probe files and objects of the storage check (written and deleted at once).
+WRITE_PROBE_PREFIX = ".agentskiller-write-probe-"
+
+# User-facing exports at the root, as the original tool named them.
+DOMAIN_TOPICS_RELPATH = "domain_topics.json"
+ENTITIES_RELPATH = "entities.json"
+ENTITY_GRAPH_RELPATH = "entity_graph.json"
+BLUEPRINTS_RELPATH = "blueprints.json"
 
 
 @dataclass(frozen=True)
@@ -49,19 +57,19 @@ class OutputLayout:
     # User-facing exports, as the original tool laid them out.
     @property
     def domain_topics(self) -> StorePath:
-        return self.root / "domain_topics.json"
+        return self.root / DOMAIN_TOPICS_RELPATH
 
     @property
     def entities(self) -> StorePath:
-        return self.root / "entities.json"
+        return self.root / ENTITIES_RELPATH
 
     @property
     def entity_graph(self) -> StorePath:
-        return self.root / "entity_graph.json"
+        return self.root / ENTITY_GRAPH_RELPATH
 
     @property
     def blueprints(self) -> StorePath:
-        return self.root / "blueprints.json"
+        return self.root / BLUEPRINTS_RELPATH
 
     @property
     def tool_lists_dir(self) -> StorePath:

@@ -17,9 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tasks.store.location import RemotePath, endpoint_of
-from tasks.store.paths import INTERNAL_DIR
-
-PROBE_PREFIX = ".agentskiller-write-probe-"
+from tasks.store.paths import INTERNAL_DIR, WRITE_PROBE_PREFIX
 
 
 def storage_problem(root: Path | RemotePath, env: Mapping[str, str]) -> str:
@@ -44,7 +42,7 @@ def _local_problem(root: Path) -> str:
     if not folder.is_dir():
         return f"output directory {root} cannot be created: {folder} is not a directory"
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=WRITE_PROBE_PREFIX)
     except OSError as exc:
         where = "" if folder == root else f" (its nearest existing folder {folder})"
         return (
@@ -59,7 +57,7 @@ def _local_problem(root: Path) -> str:
 def _remote_problem(root: RemotePath, env: Mapping[str, str]) -> str:
     endpoint = endpoint_of(root, env) if root.protocol in ("s3", "s3a") else None
     at = f" at endpoint {endpoint}" if endpoint else ""
-    probe = root / INTERNAL_DIR / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    probe = root / INTERNAL_DIR / f"{WRITE_PROBE_PREFIX}{uuid.uuid4().hex}"
     try:
         fs = root.fs
     except (ImportError, ValueError) as exc:
