@@ -1,10 +1,11 @@
 """A real S3-compatible endpoint for tests: moto's standalone server on 127.0.0.1.
 
 `moto_s3()` starts `python -m moto.server` on a free loopback port as a child
-process, waits until it answers HTTP, yields its endpoint URL and at the end stops
-it by process id (SIGTERM, then SIGKILL after a timeout). `s3_env()` is the
+process, waits until it accepts connections, yields its endpoint URL and at the end
+stops it by process id (SIGTERM, then SIGKILL after a timeout). `s3_env()` is the
 environment a client needs to reach it: the standard `AWS_*` variables, with the
-user's own AWS configuration files hidden.
+user's own AWS configuration files hidden. `read_only_user()` sets up a bucket and
+credentials that may only read it, on a server that enforces IAM.
 """
 
 from __future__ import annotations
@@ -31,38 +32,42 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status < 500
-    except OSError:
-        return False
-    finally:
-        connection.close()
+def _listening(port: int) -> bool:
+    # A TCP connection, not an HTTP request: with auth enabled moto counts every
+    # request against its unauthenticated allowance.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager
-def moto_s3(log_dir: Path) -> Iterator[str]:
+def moto_s3(log_dir: Path, *, auth_after: int | None = None) -> Iterator[str]:
     """Run moto's S3 server for the duration of the block.
 
     Args:
         log_dir: Where the server's output goes (`moto-server.log`).
+        auth_after: Enforce IAM credentials and policies after this many
+            unauthenticated requests (moto's `INITIAL_NO_AUTH_ACTION_COUNT`);
+            None accepts every request.
 
     Yields:
         The endpoint, `http://127.0.0.1:<port>`.
     """
     port = free_port()
+    env = dict(os.environ)
+    if auth_after is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(auth_after)
     log = (log_dir / "moto-server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(port):
+        while not _listening(port):
             if server.poll() is not None:
                 raise RuntimeError(
                     f"moto server exited with {server.returncode}; see {log.name}"
@@ -110,3 +115,42 @@ def create_bucket(endpoint: str, name: str) -> None:
             raise RuntimeError(f"creating bucket {name} gave HTTP {response.status}")
     finally:
         connection.close()
+
+
+READ_ONLY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": "*",
+        }
+    ],
+}
+SETUP_REQUESTS = 4
+"""Unauthenticated requests `read_only_user` makes (bucket, user, policy, key)."""
+
+
+def read_only_user(endpoint: str, bucket: str) -> tuple[str, str]:
+    """Create `bucket` and an IAM user that may only read it, on a server started
+    with `auth_after=SETUP_REQUESTS`; returns the user's access key and secret."""
+    import json
+
+    import boto3
+
+    settings = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "setup",
+        "aws_secret_access_key": "setup",
+    }
+    boto3.client("s3", **settings).create_bucket(Bucket=bucket)
+    iam = boto3.client("iam", **settings)
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(
+        UserName="reader",
+        PolicyName="read-only",
+        PolicyDocument=json.dumps(READ_ONLY_POLICY),
+    )
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]

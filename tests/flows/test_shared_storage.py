@@ -22,7 +22,14 @@ from tasks.store.artifacts import ArtifactStore
 from tasks.store.location import RemotePath
 from tasks.store.paths import OutputLayout
 from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, ancestor_kinds
-from tests.s3_server import create_bucket, free_port, s3_env
+from tests.s3_server import (
+    SETUP_REQUESTS,
+    create_bucket,
+    free_port,
+    moto_s3,
+    read_only_user,
+    s3_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -235,6 +242,8 @@ def test_missing_bucket_is_refused_before_any_work(s3_bucket, capsys) -> None:
     err = capsys.readouterr().err
     assert f"output location {url}: bucket 'no-such-bucket' does not exist" in err
     assert "at endpoint http://127.0.0.1:" in err
+    root = OutputLayout.at(url).root
+    assert isinstance(root, RemotePath) and not root.fs.exists("no-such-bucket")
 
 
 def test_unreachable_endpoint_is_refused_before_any_work(
@@ -257,3 +266,17 @@ def test_unwritable_local_output_dir_is_refused_before_any_work(capsys) -> None:
     assert main(["run", "--config", str(DEMO_CONFIG), "--output-dir", out]) == 2
     assert f"output directory {out} is not writable" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_access_denied_is_refused_before_any_work(tmp_path, capsys) -> None:
+    """On a server that enforces IAM, credentials that may only read the bucket
+    are refused with exit code 2, naming the location and the endpoint."""
+    with moto_s3(tmp_path, auth_after=SETUP_REQUESTS) as endpoint:
+        key, secret = read_only_user(endpoint, "locked")
+        options = {"endpoint_url": endpoint, "key": key, "secret": secret}
+        url = "s3://locked/run"
+        config = _config_with(tmp_path, output_dir=url, storage_options=options)
+        assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"output location {url} is not writable: access denied at endpoint" in err
+    assert endpoint in err
