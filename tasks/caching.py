@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from schemas.artifact import WorkItem
 from schemas.base import SCHEMA_VERSION, sha256_hex
+from tasks.core.python_source import parse_python
 
 # The packages whose modules are part of a code version. `flows` imports steps,
 # never the other way round, so it cannot be in a step's closure.
@@ -79,7 +80,9 @@ def import_closure(root: str, find: SourceFinder) -> dict[str, ModuleSource]:
         if name in found or (source := find(name)) is None:
             continue
         found[name] = source
-        tree = ast.parse(source.text, filename=name)
+        # CPython 3.11's ast.parse is not thread-safe (items on a worker compute
+        # code versions in several threads at once): parse under the shared lock.
+        tree = parse_python(source.text)
         pending += _imported(tree, name, source.is_package, find)
     return found
 

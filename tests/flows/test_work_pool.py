@@ -450,3 +450,55 @@ def test_a_batch_no_worker_starts_is_retried_then_reported_worker_lost(
         "s07-batch-1-of-1-retry-1",
     ]
     assert {r["state"]["type"] for r in runs} == {"CRASHED"}
+
+
+def test_two_workers_share_one_run_through_an_s3_store(cluster, s3_endpoint, tmp_path):
+    """The demo on the pool with its output at s3://bucket/prefix: the workers reach
+    the store and the result storage only through the configuration (endpoint and
+    keys in run.storage_options, none in their environment), the run ends ok, both
+    workers ran items, and each worker's model calls are in its own ledger part."""
+    from tests.s3_server import create_bucket
+
+    create_bucket(s3_endpoint, "pool-run")
+    url = "s3://pool-run/demo"
+    options = {
+        "endpoint_url": s3_endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    config = _config(
+        tmp_path,
+        executor="work_pool",
+        work_pool={"name": POOL, "batch_size": 4, "poll_interval_s": 0.5},
+        storage_options=options,
+    )
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [str(BIN / "agentskiller"), "run", "--config", str(config)]
+        + ["--output-dir", url, "--until", "s09", "--report-json", str(report)],
+        cwd=REPO,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert json.loads(report.read_text())["status"] == "ok"
+    from tasks.store.location import RemotePath, store_path
+
+    root = store_path(url, options)
+    assert isinstance(root, RemotePath)
+    ran: set[str] = set()
+    for record in (root / ".agentskiller" / "lineage").glob("*.json"):
+        worker = json.loads(record.read_bytes())["run"].get("worker")
+        if worker:
+            ran.add(worker)
+    assert ran == set(WORKERS)
+    parts = [p.name for p in (root / ".agentskiller" / "ledger").glob("*.*.jsonl")]
+    assert parts, "no worker wrote a ledger part"
+    lines = sum(
+        len(p.read_bytes().splitlines())
+        for p in (root / ".agentskiller" / "ledger").glob("*.jsonl")
+    )
+    assert lines == json.loads(report.read_text())["llm_calls"]
