@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from schemas.artifact import WorkItem
 from schemas.base import SCHEMA_VERSION, sha256_hex
-from tasks.core.python_source import parse_python
+from tasks.core.ast_parse import parse_python
 
 # The packages whose modules are part of a code version. `flows` imports steps,
 # never the other way round, so it cannot be in a step's closure.

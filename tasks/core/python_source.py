@@ -4,26 +4,18 @@ Input: source text. Output: the module's syntax tree (or the SyntaxError), and t
 literal strings a module assigns to a top-level constant (read statically, so the
 code never runs). CPython 3.11's `ast.parse` is not thread-safe: concurrent calls
 from pipeline items running in threads can fail with "SystemError: AST constructor
-recursion depth mismatch", so every parse of generated code goes through one lock.
+recursion depth mismatch", so every parse goes through one lock
+(`tasks.core.ast_parse`).
 No side effects.
 """
 
 from __future__ import annotations
 
 import ast
-import threading
 
-_PARSE_LOCK = threading.Lock()
+from tasks.core.ast_parse import parse_python
 
-
-def parse_python(source: str) -> ast.Module:
-    """`ast.parse`, serialised across threads.
-
-    Raises:
-        SyntaxError: the source does not parse.
-    """
-    with _PARSE_LOCK:
-        return ast.parse(source)
+__all__ = ["declared_strings", "parse_python"]
 
 
 def declared_strings(tree: ast.Module, name: str) -> tuple[str, ...] | None:
