@@ -16,6 +16,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from prefect import Task
@@ -32,6 +33,7 @@ from tasks.llm.errors import LLMError
 from tasks.machinery import MachineryError
 from tasks.resources import resources
 from tasks.results import OutcomeSerializer, TrustedResultReads
+from tasks.store.atomic import write_bytes_atomic
 from tasks.runner import run_work_item
 
 
@@ -83,6 +85,16 @@ class ResultFolder(TrustedResultReads, LocalFileSystem):
                 f"Provided path {candidate} is outside of the base path {base}."
             )
         return candidate
+
+    # Prefect's LocalFileSystem opens the record in place and writes into it, so a
+    # process killed mid-write leaves a torn record where readers (a resubmitted
+    # batch, the orchestrator salvaging a lost worker's items) look. Records are
+    # written to a temporary name and renamed over instead.
+    async def awrite_path(self, path: str, content: bytes) -> str:
+        return str(write_bytes_atomic(self._resolve_path(path), content))
+
+    def write_path(self, path: str, content: bytes, **_: Any) -> str:  # type: ignore[override]
+        return str(write_bytes_atomic(self._resolve_path(path), content))
 
 
 class ResultBucket(TrustedResultReads, RemoteFileSystem):
