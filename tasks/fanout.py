@@ -16,8 +16,8 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from prefect import Task
 from prefect.context import get_run_context
@@ -33,8 +33,8 @@ from tasks.llm.errors import LLMError
 from tasks.machinery import MachineryError
 from tasks.resources import resources
 from tasks.results import OutcomeSerializer, TrustedResultReads
-from tasks.store.atomic import write_bytes_atomic
 from tasks.runner import run_work_item
+from tasks.store.atomic import write_bytes_atomic
 
 
 @dataclass
@@ -238,6 +238,27 @@ def run_items(
     return outcomes
 
 
+def store_outcome(
+    store: Any, outcome: ItemOutcome, stamp: RunStamp, exports: dict[str, str] | None
+) -> None:
+    """Write an item's artifacts to the store (with their export files, if any)."""
+    for artifact in outcome.artifacts:
+        paths = [exports[artifact.id]] if exports and artifact.id in exports else []
+        store.put(artifact, stamp, exports=paths)
+
+
+def failed_outcome(work: WorkItem, future: Any) -> ItemOutcome:
+    """The typed failure of an item whose task future did not complete."""
+    exc = future.result(raise_on_failure=False)
+    if not isinstance(exc, BaseException):
+        state = future.state
+        exc = RuntimeError(f"task ended in state {state.name}: {state.message}")
+    return ItemOutcome(
+        item_key=work.item_key,
+        failure=failure_from_exception(work.step, work.item_key, exc),
+    )
+
+
 def _collect(
     run: RunRef,
     configured: Task,
@@ -264,18 +285,8 @@ def _collect(
                 task_run_id=str(future.task_run_id),
                 cached=cached,
             )
-            for artifact in outcome.artifacts:
-                paths = (
-                    [exports[artifact.id]] if exports and artifact.id in exports else []
-                )
-                store.put(artifact, stamp, exports=paths)
+            store_outcome(store, outcome, stamp, exports)
         else:
-            exc = future.result(raise_on_failure=False)
-            if not isinstance(exc, BaseException):
-                exc = RuntimeError(f"task ended in state {state.name}: {state.message}")
-            outcome = ItemOutcome(
-                item_key=work.item_key,
-                failure=failure_from_exception(work.step, work.item_key, exc),
-            )
+            outcome = failed_outcome(work, future)
         done[i] = (outcome, cached)
     return done
