@@ -13,6 +13,8 @@ from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Frozen, PascalName, ToolName
 
+CONFIRM_PARAMETER = "confirm"
+"""The boolean parameter a confirmation tool takes: the call acts only when true."""
 TableKind = Literal["entity", "relationship"]
 DataIssueKind = Literal[
     "missing_file",
@@ -96,7 +98,7 @@ class ToolSpec(Frozen):
                 raise ValueError(
                     f"tool {self.name}: only write tools can need confirmation"
                 )
-            confirm = self.parameters["properties"].get("confirm", {})
+            confirm = self.parameters["properties"].get(CONFIRM_PARAMETER, {})
             if confirm.get("type") != "boolean":
                 raise ValueError(
                     f"tool {self.name} needs confirmation but has no boolean "

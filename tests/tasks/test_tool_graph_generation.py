@@ -7,15 +7,9 @@ from __future__ import annotations
 from schemas.policy import PolicyDocument
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy
+from tests.dental_policy import BLUEPRINT, CONFIRM, POLICY, artifact
 from tests.tasks.step_calls import call_task
-from tests.tasks.test_policy_generation import (
-    BLUEPRINT,
-    CONFIRM,
-    POLICY,
-    _artifact,
-    _attempts,
-    replay_context,
-)
+from tests.tasks.test_policy_generation import _attempts, replay_context
 
 ROOT = "authorize_patient"
 NODES = [f.name for f in BLUEPRINT.functions]
@@ -36,8 +30,8 @@ def _derive(ctx, blueprint=BLUEPRINT):
         parsed=parse_policy(POLICY),
         confirm_tools=tuple(CONFIRM),
     )
-    server = _artifact("blueprint", blueprint.server_name, blueprint)
-    policy = _artifact("policy", blueprint.server_name, document)
+    server = artifact("blueprint", blueprint.server_name, blueprint)
+    policy = artifact("policy", blueprint.server_name, document)
     cfg = ctx.config.steps.s08_tool_graph_generation
     return call_task(
         ctx,
