@@ -155,3 +155,17 @@ def test_graph_prompt_names_the_real_authorization_tool(tmp_path):
         assert f"`{ROOT}` requires nothing" in text or f"`{ROOT}` is the" in text
         assert "Authorize" not in text
         assert "<!-- TOOL: cancel_appointment -->" in text
+
+
+def test_server_without_a_policy_is_a_dependency_failure_naming_s07():
+    """No model call is made for it; the failure is not retried by s08."""
+    failure = s08.missing_policy_failure("DentalAppointments")
+    assert (failure.step, failure.item_key, failure.reason) == (
+        "s08",
+        "DentalAppointments",
+        "dependency_failed",
+    )
+    assert failure.message == (
+        "s07 produced no policy for DentalAppointments, so it gets no tool graph"
+    )
+    assert not failure.retryable
