@@ -6,7 +6,10 @@ type fails the run with a message naming the parameter). Output: the items'
 `ItemOutcome`s, in order. Side effects: each item runs as the same cached Prefect
 task as in a local run (`tasks.fanout.item_task`: cache key = work item hash,
 JSON results in the run's result storage), so a cached item is not recomputed and
-the orchestrator reads each finished item's outcome back by its cache key; a table
+the orchestrator reads each finished item's outcome back by its cache key; while
+the items run, a heartbeat event (`HEARTBEAT_EVENT`) goes out every
+`run.work_pool.heartbeat_s`, so the orchestrator can tell a dead worker from a slow
+batch; a table
 artifact (`BATCH_REPORT_KEY`) records, per item, its state, whether it came from the
 cache, its task run and the worker that ran it, and the typed failure of an item
 whose task raised. The flow run is named after its batch label and its worker, and
@@ -20,19 +23,29 @@ else `host:pid`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
+from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from schemas.artifact import ItemOutcome, WorkItem
 from schemas.run import RunRef
-from tasks.fanout import failure_from_exception, item_task
-from tasks.pool import BATCH_REPORT_KEY, WORKER_TAG_PREFIX, report_row, worker_name
+from tasks.fanout import failed_outcome, item_task
+from tasks.pool import (
+    BATCH_REPORT_KEY,
+    HEARTBEAT_EVENT,
+    WORKER_TAG_PREFIX,
+    report_row,
+    worker_name,
+)
 from tasks.resources import resources
 
 
@@ -53,6 +66,35 @@ def _tag_worker(worker: str) -> None:
     tags = sorted({*run.tags, f"{WORKER_TAG_PREFIX}{worker}"})
     with get_client(sync_client=True) as client:
         client.update_flow_run(run.id, tags=tags)
+
+
+@contextlib.contextmanager
+def _heartbeat(worker: str, every_s: float) -> Iterator[None]:
+    """Emit `HEARTBEAT_EVENT` for this flow run every `every_s` seconds while the
+    batch runs, so the orchestrator can tell a slow batch from a dead worker."""
+    run = get_run_context().flow_run
+    if run is None:
+        yield
+        return
+    resource = {"prefect.resource.id": f"prefect.flow-run.{run.id}"}
+    stop = threading.Event()
+
+    def beat() -> None:
+        beats = 0
+        while True:
+            beats += 1
+            payload = {"worker": worker, "n": beats}
+            emit_event(HEARTBEAT_EVENT, resource=resource, payload=payload)
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=beat, name="batch-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @flow(
@@ -98,7 +140,8 @@ def run_work_items(
     rows: list[dict[str, Any]] = []
     outcomes: list[ItemOutcome] = []
     threads = max(1, min(len(items), res.config.run.max_concurrency))
-    with ThreadPoolTaskRunner(max_workers=threads) as runner:
+    beating = _heartbeat(worker, res.config.run.work_pool.heartbeat_s)
+    with beating, ThreadPoolTaskRunner(max_workers=threads) as runner:
         futures = [
             runner.submit(configured, {"work": work, "run": run}) for work in items
         ]
@@ -113,13 +156,8 @@ def run_work_items(
                     report_row(work, state=name, task_run_id=task_run_id, worker=worker)
                 )
             else:
-                exc = future.result(raise_on_failure=False)
-                if not isinstance(exc, BaseException):
-                    exc = RuntimeError(
-                        f"task ended in state {state.name}: {state.message}"
-                    )
-                failure = failure_from_exception(work.step, work.item_key, exc)
-                outcome = ItemOutcome(item_key=work.item_key, failure=failure)
+                outcome = failed_outcome(work, future)
+                failure = outcome.failure
                 rows.append(
                     report_row(
                         work,

@@ -4,7 +4,8 @@ server that has a policy.
 Input: s04's blueprints and s07's policies. Output: `tool_graph` artifacts, exported
 as `tool_graphs/<Server>.json` (the reference node-link shape plus the root, the
 repairs and the trajectory counts); the step note says how many trajectories each
-server yields.
+server yields. A server without a policy is a failed item (`dependency_failed`)
+and gets no model call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from tasks import inputs
 from tasks import tool_graph_generation as s08
 from tasks.core.tool_graph import tool_graph_export
 from tasks.core.tool_graph_paths import trajectory_stats
-from tasks.items import dependency_failed
 from tasks.step_run import StepRun
 from tasks.store.paths import tool_graph_relpath
 
@@ -52,16 +52,7 @@ def build_tool_graphs(run: RunRef) -> StepReport:
     graphs = [a for o in outcomes for a in o.artifacts]
     counts = ", ".join(f"{g.id} {len(g.payload.trajectories)}" for g in graphs)
     without = sorted(set(blueprints) - {p.payload.server_name for p in policies})
-    step.fail(
-        *(
-            dependency_failed(
-                s08.STEP,
-                name,
-                f"s07 produced no policy for {name}, so it gets no tool graph",
-            )
-            for name in without
-        )
-    )
+    step.fail(*(s08.missing_policy_failure(name) for name in without))
     note = f"{len(graphs)} tool graph(s); trajectories per server: {counts or 'none'}"
     if without:
         note += f"; no policy for: {', '.join(without)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -20,16 +21,30 @@ from pydantic import (
 
 SCHEMA_VERSION = 1
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
+NAME_MAX_LENGTH = 80
+TOOL_NAME_MAX_LENGTH = 64
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+PASCAL_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+"""The name patterns, for code that checks or repairs names before validation."""
+
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=SLUG_PATTERN.pattern, max_length=NAME_MAX_LENGTH),
+]
 """snake_case name such as a domain (`dental_clinic`) or an attribute (`patient_id`)."""
 
 PascalName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=80)
+    str,
+    StringConstraints(pattern=PASCAL_PATTERN.pattern, max_length=NAME_MAX_LENGTH),
 ]
 """PascalCase name: an entity (`BankAccount`) or a server (`DentalAppointments`)."""
 
 ToolName = Annotated[
-    str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)
+    str,
+    StringConstraints(
+        pattern=TOOL_NAME_PATTERN.pattern, max_length=TOOL_NAME_MAX_LENGTH
+    ),
 ]
 """A function/tool name the OpenAI API accepts."""
 

@@ -278,6 +278,30 @@ class WorkPoolConfig(Frozen):
     poll_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often batch states are read."
     )
+    heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="How often a running batch tells the orchestrator (a Prefect "
+        "event) that its worker is alive.",
+    )
+    lost_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A running batch whose worker sent no heartbeat for this long "
+        "counts as lost (a machine or worker that died): it is marked crashed and "
+        "its unfinished items are resubmitted. At least twice heartbeat_s.",
+    )
+
+    @model_validator(mode="after")
+    def _silence_outlasts_beats(self) -> WorkPoolConfig:
+        if self.lost_after_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"lost_after_s ({self.lost_after_s:g}) must be at least twice "
+                f"heartbeat_s ({self.heartbeat_s:g}), or a live worker could "
+                "count as lost"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

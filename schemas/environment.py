@@ -13,6 +13,13 @@ from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Frozen, PascalName, ToolName
 
+CONFIRM_PARAMETER = "confirm"
+"""The boolean parameter a confirmation tool takes: the call acts only when true."""
+CONTRACT_VIOLATION = "ContractViolation"
+"""The `ToolCrash.error_type` of a tool body that broke a runtime rule."""
+RuntimeRule = Literal["json_result", "read_only", "confirmation"]
+"""The runtime rules a tool body can break: a JSON result, no write in a read tool,
+no write before confirmation."""
 TableKind = Literal["entity", "relationship"]
 DataIssueKind = Literal[
     "missing_file",
@@ -96,11 +103,11 @@ class ToolSpec(Frozen):
                 raise ValueError(
                     f"tool {self.name}: only write tools can need confirmation"
                 )
-            confirm = self.parameters["properties"].get("confirm", {})
+            confirm = self.parameters["properties"].get(CONFIRM_PARAMETER, {})
             if confirm.get("type") != "boolean":
                 raise ValueError(
                     f"tool {self.name} needs confirmation but has no boolean "
-                    "'confirm' parameter"
+                    f"'{CONFIRM_PARAMETER}' parameter"
                 )
         return self
 
@@ -253,7 +260,7 @@ class ToolCrash(Frozen):
         tool: The tool whose body crashed.
         session_id: The session it ran in.
         arguments: The (validated) arguments of the call.
-        error_type: The exception class name, or "ContractViolation" when the
+        error_type: The exception class name, or `CONTRACT_VIOLATION` when the
             body broke a runtime rule (e.g. returned a non-JSON value).
         message: The exception message.
         traceback: The formatted traceback, for the build report.
@@ -265,3 +272,5 @@ class ToolCrash(Frozen):
     error_type: str
     message: str
     traceback: str = ""
+    rule: RuntimeRule | None = None
+    """The runtime rule the body broke; None for any other crash."""

@@ -13,11 +13,12 @@ runs again and must give byte-identical output. On failure the problems go back 
 a fix request answered with SEARCH/REPLACE blocks; blocks that do not apply are
 reported back once with the block editor's did-you-mean report; if they still do
 not apply, the whole script is rewritten. At most `1 + max_code_fix_retries` runs.
+The loop itself is `tasks.code_loop`; this module is its s06 job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from schemas.database import (
     TableContract,
 )
 from schemas.sandbox import SandboxRequest, SandboxResult
-from tasks.core.block_editor import apply_edit_answer
+from tasks.code_loop import Proposal, Verdict, Version, ask_for_edits, run_code_loop
 from tasks.core.data_contract import TableData
 from tasks.core.data_scripts import (
     output_text,
@@ -73,6 +74,21 @@ class AuthoredTable:
         return self.rows is not None
 
 
+@dataclass(frozen=True)
+class _Script:
+    """A version of the generator, with the first answer (the producer names its
+    prompt) carried along through the repairs."""
+
+    text: str
+    first: Answer[GeneratorScriptDraft]
+
+
+@dataclass(frozen=True)
+class _TableRun:
+    rows: tuple[dict[str, Any], ...] | None
+    problems: list[str]
+
+
 def author_table(
     llm: StepLLM,
     contract: TableContract,
@@ -99,29 +115,111 @@ def author_table(
     Raises:
         InvalidModelOutput: The first script never passed the static checks.
     """
-    first = llm.ask(
-        WRITE_PROMPT,
-        GeneratorScriptDraft,
-        item_key=item_key,
-        check=_script_check,
-        contract=contract,
-        previous_script=None,
-        problems=[],
-        **context,
+    job = _TableJob(llm, contract, referenced, cfg, item_key, context)
+    result = run_code_loop(job)
+    final, last = result.final, result.attempts[-1]
+    problems = tuple(final.run.problems)
+    if last.decision == "edit_failed":
+        problems += (last.note,)
+    return AuthoredTable(
+        final.code.text, result.runs, final.run.rows, problems, final.code.first
     )
-    script, runs = first.value.script, 0
-    while True:
-        runs += 1
-        rows, problems = run_table_script(script, contract, referenced, cfg)
-        if rows is not None:
-            return AuthoredTable(script, runs, rows, (), first)
-        if runs > cfg.max_code_fix_retries:
-            return AuthoredTable(script, runs, None, tuple(problems), first)
+
+
+@dataclass(frozen=True)
+class _TableJob:
+    """The generator of one table as a `CodeJob`: every repaired version is kept,
+    and a repair that gives no usable script ends the loop."""
+
+    llm: StepLLM
+    contract: TableContract
+    referenced: Mapping[str, TableData]
+    cfg: DatabaseConfig
+    item_key: str
+    context: Mapping[str, Any]
+
+    @property
+    def rounds(self) -> int:
+        return self.cfg.max_code_fix_retries
+
+    def write(self) -> _Script:
+        first = self.llm.ask(
+            WRITE_PROMPT,
+            GeneratorScriptDraft,
+            item_key=self.item_key,
+            check=_script_check,
+            contract=self.contract,
+            previous_script=None,
+            problems=[],
+            **self.context,
+        )
+        return _Script(first.value.script, first)
+
+    def run(self, code: _Script) -> _TableRun:
+        rows, problems = run_table_script(
+            code.text, self.contract, self.referenced, self.cfg
+        )
+        return _TableRun(rows, problems)
+
+    def passed(self, run: _TableRun) -> bool:
+        return run.rows is not None
+
+    def score(self, run: _TableRun) -> tuple[int, ...]:
+        return (int(run.rows is not None),)
+
+    def repair(
+        self, current: Version[_Script, _TableRun], number: int
+    ) -> Proposal[_Script]:
+        script, problems = current.code.text, current.run.problems
         try:
-            script = _repair(llm, contract, script, problems, item_key, runs, context)
+            text = self._repair(script, problems, number)
+            return Proposal(_Script(text, current.code.first))
         except InvalidModelOutput as exc:
-            unusable = f"repair {runs} gave no usable script: {'; '.join(exc.problems)}"
-            return AuthoredTable(script, runs, None, (*problems, unusable), first)
+            why = "; ".join(exc.problems)
+            unusable = f"repair {number} gave no usable script: {why}"
+            return Proposal(None, note=unusable, give_up=True)
+
+    def judge(
+        self,
+        proposal: Proposal[_Script],
+        candidate: Version[_Script, _TableRun],
+        best: Version[_Script, _TableRun],
+    ) -> Verdict:
+        return "kept"
+
+    def _repair(self, script: str, problems: list[str], number: int) -> str:
+        """Edit blocks for the problems, else a rewritten script.
+
+        Raises:
+            InvalidModelOutput: The rewrite never passed the static checks.
+        """
+        try:
+            return ask_for_edits(
+                self.llm,
+                FIX_PROMPT,
+                ScriptFixDraft,
+                item_key=f"{self.item_key}/fix-{number}",
+                source=script,
+                error="\n".join(problems),
+                static=script_problems,
+                max_retries=EDIT_ATTEMPTS,
+                unapplied="The edit blocks did not change the script.",
+                contract=self.contract,
+                script=script,
+                problems=problems,
+            )
+        except InvalidModelOutput:
+            rewrite = self.llm.ask(
+                WRITE_PROMPT,
+                GeneratorScriptDraft,
+                item_key=f"{self.item_key}/rewrite-{number}",
+                check=_script_check,
+                contract=self.contract,
+                previous_script=script,
+                problems=problems,
+                **self.context,
+            )
+            return rewrite.value.script
 
 
 def run_table_script(
@@ -172,56 +270,5 @@ def _rerun_problems(request: SandboxRequest, first: SandboxResult) -> list[DataP
     return []
 
 
-def _repair(
-    llm: StepLLM,
-    contract: TableContract,
-    script: str,
-    problems: list[str],
-    item_key: str,
-    repair: int,
-    context: Mapping[str, Any],
-) -> str:
-    """Edit blocks for the problems, else a rewritten script (repair round `repair`).
-
-    Raises:
-        InvalidModelOutput: The rewrite never passed the static checks.
-    """
-    error = "\n".join(problems)
-    try:
-        fix = llm.ask(
-            FIX_PROMPT,
-            ScriptFixDraft,
-            item_key=f"{item_key}/fix-{repair}",
-            check=_edit_check(script, error),
-            max_retries=EDIT_ATTEMPTS,
-            contract=contract,
-            script=script,
-            problems=problems,
-        )
-        return apply_edit_answer(script, fix.value.edits, original_error=error).text
-    except InvalidModelOutput:
-        rewrite = llm.ask(
-            WRITE_PROMPT,
-            GeneratorScriptDraft,
-            item_key=f"{item_key}/rewrite-{repair}",
-            check=_script_check,
-            contract=contract,
-            previous_script=script,
-            problems=problems,
-            **context,
-        )
-        return rewrite.value.script
-
-
 def _script_check(draft: GeneratorScriptDraft) -> list[str]:
     return script_problems(draft.script)
-
-
-def _edit_check(script: str, error: str) -> Callable[[ScriptFixDraft], list[str]]:
-    def check(draft: ScriptFixDraft) -> list[str]:
-        outcome = apply_edit_answer(script, draft.edits, original_error=error)
-        if not outcome.succeeded:
-            return [outcome.report or "The edit blocks did not change the script."]
-        return script_problems(outcome.text)
-
-    return check

@@ -36,6 +36,7 @@ from tasks.machinery import MachineryError
 from tasks.resources import resources
 from tasks.results import OutcomeSerializer, TrustedResultReads
 from tasks.runner import run_work_item
+from tasks.store.atomic import write_bytes_atomic
 from tasks.store.location import DEFAULT_STORAGE_OPTIONS, is_url
 
 
@@ -87,6 +88,16 @@ class ResultFolder(TrustedResultReads, LocalFileSystem):
                 f"Provided path {candidate} is outside of the base path {base}."
             )
         return candidate
+
+    # Prefect's LocalFileSystem opens the record in place and writes into it, so a
+    # process killed mid-write leaves a torn record where readers (a resubmitted
+    # batch, the orchestrator salvaging a lost worker's items) look. Records are
+    # written to a temporary name and renamed over instead.
+    async def awrite_path(self, path: str, content: bytes) -> str:
+        return str(write_bytes_atomic(self._resolve_path(path), content))
+
+    def write_path(self, path: str, content: bytes, **_: Any) -> str:  # type: ignore[override]
+        return str(write_bytes_atomic(self._resolve_path(path), content))
 
 
 class ResultBucket(TrustedResultReads, RemoteFileSystem):
@@ -256,6 +267,27 @@ def run_items(
     return outcomes
 
 
+def store_outcome(
+    store: Any, outcome: ItemOutcome, stamp: RunStamp, exports: dict[str, str] | None
+) -> None:
+    """Write an item's artifacts to the store (with their export files, if any)."""
+    for artifact in outcome.artifacts:
+        paths = [exports[artifact.id]] if exports and artifact.id in exports else []
+        store.put(artifact, stamp, exports=paths)
+
+
+def failed_outcome(work: WorkItem, future: Any) -> ItemOutcome:
+    """The typed failure of an item whose task future did not complete."""
+    exc = future.result(raise_on_failure=False)
+    if not isinstance(exc, BaseException):
+        state = future.state
+        exc = RuntimeError(f"task ended in state {state.name}: {state.message}")
+    return ItemOutcome(
+        item_key=work.item_key,
+        failure=failure_from_exception(work.step, work.item_key, exc),
+    )
+
+
 def _collect(
     run: RunRef,
     configured: Task,
@@ -282,18 +314,8 @@ def _collect(
                 task_run_id=str(future.task_run_id),
                 cached=cached,
             )
-            for artifact in outcome.artifacts:
-                paths = (
-                    [exports[artifact.id]] if exports and artifact.id in exports else []
-                )
-                store.put(artifact, stamp, exports=paths)
+            store_outcome(store, outcome, stamp, exports)
         else:
-            exc = future.result(raise_on_failure=False)
-            if not isinstance(exc, BaseException):
-                exc = RuntimeError(f"task ended in state {state.name}: {state.message}")
-            outcome = ItemOutcome(
-                item_key=work.item_key,
-                failure=failure_from_exception(work.step, work.item_key, exc),
-            )
+            outcome = failed_outcome(work, future)
         done[i] = (outcome, cached)
     return done

@@ -34,6 +34,9 @@ PREFECT_WORKER_ENV = "PREFECT__WORKER_NAME"
 BATCH_REPORT_KEY = "agentskiller-batch"
 """Description prefix of a batch's report artifact."""
 WORKER_TAG_PREFIX = "worker:"
+HEARTBEAT_EVENT = "agentskiller.batch.heartbeat"
+"""Event a running batch emits every `run.work_pool.heartbeat_s` (resource: its
+flow run), so the orchestrator tells a slow batch from one whose worker died."""
 MAX_PARAMETER_BYTES = 400_000
 """Prefect caps flow-run parameters at 512 KB; batches stay below this."""
 
@@ -161,6 +164,10 @@ class _Batch:
     flow_run_id: UUID | None = None
     submitted: float = 0.0
     started: float | None = None
+    beat: str | None = None
+    """Id of the newest heartbeat event seen."""
+    alive_at: float | None = None
+    """When (this process's monotonic clock) the batch last showed it lives."""
 
 
 def plan_batches(works: list[WorkItem], cfg: WorkPoolConfig) -> list[list[int]]:
@@ -209,6 +216,30 @@ def _broken(work: WorkItem, message: str) -> ItemOutcome:
     )
 
 
+def _latest_heartbeat(client: Any, flow_run_id: UUID | None) -> str | None:
+    """Id of the newest `HEARTBEAT_EVENT` of a flow run, None before the first."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    now = datetime.now(UTC)
+    window = timedelta(days=1)  # wide: the worker's clock may differ from ours
+    page = client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=[HEARTBEAT_EVENT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+            occurred=EventOccurredFilter(since=now - window, until=now + window),
+        ),
+        limit=1,
+    )
+    return str(page.events[0].id) if page.events else None
+
+
 class PoolRun:
     """The batches of one `run_items` call on the pool, until every item has an
     outcome."""
@@ -241,6 +272,7 @@ class PoolRun:
         )
         self.done: dict[int, tuple[ItemOutcome, bool]] = {}
         self.active: list[_Batch] = []
+        self.beats_checked = 0.0
 
     # -- submitting
 
@@ -266,6 +298,8 @@ class PoolRun:
         batch.flow_run_id = flow_run.id
         batch.submitted = time.monotonic()
         batch.started = None
+        batch.beat = None
+        batch.alive_at = None
         self.active.append(batch)
 
     # -- collecting
@@ -305,7 +339,7 @@ class PoolRun:
             if state is None:
                 continue
             if state.is_running() and batch.started is None:
-                batch.started = now
+                batch.started = batch.alive_at = now
             if state.is_final():
                 self.active.remove(batch)
                 self._finished(client, batch, flow_run)
@@ -328,6 +362,31 @@ class PoolRun:
                     batch,
                     f"batch {batch.label} ran longer than run.work_pool.timeout_s "
                     f"({self.cfg.timeout_s:g} s); its worker counts as lost",
+                )
+        self._check_heartbeats(client, now)
+
+    def _check_heartbeats(self, client: Any, now: float) -> None:
+        """Give up on running batches whose worker went silent (every heartbeat_s).
+
+        Liveness is judged on this process's clock (when a new heartbeat was first
+        seen), so clock skew between machines does not matter.
+        """
+        if now - self.beats_checked < self.cfg.heartbeat_s:
+            return
+        self.beats_checked = now
+        for batch in [b for b in self.active if b.started is not None]:
+            latest = _latest_heartbeat(client, batch.flow_run_id)
+            if latest is not None and latest != batch.beat:
+                batch.beat, batch.alive_at = latest, now
+            silent = now - (batch.alive_at or batch.started or now)
+            if silent > self.cfg.lost_after_s:
+                self.active.remove(batch)
+                self._give_up(
+                    client,
+                    batch,
+                    f"batch {batch.label} sent no heartbeat for {silent:.0f} s "
+                    f"(run.work_pool.lost_after_s = {self.cfg.lost_after_s:g}); "
+                    "its worker counts as lost",
                 )
 
     def _finished(self, client: Any, batch: _Batch, flow_run: Any) -> None:
@@ -487,9 +546,9 @@ class PoolRun:
         return missing
 
     def _put(self, outcome: ItemOutcome, stamp: RunStamp) -> None:
-        for artifact in outcome.artifacts:
-            paths = [self.exports[artifact.id]] if artifact.id in self.exports else []
-            self.store.put(artifact, stamp, exports=paths)
+        from tasks.fanout import store_outcome
+
+        store_outcome(self.store, outcome, stamp, self.exports)
 
     def _cancel_active(self) -> None:
         """Cancel the batches still out (this run stops: an interrupt or a bug)."""

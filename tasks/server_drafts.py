@@ -26,7 +26,7 @@ from schemas.server import (
     ToolModuleDraft,
     TriageDraft,
 )
-from tasks.core.block_editor import apply_edit_answer
+from tasks.code_loop import ask_for_edits
 from tasks.core.policy import strip_fence
 from tasks.core.server_builds import allowed_locations, failure_text, table_views
 from tasks.llm.bound import StepLLM
@@ -164,24 +164,21 @@ def fix_code(
         if target == "module"
         else (lambda text: policy_test_problems(text, inputs.spec))
     )
-
-    def check(draft: EditAnswerDraft) -> list[str]:
-        outcome = apply_edit_answer(code, draft.edits, original_error=failure)
-        if not outcome.succeeded:
-            return [outcome.report.strip() or "the edits changed nothing"]
-        return static(outcome.text)
-
-    answer = llm.ask(
+    return ask_for_edits(
+        llm,
         FIX_PROMPT,
         EditAnswerDraft,
         item_key=f"{inputs.name}/fix-{n}",
-        check=check,
+        source=code,
+        error=failure,
+        static=static,
         max_retries=attempts,
+        unapplied="the edits changed nothing",
+        strip_report=True,
         target=target,
         code=code,
         other=tests if target == "module" else module,
         failure=failure,
         triage=triage,
         **inputs.context(),
-    ).value
-    return apply_edit_answer(code, answer.edits, original_error=failure).text
+    )

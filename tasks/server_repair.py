@@ -10,16 +10,32 @@ module-only gates always mean the server), then fixed with SEARCH/REPLACE edits
 that get the triage explanation and the real failure text, within
 `max_fix_attempts` rounds. Test edits that remove assertions are kept only while
 the conformance suite passes; a version that passes fewer gates than the best
-one is rolled back to the best one. Side effects: model calls and sandboxed runs.
+one is rolled back to the best one. The loop itself is `tasks.code_loop`; this
+module is its s09 job. Side effects: model calls and sandboxed runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from schemas.server import GATES, GateResult, RepairAttempt, ServerBuild
+from schemas.server import (
+    GATES,
+    GateResult,
+    RepairAttempt,
+    RepairDecision,
+    ServerBuild,
+)
+from tasks.code_loop import (
+    Attempt,
+    Decision,
+    LoopResult,
+    Proposal,
+    Verdict,
+    Version,
+    run_code_loop,
+)
 from tasks.core.server_builds import (
     all_passed,
     edited_file,
@@ -56,23 +72,18 @@ class BuildLimits:
 
 
 @dataclass(frozen=True)
-class _Version:
+class _Files:
+    """One version of the server's generated code."""
+
     module: str
     tests: str
-    run: HarnessRun
-
-    @property
-    def gates(self) -> tuple[GateResult, ...]:
-        return self.run.gates
 
 
-@dataclass
-class _Loop:
-    version: _Version
-    best: _Version
-    attempts: int = 1
-    repairs: list[RepairAttempt] = field(default_factory=list)
-    drops: list[str] = field(default_factory=list)
+_DECISIONS: dict[Decision, RepairDecision] = {
+    "kept": "kept",
+    "rolled_back": "rolled_back",
+    "rejected": "rejected_weakened_tests",
+}
 
 
 def build_server(
@@ -96,23 +107,76 @@ def build_server(
         tasks.llm.errors.CassetteMiss: Replay mode had no answer (retryable).
     """
     try:
-        module = code_of(
-            write_tool_module(coder, inputs, attempts=limits.code_attempts).code
-        )
-        tests = code_of(
-            write_policy_tests(
-                coder, inputs, module, attempts=limits.code_attempts
-            ).code
-        )
+        result = run_code_loop(_ServerJob(coder, triager, inputs, limits))
     except InvalidModelOutput as exc:
         return _never_drafted(inputs, exc)
-    first = _Version(module, tests, _run(inputs, limits, module, tests))
-    loop = _Loop(version=first, best=first)
-    for n in range(1, limits.max_fix_attempts + 1):
-        if all_passed(loop.version.gates):
-            break
-        _repair_round(coder, triager, inputs, limits, loop, n)
-    return _report(inputs, loop)
+    return _report(inputs, result)
+
+
+@dataclass(frozen=True)
+class _ServerJob:
+    """One server as a `CodeJob`: a failed run is triaged, then one file is
+    edited; the judge keeps, rolls back or rejects the edited version."""
+
+    coder: StepLLM
+    triager: StepLLM
+    inputs: ServerInputs
+    limits: BuildLimits
+
+    @property
+    def rounds(self) -> int:
+        return self.limits.max_fix_attempts
+
+    def write(self) -> _Files:
+        coder, inputs, attempts = self.coder, self.inputs, self.limits.code_attempts
+        module = code_of(write_tool_module(coder, inputs, attempts=attempts).code)
+        tests = code_of(
+            write_policy_tests(coder, inputs, module, attempts=attempts).code
+        )
+        return _Files(module, tests)
+
+    def run(self, code: _Files) -> HarnessRun:
+        return _run(self.inputs, self.limits, code.module, code.tests)
+
+    def passed(self, run: HarnessRun) -> bool:
+        return all_passed(run.gates)
+
+    def score(self, run: HarnessRun) -> tuple[int, ...]:
+        return gate_score(run.gates)
+
+    def repair(
+        self, current: Version[_Files, HarnessRun], number: int
+    ) -> Proposal[_Files]:
+        gate = first_failure(current.run.gates)
+        assert gate is not None
+        proposed = _propose_fix(
+            self.coder, self.triager, self.inputs, self.limits, current, gate, number
+        )
+        if isinstance(proposed, RepairAttempt):
+            return Proposal(None, note=proposed.note, detail=proposed)
+        record, text = proposed
+        files = current.code
+        if record["edited"] == "module":
+            return Proposal(_Files(text, files.tests), detail=record)
+        return Proposal(_Files(files.module, text), detail=record)
+
+    def judge(
+        self,
+        proposal: Proposal[_Files],
+        candidate: Version[_Files, HarnessRun],
+        best: Version[_Files, HarnessRun],
+    ) -> Verdict:
+        record = proposal.detail
+        decision = judge_edit(
+            edited=record["edited"],
+            asserts_before=record["asserts_before"],
+            asserts_after=assertion_count(candidate.code.tests),
+            result=candidate.run.gates,
+            best=best.run.gates,
+        )
+        if decision == "rejected_weakened_tests":
+            return "rejected"
+        return "rolled_back" if decision == "rolled_back" else "kept"
 
 
 def _run(
@@ -133,33 +197,17 @@ def _run(
     return run
 
 
-def _repair_round(
-    coder: StepLLM,
-    triager: StepLLM,
-    inputs: ServerInputs,
-    limits: BuildLimits,
-    loop: _Loop,
-    n: int,
-) -> None:
-    gate = first_failure(loop.version.gates)
-    assert gate is not None
-    proposed = _propose_fix(coder, triager, inputs, limits, loop.version, gate, n)
-    if isinstance(proposed, RepairAttempt):
-        loop.repairs.append(proposed)
-    else:
-        loop.repairs.append(_try_fix(inputs, limits, loop, *proposed))
-
-
 def _propose_fix(
     coder: StepLLM,
     triager: StepLLM,
     inputs: ServerInputs,
     limits: BuildLimits,
-    version: _Version,
+    current: Version[_Files, HarnessRun],
     gate: GateResult,
     n: int,
 ) -> RepairAttempt | tuple[dict[str, Any], str]:
     """Triage, then the fix call: the edited text, or the failed round."""
+    version = current.code
     record: dict[str, Any] = {
         "round": n,
         "gate": gate.gate,
@@ -199,45 +247,6 @@ def _propose_fix(
     return record, text
 
 
-def _try_fix(
-    inputs: ServerInputs,
-    limits: BuildLimits,
-    loop: _Loop,
-    record: dict[str, Any],
-    text: str,
-) -> RepairAttempt:
-    """Run the edited version and keep it, roll back, or reject the test edit."""
-    version, target = loop.version, record["edited"]
-    module = text if target == "module" else version.module
-    tests = text if target == "tests" else version.tests
-    candidate = _Version(module, tests, _run(inputs, limits, module, tests))
-    loop.attempts += 1
-    before, after = record["asserts_before"], assertion_count(tests)
-    decision = judge_edit(
-        edited=target,
-        asserts_before=before,
-        asserts_after=after,
-        result=candidate.gates,
-        best=loop.best.gates,
-    )
-    if decision == "kept":
-        loop.version = candidate
-        if gate_score(candidate.gates) >= gate_score(loop.best.gates):
-            loop.best = candidate
-        if after < before:
-            loop.drops.append(
-                f"round {record['round']}: assertions {before} -> {after}"
-            )
-    elif decision == "rolled_back":
-        loop.version = loop.best
-    return RepairAttempt(
-        **record,
-        decision=decision,
-        asserts_after=after,
-        note=_outcome_note(candidate.gates),
-    )
-
-
 def _edit_failed(
     record: dict[str, Any], gate: GateResult, what: str, exc: InvalidModelOutput
 ) -> RepairAttempt:
@@ -265,9 +274,12 @@ def _outcome_note(gates: Sequence[GateResult]) -> str:
     return f"the edited version failed at {failed.gate}{failing}"
 
 
-def _report(inputs: ServerInputs, loop: _Loop) -> ServerBuild:
-    final = loop.version if all_passed(loop.version.gates) else loop.best
-    passed = all_passed(final.gates)
+def _report(
+    inputs: ServerInputs, result: LoopResult[_Files, HarnessRun]
+) -> ServerBuild:
+    current = result.final
+    final = current if all_passed(current.run.gates) else result.best
+    passed = all_passed(final.run.gates)
     problems: list[str] = []
     if passed:
         problems = listing_problems(
@@ -276,23 +288,40 @@ def _report(inputs: ServerInputs, loop: _Loop) -> ServerBuild:
             confirm_tools=inputs.suite.confirm_tools,
             effects={t.name: t.effect for t in inputs.spec.tools},
         )
-    failed = first_failure(final.gates)
+    failed = first_failure(final.run.gates)
     last_error = failure_text(failed) if failed else "; ".join(problems) or None
+    repairs = tuple(_repair_record(attempt) for attempt in result.attempts[1:])
     return ServerBuild(
         server_name=inputs.name,
         status="passed" if passed and not problems else "failed",
-        attempts=loop.attempts,
-        gates=final.gates,
+        attempts=result.runs,
+        gates=final.run.gates,
         last_error=last_error,
-        repairs=tuple(loop.repairs),
-        module_code=final.module,
-        tests_code=final.tests,
+        repairs=repairs,
+        module_code=final.code.module,
+        tests_code=final.code.tests,
         confirm_tools=inputs.suite.confirm_tools,
         auth_required=inputs.suite.auth_required,
-        assertion_count=assertion_count(final.tests),
-        assertion_drops=tuple(loop.drops),
+        assertion_count=assertion_count(final.code.tests),
+        assertion_drops=tuple(
+            f"round {r.round}: assertions {r.asserts_before} -> {r.asserts_after}"
+            for r in repairs
+            if r.decision == "kept" and r.asserts_after < r.asserts_before
+        ),
         tool_list_problems=tuple(problems),
         listed_tools=final.run.listed_tools or (),
+    )
+
+
+def _repair_record(attempt: Attempt[_Files, HarnessRun]) -> RepairAttempt:
+    """The s09 record of one repair round of the loop."""
+    if attempt.version is None:
+        return attempt.detail
+    return RepairAttempt(
+        **attempt.detail,
+        decision=_DECISIONS[attempt.decision],
+        asserts_after=assertion_count(attempt.version.code.tests),
+        note=_outcome_note(attempt.version.run.gates),
     )
 
 

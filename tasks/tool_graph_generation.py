@@ -7,7 +7,8 @@ repaired deterministically into a DAG whose only source is the authorization too
 (each repair recorded); the model's hard preconditions, checked the same way; and
 the trajectories enumerated between the configured lengths and filtered by those
 preconditions. A server whose graph or preconditions never validate is a failed
-item. Side effects: model calls only.
+item; a server that s07 gave no policy is a `dependency_failed` item and gets no
+model call. Side effects: model calls only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tasks.core.tool_graph_checks import (
     graph_checker,
     preconditions_checker,
 )
-from tasks.items import invalid_output, producer
+from tasks.items import dependency_failed, invalid_output, producer
 from tasks.llm.bound import Answer, StepLLM
 from tasks.llm.errors import InvalidModelOutput
 from tasks.resources import ItemEnv
@@ -33,6 +34,20 @@ from tasks.resources import ItemEnv
 STEP = "s08"
 GRAPH_PROMPT = "s08/draft_tool_graph"
 PRECONDITIONS_PROMPT = "s08/extract_preconditions"
+
+
+def missing_policy_failure(server: str) -> FailedItem:
+    """The failure of a server that s07 gave no policy (no model call).
+
+    Args:
+        server: The server name (the item key).
+
+    Returns:
+        A `dependency_failed` item; a re-run of s07 may fix it, not one of s08.
+    """
+    return dependency_failed(
+        STEP, server, f"s07 produced no policy for {server}, so it gets no tool graph"
+    )
 
 
 def _drafts(

@@ -5,10 +5,16 @@ model verbatim as the re-ask; no side effects."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from schemas.base import (
+    NAME_MAX_LENGTH,
+    PASCAL_PATTERN,
+    SLUG_PATTERN,
+    TOOL_NAME_MAX_LENGTH,
+    TOOL_NAME_PATTERN,
+)
 from schemas.blueprint import (
     BlueprintDraft,
     BlueprintOutline,
@@ -33,14 +39,10 @@ from tasks.core.blueprint_repair import (
 from tasks.core.entities import ATTRIBUTE_TYPES, attribute_type, enum_values
 from tasks.core.naming import entity_key, to_pascal
 
-MAX_TOOL_NAME = 64
-MAX_NAME = 80
+MAX_TOOL_NAME = TOOL_NAME_MAX_LENGTH
+MAX_NAME = NAME_MAX_LENGTH
 ITEM_TYPES = ("string", "integer", "number", "boolean", "object", "enum")
 """Element types an array parameter may have."""
-
-_SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
-_PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_TOOL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def check_blueprint(
@@ -135,7 +137,7 @@ def _relationship_set_problems(
     originals = [relationship.name.strip() for relationship in relationships]
     targets = [to_pascal(raw) or raw for raw in originals]
     for raw, target in zip(originals, targets, strict=True):
-        if not _PASCAL.match(target) or len(target) > MAX_NAME:
+        if not PASCAL_PATTERN.match(target) or len(target) > MAX_NAME:
             problems.append(
                 f"Relationship '{raw}' needs a PascalCase name starting with a "
                 "letter, e.g. PatientAppointment."
@@ -201,7 +203,7 @@ def _column_problems(
     """Problems of one column; its name is judged by what repair makes of it."""
     where = f"{label}, column '{column.name}'"
     problems: list[str] = []
-    if not _SLUG.match(target) or len(target) > MAX_NAME:
+    if not SLUG_PATTERN.match(target) or len(target) > MAX_NAME:
         problems.append(
             f"{where} is not a valid name; use snake_case starting with a letter."
         )
@@ -290,7 +292,7 @@ def _function_set_problems(
 def _function_problems(function: FunctionDraft, scope: BlueprintScope) -> list[str]:
     label = f"Function '{function.name}'"
     problems: list[str] = []
-    if not _TOOL_NAME.match(function.name) or len(function.name) > MAX_TOOL_NAME:
+    if not TOOL_NAME_PATTERN.match(function.name) or len(function.name) > MAX_TOOL_NAME:
         problems.append(
             f"Function name '{function.name}' is not a valid tool name; use letters, "
             "digits and underscores, starting with a letter or underscore, at most "
@@ -316,7 +318,7 @@ def _parameter_problems(
     """Problems of one parameter; its name is judged by what repair makes of it."""
     where = f"{label}, parameter '{parameter.name}'"
     problems: list[str] = []
-    if not _TOOL_NAME.match(target) or len(target) > MAX_TOOL_NAME:
+    if not TOOL_NAME_PATTERN.match(target) or len(target) > MAX_TOOL_NAME:
         problems.append(
             f"{where} is not a valid name; use snake_case starting with a letter."
         )

@@ -8,11 +8,11 @@ defect 18)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from schemas.base import SLUG_PATTERN
 from schemas.blueprint import (
     BlueprintDraft,
     BlueprintOutline,
@@ -29,8 +29,6 @@ SYSTEM_GENERATED = "system_generated"
 RANDOM_VALUE = "Random"
 RESERVED_NAME = "session_id"
 RESERVED_REPLACEMENT = "param_session_id"
-
-_SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ def _is_key_of(name: str, entity: Entity) -> bool:
 
 
 def _snake_name(name: str) -> str:
-    return name if _SLUG.match(name) else (to_snake(name) or name)
+    return name if SLUG_PATTERN.match(name) else (to_snake(name) or name)
 
 
 def relationship_key(name: str) -> str:

@@ -19,13 +19,15 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from schemas.environment import EnvironmentSpec, ToolCrash, ToolResult, ToolSpec
-from schemas.server import CheckOutcome, ConformanceSuite
-from tasks.core.conformance_samples import (
+from schemas.environment import (
     CONFIRM_PARAMETER,
-    Rows,
-    sample_arguments,
+    EnvironmentSpec,
+    ToolCrash,
+    ToolResult,
+    ToolSpec,
 )
+from schemas.server import CheckOutcome, ConformanceSuite
+from tasks.core.conformance_samples import Rows, sample_arguments
 
 MAIN_SESSION = "conformance"
 UNKNOWN_ID = "no-such-id-0000"
@@ -33,9 +35,6 @@ MAX_AUTH_CANDIDATES = 200
 MAX_PROBLEMS_SHOWN = 3
 TRACEBACK_LINES = 12
 VALUE_CHARS = 300
-CONTRACT_VIOLATION = "ContractViolation"
-_READ_WRITE = "read tool changed the database"
-_UNCONFIRMED = "without confirm=true"
 
 
 class SuiteTarget(Protocol):
@@ -142,10 +141,9 @@ class _Runner:
     def _crashed(
         self, check_id: str, tool: str, args: Mapping, crash: ToolCrash
     ) -> None:
-        if crash.error_type == CONTRACT_VIOLATION and _READ_WRITE in crash.message:
-            check_id = f"read_only/{tool}"
-        elif crash.error_type == CONTRACT_VIOLATION and _UNCONFIRMED in crash.message:
-            check_id = f"confirmation/{tool}"
+        if crash.rule in ("read_only", "confirmation"):
+            # The runtime names the rule it enforced; its check owns the crash.
+            check_id = f"{crash.rule}/{tool}"
         tail = "\n".join(crash.traceback.rstrip().splitlines()[-TRACEBACK_LINES:])
         self._fail(
             check_id,
@@ -232,7 +230,7 @@ class _Runner:
                     self._fail(
                         f"confirmation/{tool.name}",
                         f"{_show_call(tool.name, args)}"
-                        " changed the state without confirm=true",
+                        f" changed the state without {CONFIRM_PARAMETER}=true",
                     )
                 args = {**args, CONFIRM_PARAMETER: True}
             before = self.target.state_hash(MAIN_SESSION)

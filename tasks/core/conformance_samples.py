@@ -17,11 +17,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.environment import EnvironmentSpec, ToolSpec
+from schemas.environment import CONFIRM_PARAMETER, EnvironmentSpec, ToolSpec
 
 Rows = Mapping[str, Sequence[Mapping[str, Any]]]
 
-CONFIRM_PARAMETER = "confirm"
 OPTIONAL_RATE = 0.5
 """Chance that an optional parameter is passed."""
 USER_ROW_RATE = 0.75

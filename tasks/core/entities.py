@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import get_args
 
+from schemas.base import NAME_MAX_LENGTH, SLUG_PATTERN
 from schemas.entity import (
     Attribute,
     AttributeDraft,
@@ -25,7 +26,7 @@ from tasks.core.naming import entity_key, key_variants, name_fold, to_pascal, to
 
 ATTRIBUTE_TYPES: tuple[str, ...] = get_args(AttributeType)
 RESERVED_ENTITY = "Session"
-MAX_NAME_LENGTH = 80
+MAX_NAME_LENGTH = NAME_MAX_LENGTH
 
 _TYPE_SYNONYMS: dict[str, AttributeType] = {
     "string": "string",
@@ -51,7 +52,6 @@ _TYPE_SYNONYMS: dict[str, AttributeType] = {
     "dict": "object",
 }
 _PARAMETRISED_ARRAY = re.compile(r"^(?:list|array)\s*[\[<(]\s*([A-Za-z_-]+)\s*[\]>)]$")
-_SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def attribute_type(raw: str) -> AttributeType | None:
@@ -195,7 +195,7 @@ def _attribute_problems(entity: EntityDraft) -> list[str]:
     for attribute in entity.attributes:
         snake = to_snake(attribute.name)
         label = f"Entity '{entity.name}', attribute '{attribute.name}'"
-        if not _SLUG.match(snake) or len(snake) > MAX_NAME_LENGTH:
+        if not SLUG_PATTERN.match(snake) or len(snake) > MAX_NAME_LENGTH:
             problems.append(
                 f"{label} is not a valid name; use snake_case starting with a letter."
             )

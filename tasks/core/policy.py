@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from schemas.base import TOOL_NAME_MAX_LENGTH, TOOL_NAME_PATTERN
 from schemas.policy import ParsedPolicy, ToolPolicy
 
 POLICY_START = "<!-- POLICY_START -->"
@@ -57,7 +58,6 @@ _SINGLETONS = {
     ),
     "POLICY_END": (POLICY_END, "put it after the last tool section"),
 }
-_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _OUTER_FENCE = re.compile(
     r"^\s*(?P<fence>`{3,}|~{3,})[^\n`]*\n(?P<body>.*?)\n\s*(?P=fence)\s*$", re.DOTALL
 )
@@ -264,7 +264,7 @@ class _Sections:
                 f"Tool section '{marker.name}' is not closed; add "
                 f"`{tool_end(marker.name)}` {where}."
             )
-        if not _TOOL_NAME.match(marker.name):
+        if not _is_tool_name(marker.name):
             self.problems.append(
                 f"`{marker.label}` does not hold a tool name; use the exact function "
                 "name."
@@ -348,3 +348,7 @@ def _extend(items: list[str], text: str, joiner: str) -> None:
         items[-1] = f"{items[-1]}{joiner}{text}"
     else:
         items.append(text)
+
+
+def _is_tool_name(name: str) -> bool:
+    return bool(TOOL_NAME_PATTERN.match(name)) and len(name) <= TOOL_NAME_MAX_LENGTH

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemas.blueprint import ToolList
-from schemas.environment import EnvironmentSpec
+from schemas.environment import CONFIRM_PARAMETER, EnvironmentSpec
 from schemas.server import (
     GATES,
     MODULE_GATES,
@@ -34,7 +34,6 @@ from schemas.server import (
 FAILURE_CHARS = 6000
 EXAMPLE_CHARS = 60
 EXAMPLES_PER_COLUMN = 3
-CONFIRM_PARAMETER = "confirm"
 EditedFile = Literal["module", "tests"]
 
 

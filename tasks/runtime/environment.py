@@ -5,8 +5,11 @@ per-session state hashes and diffs against the base, and the `ToolCrash`es of
 generated code; `ToolServer` is the part of that interface MCP exposure uses.
 Every call is atomic: arguments are validated against the tool's
 JSON schema first, and a tool error, a confirmation preview or a crash undoes the
-call's writes. Side effects: only on session copies (the base database, and so the
-data files, are never changed); crashes are also logged."""
+call's writes. A body that breaks a runtime rule crashes with a `ContractViolation`
+whose rule the `ToolCrash` names. Build reports keep tracebacks with this module's
+line numbers: lines added above `_run` change them. Side effects: only on session
+copies (the base database, and so the data files, are never changed); crashes are
+also logged."""
 
 from __future__ import annotations
 
@@ -17,8 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from schemas.environment import (
+    CONFIRM_PARAMETER,
+    CONTRACT_VIOLATION,
     DatabaseDiff,
     EnvironmentSpec,
+    RuntimeRule,
     ToolCrash,
     ToolResult,
     ToolSpec,
@@ -38,7 +44,6 @@ from tasks.runtime.table import ToolError
 DEFAULT_SESSION = "default"
 PRIVATE_SESSION = "private"
 """The id a single-call private session carries (it is never stored or shared)."""
-CONTRACT_VIOLATION = "ContractViolation"
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +60,6 @@ class ToolServer(Protocol):
         """Run one tool call in a session (None: a private one for this call);
         errors are results."""
         ...
-
-
-class ContractViolation(Exception):
-    """A tool body broke a runtime rule (non-JSON result, write in a read tool,
-    write before confirmation)."""
 
 
 class Environment:
@@ -227,8 +227,8 @@ class Environment:
         arguments: dict[str, Any],
         exc: Exception,
     ) -> ToolResult:
-        kind = CONTRACT_VIOLATION if isinstance(exc, ContractViolation) else None
-        error_type = kind or type(exc).__name__
+        rule = exc.rule if isinstance(exc, ContractViolation) else None
+        error_type = CONTRACT_VIOLATION if rule else type(exc).__name__
         self._crashes.append(
             ToolCrash(
                 tool=spec.name,
@@ -237,12 +237,22 @@ class Environment:
                 error_type=error_type,
                 message=str(exc),
                 traceback="".join(traceback.format_exception(exc)),
+                rule=rule,
             )
         )
         logger.warning("tool %s crashed: %s: %s", spec.name, error_type, exc)
         return _error(
             spec.name, f"internal error in tool {spec.name}: {error_type}: {exc}"
         )
+
+
+class ContractViolation(Exception):
+    """A tool body broke a runtime rule (non-JSON result, write in a read tool,
+    write before confirmation); `rule` names it for whoever classifies crashes."""
+
+    def __init__(self, rule: RuntimeRule, message: str) -> None:
+        super().__init__(message)
+        self.rule: RuntimeRule = rule
 
 
 def _error(tool: str, message: str) -> ToolResult:
@@ -254,7 +264,8 @@ def _json_content(value: Any) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ContractViolation(
-            f"the result is not JSON-serialisable ({type(exc).__name__}: {exc})"
+            "json_result",
+            f"the result is not JSON-serialisable ({type(exc).__name__}: {exc})",
         ) from exc
 
 
@@ -262,11 +273,12 @@ def _check_writes(spec: ToolSpec, arguments: Mapping[str, Any], changed: bool) -
     if not changed:
         return
     if spec.effect == "read":
-        raise ContractViolation("a read tool changed the database")
-    if spec.needs_confirmation and arguments.get("confirm") is not True:
+        raise ContractViolation("read_only", "a read tool changed the database")
+    if spec.needs_confirmation and arguments.get(CONFIRM_PARAMETER) is not True:
         raise ContractViolation(
+            "confirmation",
             "the database changed without confirm=true; call "
-            "env.confirm(confirm, preview) before the first write"
+            "env.confirm(confirm, preview) before the first write",
         )
 
 

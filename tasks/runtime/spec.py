@@ -14,10 +14,14 @@ from typing import Any
 
 from schemas.blueprint import Function, Relationship, ServerBlueprint
 from schemas.entity import Entity, EntityCatalogue
-from schemas.environment import EnvironmentSpec, TableSpec, ToolSpec
+from schemas.environment import (
+    CONFIRM_PARAMETER,
+    EnvironmentSpec,
+    TableSpec,
+    ToolSpec,
+)
 from tasks.core.tool_lists import tool_list
 
-CONFIRM_PARAMETER = "confirm"
 RESERVED_PARAMETER = "env"
 CONFIRM_PROPERTY: dict[str, Any] = {
     "type": "boolean",

@@ -17,33 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO_CONFIG
+from tests.processes import alive, children
 
 STEP_MARKER = "s06-generate_entity_table"
 DEADLINE_S = 600
-
-
-def _children(pid: int) -> set[int]:
-    """Processes whose parent is `pid`."""
-    found = set()
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":\t", 1) for line in status.read_text().splitlines()
-            )
-        except (OSError, ValueError):
-            continue
-        if fields.get("PPid", "").strip() == str(pid):
-            found.add(int(status.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
 def _interrupt_demo(tmp_path: Path, number: signal.Signals) -> tuple[int, dict, set]:
@@ -72,10 +49,10 @@ def _interrupt_demo(tmp_path: Path, number: signal.Signals) -> tuple[int, dict, 
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the demo never reached s06"
             time.sleep(0.2)
-        children = _children(process.pid)
+        started = children(process.pid)
         process.send_signal(number)
         code = process.wait(timeout=DEADLINE_S)
-    return code, json.loads(report.read_text()), children
+    return code, json.loads(report.read_text()), started
 
 
 @pytest.mark.slow
@@ -88,11 +65,11 @@ def test_a_signal_ends_the_run_with_a_report_and_stops_what_it_started(
     """Exit 128+signal, an 'interrupted' report naming the signal and the step,
     finished steps kept in it, and no process the run started left behind (the
     temporary Prefect server, sandboxed programs)."""
-    exit_code, report, children = _interrupt_demo(tmp_path, number)
+    exit_code, report, started = _interrupt_demo(tmp_path, number)
     assert exit_code == code
     assert report["status"] == "interrupted"
     assert report["signal"] == number.name
     assert "s06_database_generation" in report["error"]
     assert report["steps"]["s05_tool_list_formulation"]["ok"] == 5
-    assert children, "the run had started its Prefect server"
-    assert [pid for pid in children if _alive(pid)] == []
+    assert started, "the run had started its Prefect server"
+    assert [pid for pid in started if alive(pid)] == []

@@ -158,3 +158,55 @@ def test_rerun_of_s07_and_s08_is_all_cache_hits(demo):
     for step in again.steps.values():
         assert step.cached == step.ok == 5
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_server_whose_policy_never_validates_is_a_failed_s08_item(
+    prefect_harness, tmp_path
+):
+    """s07 gives TreatmentBilling no policy: s08 records it as `dependency_failed`,
+    makes no model call for it, and builds the other four graphs."""
+    import shutil
+
+    import yaml
+
+    from flows.pipeline import run_pipeline
+    from tasks.store.paths import OutputLayout
+    from tests.conftest import DEMO_CASSETTE
+
+    cassette = tmp_path / "cassette"
+    shutil.copytree(DEMO_CASSETTE, cassette)
+    part = cassette / "s07.yaml"
+    document = yaml.safe_load(part.read_text())
+    unusable = {"markdown": "No markers at all.", "confirmation_required": []}
+    document["calls"]["s07/write/TreatmentBilling"] = [unusable] * 5
+    part.write_text(yaml.safe_dump(document, sort_keys=False))
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config["llm"]["cassette"] = str(cassette)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "out"
+
+    report = run_pipeline(
+        config_path=str(config_path), output_dir=str(out), until="s08"
+    )
+
+    s07 = report.steps["s07_policy_generation"]
+    assert [(f.item_key, f.reason) for f in s07.failures] == [
+        ("TreatmentBilling", "invalid_output")
+    ]
+    s08 = report.steps["s08_tool_graph_generation"]
+    assert (s08.ok, s08.failed) == (4, 1)
+    [failure] = s08.failures
+    assert (failure.step, failure.item_key, failure.reason) == (
+        "s08",
+        "TreatmentBilling",
+        "dependency_failed",
+    )
+    assert failure.message == (
+        "s07 produced no policy for TreatmentBilling, so it gets no tool graph"
+    )
+    assert not (out / "tool_graphs" / "TreatmentBilling.json").exists()
+    ledger = OutputLayout(out).ledger_dir / f"{report.flow_run_id}.jsonl"
+    keys = [json.loads(line)["call_key"] for line in ledger.read_text().splitlines()]
+    assert not [k for k in keys if k.startswith("s08/") and "TreatmentBilling" in k]
+    assert "s08/graph/AccountServicing" in keys

@@ -9,11 +9,12 @@ import pytest
 from tasks import policy_generation as s07
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy, policy_export
+from tasks.core.policy_rules import schema_tables
 from tasks.llm.prompting import PromptLibrary
+from tests.dental_policy import BLUEPRINT, CATALOGUE, POLICY, summaries
 from tests.llm.snapshots import assert_inputs_required, check_golden, golden_name
-from tests.tasks.test_policy_generation import BLUEPRINT, CATALOGUE, POLICY, _summaries
 
-TABLES = s07.schema_tables(BLUEPRINT, CATALOGUE, _summaries())
+TABLES = schema_tables(BLUEPRINT, CATALOGUE, summaries())
 SERVER_FACTS = {
     "blueprint": BLUEPRINT,
     "tables": TABLES,

@@ -7,24 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tests.processes import descendants
+
 DEADLINE_S = 60.0
 _POLL_S = 0.05
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid`, children before grandchildren."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        current = pending.pop(0)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            pending += children
-    return found
 
 
 def await_descendant(parent: int, marker: bytes) -> int:

@@ -347,13 +347,14 @@ def test_a_failed_call_undoes_its_writes(environment):
 
 
 @pytest.mark.parametrize(
-    ("tool", "body", "arguments", "message"),
+    ("tool", "body", "arguments", "message", "rule"),
     [
         (
             "list_clinics",
             lambda env, city=None: env.table("Clinic").update(HARBOR, city="Faro"),
             {},
             "ContractViolation: a read tool changed the database",
+            "read_only",
         ),
         (
             "book_appointment",
@@ -362,25 +363,30 @@ def test_a_failed_call_undoes_its_writes(environment):
             ).insert({"appointment_id": "x", "clinic_id": clinic_id}),
             BOOK,
             "ContractViolation: the database changed without confirm=true",
+            "confirmation",
         ),
         (
             "list_my_appointments",
             lambda env, status=None: {"at": datetime(2025, 1, 1)},
             {},
             "ContractViolation: the result is not JSON-serialisable (TypeError",
+            "json_result",
         ),
     ],
 )
-def test_bodies_that_break_runtime_rules_are_internal_errors(
-    environment, tool, body, arguments, message
+def test_bodies_that_break_runtime_rules_are_internal_errors_naming_the_rule(
+    environment, tool, body, arguments, message, rule
 ):
-    """Writes in reads, writes before confirmation and non-JSON results are bugs."""
+    """Writes in reads, writes before confirmation and non-JSON results are bugs;
+    the crash names the rule, so nobody re-derives it from the message."""
     broken = _with_body(environment, tool, body)
     broken.call("default", "authorize_patient", {"patient_id": ANA})
     result = broken.call("default", tool, arguments)
     assert (result.error or "").startswith(f"internal error in tool {tool}: {message}")
     assert broken.diff().empty
-    assert [crash.error_type for crash in broken.crashes] == ["ContractViolation"]
+    assert [(c.error_type, c.rule) for c in broken.crashes] == [
+        ("ContractViolation", rule)
+    ]
 
 
 def test_reset_session_starts_again_from_the_base_state(environment):

@@ -38,6 +38,11 @@ def test_the_default_executor_is_local(tmp_path):
         ({"work_pool": {"batch_size": 0}}, "run.work_pool.batch_size", "greater than"),
         ({"work_pool": {"timeout_s": 0}}, "run.work_pool.timeout_s", "greater than"),
         ({"work_pool": {"pool": "x"}}, "run.work_pool.pool", ""),
+        (
+            {"work_pool": {"heartbeat_s": 10, "lost_after_s": 15}},
+            "run.work_pool",
+            "at least twice heartbeat_s",
+        ),
     ],
 )
 def test_bad_work_pool_settings_name_their_key(tmp_path, run, key, words):

@@ -130,3 +130,24 @@ def test_pickle_record_is_refused_without_being_unpickled(tmp_path: Path) -> Non
     with pytest.raises(UntrustedResult):
         trusted_record(str(tmp_path / "k"), b"\x80\x04garbage")
     assert not sentinel.exists()
+
+
+def test_a_result_record_is_replaced_whole_never_written_in_place(
+    tmp_path: Path,
+) -> None:
+    """A reader holding the old record keeps reading it whole while a new one is
+    written (a process killed mid-write cannot leave a torn record), for the sync
+    and the async write path Prefect uses."""
+    import asyncio
+
+    from tasks.fanout import ResultFolder
+
+    folder = ResultFolder(basepath=str(tmp_path))
+    first = encode_outcome(_outcome())
+    folder.write_path("record", content=first, _sync=True)
+    with (tmp_path / "record").open("rb") as reader:
+        folder.write_path("record", content=b"x" * 10, _sync=True)
+        asyncio.run(folder.awrite_path("record", content=b"y" * 10))
+        assert reader.read() == first
+    assert (tmp_path / "record").read_bytes() == b"y" * 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record"]

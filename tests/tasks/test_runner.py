@@ -15,8 +15,8 @@ from tasks.runner import execute
 from tasks.store.config_loader import load_config
 from tasks.task_args import PlanError, task_function
 from tests.conftest import DEMO_CONFIG
+from tests.dental_policy import BLUEPRINT
 from tests.tasks.step_calls import local_step
-from tests.tasks.test_policy_generation import BLUEPRINT
 
 MADE = Producer(step="s04", item_key="x", params_hash="0", code_version="0")
 

@@ -7,15 +7,9 @@ from __future__ import annotations
 from schemas.policy import PolicyDocument
 from tasks import tool_graph_generation as s08
 from tasks.core.policy import parse_policy
+from tests.dental_policy import BLUEPRINT, CONFIRM, POLICY, artifact
 from tests.tasks.step_calls import call_task
-from tests.tasks.test_policy_generation import (
-    BLUEPRINT,
-    CONFIRM,
-    POLICY,
-    _artifact,
-    _attempts,
-    replay_context,
-)
+from tests.tasks.test_policy_generation import _attempts, replay_context
 
 ROOT = "authorize_patient"
 NODES = [f.name for f in BLUEPRINT.functions]
@@ -36,8 +30,8 @@ def _derive(ctx, blueprint=BLUEPRINT):
         parsed=parse_policy(POLICY),
         confirm_tools=tuple(CONFIRM),
     )
-    server = _artifact("blueprint", blueprint.server_name, blueprint)
-    policy = _artifact("policy", blueprint.server_name, document)
+    server = artifact("blueprint", blueprint.server_name, blueprint)
+    policy = artifact("policy", blueprint.server_name, document)
     cfg = ctx.config.steps.s08_tool_graph_generation
     return call_task(
         ctx,
@@ -161,3 +155,17 @@ def test_graph_prompt_names_the_real_authorization_tool(tmp_path):
         assert f"`{ROOT}` requires nothing" in text or f"`{ROOT}` is the" in text
         assert "Authorize" not in text
         assert "<!-- TOOL: cancel_appointment -->" in text
+
+
+def test_server_without_a_policy_is_a_dependency_failure_naming_s07():
+    """No model call is made for it; the failure is not retried by s08."""
+    failure = s08.missing_policy_failure("DentalAppointments")
+    assert (failure.step, failure.item_key, failure.reason) == (
+        "s08",
+        "DentalAppointments",
+        "dependency_failed",
+    )
+    assert failure.message == (
+        "s07 produced no policy for DentalAppointments, so it gets no tool graph"
+    )
+    assert not failure.retryable
