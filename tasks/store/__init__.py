@@ -1,11 +1,13 @@
-"""The only filesystem and LanceDB code: output layout, atomic writes, append-only
+"""The only filesystem and LanceDB code: output locations (a local folder or an
+fsspec URL such as `s3://bucket/prefix`), output layout, atomic writes, append-only
 journals, the artifact store with lineage records and step manifests (checked on
-read), the run lock, lineage queries, configuration loading, and vector tables.
+read), the run lock, lineage queries, configuration loading, vector tables, the
+storage check made before a run, and staging of a server's files for serving.
 
-Inputs: an output root, artifacts, configuration files. Output: the classes and
-functions re-exported here (`tasks.store.vectors` is imported on its own, as LanceDB
-is slow to import). Side effects: none at import; writes happen only through the
-store's methods.
+Inputs: an output root (path or URL), artifacts, configuration files. Output: the
+classes and functions re-exported here (`tasks.store.vectors` is imported on its
+own, as LanceDB is slow to import). Side effects: none at import; writes happen only
+through the store's methods.
 """
 
 from tasks.store.artifacts import (
