@@ -182,8 +182,9 @@ def _lineage_root(args: argparse.Namespace) -> tuple[StorePath, str]:
     """The output directory to search, and the target relative to it if a path.
 
     A target that is a path (absolute, or existing relative to the working
-    directory) names its own output directory: the folder above it that holds
-    `.agentskiller/`. Otherwise the directory is found as for `status`.
+    directory) or a URL names its own output directory: the folder or prefix above
+    it that holds `.agentskiller/`. Otherwise the directory is found as for
+    `status`.
 
     Raises:
         ConfigError, NoOutputDir: As `_output_dir`; NoOutputDir also when a path
@@ -192,6 +193,8 @@ def _lineage_root(args: argparse.Namespace) -> tuple[StorePath, str]:
     from tasks.store.lineage import find_output_root
 
     target = args.target
+    if is_url(target) and not (args.config or args.output_dir):
+        return _url_root(target), target
     candidate = Path(target).expanduser()
     is_path = candidate.is_absolute() or candidate.exists()
     if args.config or args.output_dir:
@@ -215,6 +218,27 @@ def _lineage_root(args: argparse.Namespace) -> tuple[StorePath, str]:
         raise NoOutputDir(
             f"{target} is not inside the output directory {out}"
         ) from None
+
+
+def _url_root(target: str) -> RemotePath:
+    """The output location a URL target lies in (the nearest prefix above it
+    holding `.agentskiller/`).
+
+    Raises:
+        NoOutputDir: No prefix above it is an output location.
+    """
+    from tasks.store.paths import OutputLayout
+
+    here = RemotePath.of(target)
+    while True:
+        if OutputLayout(here).internal.is_dir():
+            return here
+        if here.parent == here:
+            raise NoOutputDir(
+                f"{target} is not inside an AgentSkiller output location (no "
+                ".agentskiller/ in or above it); pass --output-dir URL"
+            )
+        here = here.parent
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:

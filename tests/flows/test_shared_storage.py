@@ -121,6 +121,9 @@ def test_status_and_lineage_read_the_s3_location(runs, capsys, monkeypatch) -> N
     tree = capsys.readouterr().out
     assert tree.startswith("tool_list CardServices")
     assert "seed_domains seeds" in tree
+    monkeypatch.setenv("AGENTSKILLER_STATE_DIR", str(home / "no-state"))
+    assert main(["lineage", f"{URL}/{target}"]) == 0  # the URL names its store
+    assert capsys.readouterr().out == tree
     store = ArtifactStore(OutputLayout.at(URL))
     assert {"blueprint", "entity", "domain", "seed_domains"} <= ancestor_kinds(
         store, target
