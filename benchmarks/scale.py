@@ -236,6 +236,11 @@ def run_child(
     args += ["--until", "s02", "--report-json", str(report)]
     if profile is None:
         command = [str(Path(sys.executable).parent / "agentskiller"), *args]
+    elif shutil.which("py-spy"):
+        # Sampled, every thread (items run in worker threads, which cProfile
+        # does not see); collapsed stacks, one line per stack with its count.
+        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--gil"]
+        command += ["-o", str(profile), "--", sys.executable, "-m", "flows.cli", *args]
     else:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile)]
         command += ["-m", "flows.cli", *args]
