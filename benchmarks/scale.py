@@ -116,11 +116,14 @@ def write_cassette(path: Path, n: int) -> None:
     path.write_text(json.dumps(document), encoding="utf-8")
 
 
-def write_config(path: Path, *, n: int, url: str, concurrency: int) -> None:
-    """The demo configuration, live against the replay server, with N seeds."""
+def write_config(
+    path: Path, *, n: int, url: str, concurrency: int, in_flight: int
+) -> None:
+    """The demo configuration, live against the replay server, with N seeds,
+    `concurrency` model calls and `in_flight` items at once."""
     config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     config["run"]["name"] = f"bench-scale-{n}"
-    config["run"]["max_concurrency"] = concurrency
+    config["run"]["max_concurrency"] = in_flight
     llm = config["llm"]
     llm["mode"] = "live"
     llm.pop("cassette", None)
@@ -226,8 +229,9 @@ def replay_server(cassette: Path, latency: float) -> Iterator[str]:
 def run_child(
     config: Path, output: Path, report: Path, api: str, log: Path, profile: Path | None
 ) -> tuple[dict, float, float]:
-    """One `agentskiller run --until s02`; returns its report, the child's wall time
-    and the peak RSS (MiB) over the children reaped so far."""
+    """One `agentskiller run --until s02`; returns its report, the child's wall time,
+    the peak RSS (MiB) over the children reaped so far and the child's CPU seconds
+    (user + system, its own children included)."""
     env = dict(
         os.environ, PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
@@ -236,19 +240,27 @@ def run_child(
     args += ["--until", "s02", "--report-json", str(report)]
     if profile is None:
         command = [str(Path(sys.executable).parent / "agentskiller"), *args]
+    elif shutil.which("py-spy"):
+        # Sampled, every thread (items run in worker threads, which cProfile
+        # does not see); collapsed stacks, one line per stack with its count.
+        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--gil"]
+        command += ["-o", str(profile), "--", sys.executable, "-m", "flows.cli", *args]
     else:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile)]
         command += ["-m", "flows.cli", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with log.open("w") as out:
         code = subprocess.run(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
         ).returncode
     wall = time.monotonic() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mib = after.ru_maxrss / 1024
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if code != 0 or not report.exists():
         raise RuntimeError(f"run exited {code}; see {log}")
-    return json.loads(report.read_text(encoding="utf-8")), wall, peak_mib
+    return json.loads(report.read_text(encoding="utf-8")), wall, peak_mib, cpu
 
 
 def measure(
@@ -256,6 +268,7 @@ def measure(
     *,
     latency: float,
     concurrency: int,
+    in_flight: int,
     work: Path,
     url: str,
     api: str,
@@ -265,9 +278,9 @@ def measure(
     folder = work / f"n{n}"
     folder.mkdir(parents=True)
     config = folder / "config.yaml"
-    write_config(config, n=n, url=url, concurrency=concurrency)
+    write_config(config, n=n, url=url, concurrency=concurrency, in_flight=in_flight)
     output = folder / "output"
-    fresh, fresh_wall, peak = run_child(
+    fresh, fresh_wall, peak, cpu = run_child(
         config,
         output,
         folder / "report-1.json",
@@ -275,7 +288,7 @@ def measure(
         folder / "run-1.log",
         folder / "run-1.prof" if profile else None,
     )
-    cached, cached_wall, _ = run_child(
+    cached, cached_wall, _, _ = run_child(
         config, output, folder / "report-2.json", api, folder / "run-2.log", None
     )
     s02, s02_cached = fresh["steps"][S02], cached["steps"][S02]
@@ -291,6 +304,7 @@ def measure(
         "s01_seconds": fresh["steps"][S01]["seconds"],
         "child_wall_seconds": round(fresh_wall, 3),
         "peak_rss_mib": round(peak, 1),
+        "child_cpu_ms_per_item": round(1000 * cpu / n, 2),
         "cached_s02_seconds": s02_cached["seconds"],
         "cached_s02_calls": s02_cached["llm_calls"],
         "cached_child_wall_seconds": round(cached_wall, 3),
@@ -303,14 +317,15 @@ def table(rows: list[dict], latency: float, concurrency: int) -> str:
         f"L = {latency} s, C = {concurrency}",
         "",
         "| N | s02 wall s | ideal N·L/C s | efficiency | calls | peak RSS MiB"
-        " | child wall s | cached s02 s | cached calls |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | CPU ms/item | child wall s | cached s02 s | cached calls |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['items']} | {r['s02_seconds']:.2f} | {r['ideal_seconds']:.2f} "
             f"| {r['efficiency']:.3f} | {r['s02_calls']} | {r['peak_rss_mib']:.0f} "
-            f"| {r['child_wall_seconds']:.1f} | {r['cached_s02_seconds']:.2f} "
+            f"| {r['child_cpu_ms_per_item']:.1f} | {r['child_wall_seconds']:.1f} "
+            f"| {r['cached_s02_seconds']:.2f} "
             f"| {r['cached_s02_calls']} |"
         )
     if len(rows) >= 2:
@@ -341,13 +356,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="model calls at once (C)"
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        help="items at once (run.max_concurrency); default 2*C, so an item's "
+        "bookkeeping overlaps other items' model calls",
+    )
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--work-dir", type=Path, help="keep runs here (default: temp)")
     parser.add_argument(
         "--profile", action="store_true", help="run each fresh child under cProfile"
     )
     args = parser.parse_args(argv)
+    in_flight = args.in_flight or 2 * args.concurrency
     items = list(args.items)
     if items != sorted(items):
         print(
@@ -369,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 n,
                 latency=args.latency,
                 concurrency=args.concurrency,
+                in_flight=in_flight,
                 work=work,
                 url=url,
                 api=api,
@@ -381,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "latency_s": args.latency,
             "concurrency": args.concurrency,
+            "in_flight": in_flight,
             "cpus": os.cpu_count(),
             "loadavg_at_end": os.getloadavg(),
             "rows": rows,

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from pydantic import (
@@ -85,21 +88,44 @@ def stable_hash(value: Any) -> str:
     return sha256_hex(canonical_json(value))
 
 
+DRAFT_CHECK: ContextVar[Callable[[Any], Iterable[str]] | None] = ContextVar(
+    "DRAFT_CHECK", default=None
+)
+"""The cross-object check `CheckedDraft`s run while a model answer is validated.
+
+Set by the LLM client around one structured call (validation runs in the calling
+thread). It is not handed to instructor as `context`: instructor would then render
+every message as a Jinja template with it, so a prompt quoting code or JSON with
+`{{`, `{%` or `{#` would be altered or refused before it is sent."""
+
+
+@contextmanager
+def checking(check: Callable[[Any], Iterable[str]] | None) -> Iterator[None]:
+    """Run `check` on every `CheckedDraft` validated inside the block."""
+    token = DRAFT_CHECK.set(check)
+    try:
+        yield
+    finally:
+        DRAFT_CHECK.reset(token)
+
+
 class CheckedDraft(Draft):
-    """A draft whose cross-object rules are checked by a function from the context.
+    """A draft whose cross-object rules are checked by a function of the caller.
 
     Schemas cannot import the validation logic (it lives in `tasks.core`), so the
-    caller passes `context={"check": fn}` to instructor; `fn(draft)` returns a list
-    of problem sentences. Any problem raises a `ValueError` listing all of them,
-    which instructor sends back to the model as the re-ask message.
+    caller validates inside `checking(fn)` (or passes `context={"check": fn}` to a
+    plain `model_validate`); `fn(draft)` returns a list of problem sentences. Any
+    problem raises a `ValueError` listing all of them, which instructor sends back
+    to the model as the re-ask message.
     """
 
     @model_validator(mode="after")
     def _run_context_check(self, info: ValidationInfo) -> CheckedDraft:
-        check = (info.context or {}).get("check")
+        check = (info.context or {}).get("check") or DRAFT_CHECK.get()
         if check is None:
             return self
-        problems = list(check(self))
+        with checking(None):  # drafts the check itself builds are not checked
+            problems = list(check(self))
         if problems:
             listed = "\n".join(f"- {p}" for p in problems)
             raise ValueError(

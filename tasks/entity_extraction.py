@@ -8,7 +8,7 @@ Batching keeps each call small, so 300 domains never need one giant answer.
 
 from __future__ import annotations
 
-from schemas.artifact import Artifact, ItemOutcome, WorkItem
+from schemas.artifact import Artifact, ArtifactRef, ItemOutcome, WorkItem
 from schemas.config import EntityExtractionConfig
 from schemas.domain import Domain
 from schemas.entity import Entity, EntityBatch, EntityBatchDraft, EntityCatalogue
@@ -62,16 +62,16 @@ def merge_entity_batches(
     """One entity per name across batches; each parented by the batches naming it."""
     catalogue = core.merge_batches([b.payload for b in batches])
     made = producer(work)
+    naming: dict[str, list[ArtifactRef]] = {}  # one pass, not entities x batches
+    for batch in batches:
+        for name in dict.fromkeys(e.name for e in batch.payload.entities):
+            naming.setdefault(name, []).append(batch.ref)
     entities = [
         Artifact[Entity].build(
             kind="entity",
             id=name,
             payload=entity,
-            parents=[
-                b.ref
-                for b in batches
-                if any(e.name == name for e in b.payload.entities)
-            ],
+            parents=naming.get(name, []),
             producer=made,
         )
         for name, entity in catalogue.entities.items()

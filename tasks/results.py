@@ -16,6 +16,7 @@ miss, so the item is recomputed and its record rewritten.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -47,10 +48,25 @@ class OutcomeSerializer(Serializer):
 
     def loads(self, blob: bytes) -> ItemOutcome:
         try:
-            return decode_outcome(blob)
+            return _decoded(blob)
         except UntrustedResult as exc:
             _LOG.warning("ignoring a cached result: %s; the item is recomputed", exc)
             raise
+
+
+_DECODED_CACHE = 256
+
+
+@functools.lru_cache(maxsize=_DECODED_CACHE)
+def _decoded(blob: bytes) -> ItemOutcome:
+    """`decode_outcome`, once per distinct record (its exact bytes) in this process.
+
+    Prefect reads a cached item's record twice (whether it exists, then its value),
+    and each decode re-validates every artifact and recomputes its content hash;
+    the second read now costs a lookup. Outcomes are frozen, so sharing one is
+    safe; a refused record is not cached and raises again each time.
+    """
+    return decode_outcome(blob)
 
 
 def encode_outcome(outcome: ItemOutcome) -> bytes:
@@ -168,8 +184,10 @@ def _type_name(cls: type) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=1024)
 def _schema_model(name: str) -> type[BaseModel]:
-    """The pydantic model `module:Class` of the schemas package, nothing else."""
+    """The pydantic model `module:Class` of the schemas package, nothing else
+    (looked up once per name: every stored artifact names its class)."""
     module, _, qualname = str(name).partition(":")
     parts = module.split(".")
     if (

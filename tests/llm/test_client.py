@@ -250,6 +250,58 @@ def test_context_check_problems_are_sent_back_as_the_reask() -> None:
     assert "name 'Rex' is used twice" in spy.requests[1][1]["messages"][2]["content"]
 
 
+def test_a_checked_prompt_quoting_template_syntax_is_sent_unchanged() -> None:
+    """A prompt that quotes code or JSON with `{{`, `{%` or `{#` (a repair prompt
+    showing the model its own code, say) reaches the model byte for byte while the
+    check still drives the re-ask; nothing renders it as a template."""
+    quoted = (
+        "Fix this code:\n    greeting = f'{{name}}'\n    {% raw %} {#x} {{ check }}\n"
+        "  indented line"
+    )
+    prompt = [{"role": "user", "content": quoted}]
+    llm, spy = _spied_client(
+        _config(),
+        {
+            (KEY, 0): {"tool_arguments": {"names": ["Rex", "Rex"]}},
+            (KEY, 1): {"tool_arguments": {"names": ["Rex", "Max"]}},
+        },
+    )
+
+    def no_duplicates(litter: Litter) -> list[str]:
+        return ["names repeat"] if len(set(litter.names)) < len(litter.names) else []
+
+    litter = llm.create(
+        Litter, prompt, call_key=KEY, role="textual", context={"check": no_duplicates}
+    )
+    assert litter.names == ["Rex", "Max"]
+    assert [r[1]["messages"][0]["content"] for r in spy.requests] == [quoted] * 2
+    # the check applies only inside the call
+    assert Litter.model_validate({"names": ["a", "a"]}).names == ["a", "a"]
+
+
+def test_a_check_that_builds_drafts_of_its_own_does_not_check_them() -> None:
+    """A check may normalise the answer into a new draft of the same type (s04
+    does); that draft is not checked again (no endless recursion)."""
+    llm, _ = _spied_client(
+        _config(), {(KEY, 0): {"tool_arguments": {"names": ["rex", "max"]}}}
+    )
+    seen: list[list[str]] = []
+
+    def normalised_is_unique(litter: Litter) -> list[str]:
+        seen.append(litter.names)
+        titled = Litter(names=[n.title() for n in litter.names])
+        return [] if len(set(titled.names)) == len(titled.names) else ["repeats"]
+
+    litter = llm.create(
+        Litter,
+        PROMPT,
+        call_key=KEY,
+        role="textual",
+        context={"check": normalised_is_unique},
+    )
+    assert litter.names == ["rex", "max"] and seen == [["rex", "max"]]
+
+
 class Cat(BaseModel):
     name: str
 
