@@ -593,9 +593,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_redoes_nothing_persisted(
     assert persisted and unpersisted, f"the kill came too late: {persisted}"
 
     # the lost batch was marked crashed for its silence and resubmitted
+    # this run's s07 batches only: other tests of the module use the same server
+    tags = ["s07", f"run:{report['flow_run_id']}"]
     runs = httpx.post(
         f"{cluster.url}/flow_runs/filter",
-        json={"flow_runs": {"tags": {"all_": ["s07"]}}},
+        json={"flow_runs": {"tags": {"all_": tags}}},
         timeout=10,
     ).json()
     by_name = {r["name"]: r for r in runs}
