@@ -18,8 +18,9 @@ last N, and a second, cached run (zero calls).
 With `--executor work_pool` the items run on a process work pool with `--workers`
 workers (each `prefect worker start --limit 1`) that this benchmark creates and
 deploys to (`prefect.yaml`'s item-batch deployment) and stops by process group:
-each worker runs one batch of ceil(N / workers) items (at most 500) at a time, with C / workers
-model calls in flight, so the whole run still has C.
+each worker runs one batch of ceil(N / workers) items (at most 500) at a time,
+with C / workers model calls in flight, so the whole run still has C. The API
+server's CPU time (its process tree, from /proc) is reported per item too.
 
     python -m benchmarks.scale --items 200 2000 --executor work_pool --workers 2
 """
@@ -183,8 +184,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def prefect_server(log: Path) -> Iterator[str]:
-    """A `prefect server start` on 127.0.0.1; yields its API URL."""
+def prefect_server(log: Path) -> Iterator[tuple[str, int]]:
+    """A `prefect server start` on 127.0.0.1; yields its API URL and pid."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
@@ -219,9 +220,26 @@ def prefect_server(log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"prefect server did not answer in time; see {log}")
             time.sleep(0.5)
-        yield api
+        yield api, proc.pid
     finally:
         _stop(proc)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a live process and its live descendants,
+    from /proc (the Prefect server runs its API in a child process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
 
 
 @contextlib.contextmanager
@@ -374,6 +392,7 @@ def measure(
     work: Path,
     url: str,
     api: str,
+    server_pid: int,
     profile: bool,
 ) -> dict[str, float | int]:
     """The fresh and the cached run for N items."""
@@ -389,6 +408,7 @@ def measure(
         workers=workers,
     )
     output = folder / "output"
+    server_before = tree_cpu_seconds(server_pid)
     fresh, fresh_wall, peak, cpu = run_child(
         config,
         output,
@@ -397,6 +417,7 @@ def measure(
         folder / "run-1.log",
         folder / "run-1.prof" if profile else None,
     )
+    server_cpu = tree_cpu_seconds(server_pid) - server_before
     cached, cached_wall, _, _ = run_child(
         config, output, folder / "report-2.json", api, folder / "run-2.log", None
     )
@@ -414,6 +435,7 @@ def measure(
         "child_wall_seconds": round(fresh_wall, 3),
         "peak_rss_mib": round(peak, 1),
         "child_cpu_ms_per_item": round(1000 * cpu / n, 2),
+        "server_cpu_ms_per_item": round(1000 * server_cpu / n, 2),
         "cached_s02_seconds": s02_cached["seconds"],
         "cached_s02_calls": s02_cached["llm_calls"],
         "cached_child_wall_seconds": round(cached_wall, 3),
@@ -426,14 +448,16 @@ def table(rows: list[dict], latency: float, concurrency: int) -> str:
         f"L = {latency} s, C = {concurrency}",
         "",
         "| N | s02 wall s | ideal N·L/C s | efficiency | calls | peak RSS MiB"
-        " | CPU ms/item | child wall s | cached s02 s | cached calls |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU ms/item | API CPU ms/item | child wall s | cached s02 s"
+        " | cached calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['items']} | {r['s02_seconds']:.2f} | {r['ideal_seconds']:.2f} "
             f"| {r['efficiency']:.3f} | {r['s02_calls']} | {r['peak_rss_mib']:.0f} "
-            f"| {r['child_cpu_ms_per_item']:.1f} | {r['child_wall_seconds']:.1f} "
+            f"| {r['child_cpu_ms_per_item']:.1f} | {r['server_cpu_ms_per_item']:.1f} "
+            f"| {r['child_wall_seconds']:.1f} "
             f"| {r['cached_s02_seconds']:.2f} "
             f"| {r['cached_s02_calls']} |"
         )
@@ -500,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers if args.executor == "work_pool" else 0
     with (
         replay_server(cassette, args.latency) as url,
-        prefect_server(work / "prefect-server.log") as api,
+        prefect_server(work / "prefect-server.log") as (api, server_pid),
         contextlib.ExitStack() as stack,
     ):
         if workers:
@@ -515,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                 work=work,
                 url=url,
                 api=api,
+                server_pid=server_pid,
                 profile=args.profile,
             )
             rows.append(row)
