@@ -470,7 +470,8 @@ def _running_s07_batches(cluster: Cluster) -> list[str]:
             "flow_runs": {
                 "tags": {"all_": ["s07"]},
                 "state": {"type": {"any_": ["RUNNING"]}},
-            }
+            },
+            "work_pools": {"name": {"any_": [KILL_POOL]}},
         },
         timeout=10,
     ).json()
@@ -595,7 +596,10 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_redoes_nothing_persisted(
     # the lost batch was marked crashed for its silence and resubmitted
     runs = httpx.post(
         f"{cluster.url}/flow_runs/filter",
-        json={"flow_runs": {"tags": {"all_": ["s07"]}}},
+        json={
+            "flow_runs": {"tags": {"all_": ["s07"]}},
+            "work_pools": {"name": {"any_": [KILL_POOL]}},
+        },
         timeout=10,
     ).json()
     by_name = {r["name"]: r for r in runs}
