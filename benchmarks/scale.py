@@ -11,10 +11,18 @@ user: `agentskiller run --until s02` in a fresh child process per N, against a
         --json out.json
 
 Per N it reports the s02 wall time (the run report's step seconds), the ideal
-N*L/C, efficiency = ideal / wall, the peak RSS of the orchestrating process
-(`getrusage(RUSAGE_CHILDREN).ru_maxrss` after the child exits; that is a maximum
-over every child reaped so far, so give the item counts in ascending order), the
-growth from the first to the last N, and a second, cached run (zero calls).
+N*L/C, efficiency = ideal / wall, the peak RSS of the orchestrating process (its
+VmHWM, read while it runs), its CPU time per item, the growth from the first to the
+last N, and a second, cached run (zero calls).
+
+With `--executor work_pool` the items run on a process work pool with `--workers`
+workers (each `prefect worker start --limit 1`) that this benchmark creates and
+deploys to (`prefect.yaml`'s item-batch deployment) and stops by process group:
+each worker runs one batch of ceil(N / workers) items (at most 500) at a time,
+with C / workers model calls in flight, so the whole run still has C. The API
+server's CPU time (its process tree, from /proc) is reported per item too.
+
+    python -m benchmarks.scale --items 200 2000 --executor work_pool --workers 2
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +52,7 @@ S01 = "s01_domain_expansion"
 S02 = "s02_entity_extraction"
 SERVER_START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
+POOL = "agentskiller-bench"
 
 
 def domain_name(index: int) -> str:
@@ -117,10 +127,17 @@ def write_cassette(path: Path, n: int) -> None:
 
 
 def write_config(
-    path: Path, *, n: int, url: str, concurrency: int, in_flight: int
+    path: Path,
+    *,
+    n: int,
+    url: str,
+    concurrency: int,
+    in_flight: int,
+    workers: int = 0,
 ) -> None:
     """The demo configuration, live against the replay server, with N seeds,
-    `concurrency` model calls and `in_flight` items at once."""
+    `concurrency` model calls and `in_flight` items at once; with `workers`, the
+    items go to the benchmark's work pool, shared out evenly."""
     config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     config["run"]["name"] = f"bench-scale-{n}"
     config["run"]["max_concurrency"] = in_flight
@@ -128,6 +145,16 @@ def write_config(
     llm["mode"] = "live"
     llm.pop("cassette", None)
     llm["max_concurrency"] = concurrency
+    if workers:
+        config["run"]["max_concurrency"] = max(1, in_flight // workers)
+        llm["max_concurrency"] = max(1, concurrency // workers)
+        config["run"]["executor"] = "work_pool"
+        config["run"]["work_pool"] = {
+            "name": POOL,
+            "deployment": "agentskiller-items/items",
+            "batch_size": min(500, max(1, -(-n // workers))),
+            "poll_interval_s": 0.5,
+        }
     for role in llm["roles"].values():
         role["base_url"] = url
         role["api_key_env"] = API_KEY_ENV
@@ -157,8 +184,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def prefect_server(log: Path) -> Iterator[str]:
-    """A `prefect server start` on 127.0.0.1; yields its API URL."""
+def prefect_server(log: Path) -> Iterator[tuple[str, int]]:
+    """A `prefect server start` on 127.0.0.1; yields its API URL and pid."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
@@ -193,9 +220,80 @@ def prefect_server(log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"prefect server did not answer in time; see {log}")
             time.sleep(0.5)
-        yield api
+        yield api, proc.pid
     finally:
         _stop(proc)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a live process and its live descendants,
+    from /proc (the Prefect server runs its API in a child process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+@contextlib.contextmanager
+def work_pool(api: str, work: Path, workers: int) -> Iterator[list[str]]:
+    """A process work pool on `api` with the item deployment and `workers` workers
+    (one batch at a time each); yields their names. Workers are stopped by
+    process group, SIGKILL after a timeout."""
+    env = dict(
+        os.environ, PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
+    env |= {"AGENTSKILLER_HOME": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    env[API_KEY_ENV] = "bench-not-a-secret"
+    prefect = str(Path(sys.executable).parent / "prefect")
+
+    def run(*args: str) -> None:
+        subprocess.run(
+            [prefect, *args], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+
+    run("work-pool", "create", POOL, "--type", "process", "--overwrite")
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    for deployment in spec["deployments"]:
+        deployment["work_pool"]["name"] = POOL
+    deploy = work / "prefect.yaml"
+    deploy.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    run("deploy", "--prefect-file", str(deploy), "--name", "items")
+    procs: list[subprocess.Popen] = []
+    names = [f"bench-worker-{i + 1}" for i in range(workers)]
+    try:
+        for name in names:
+            with (work / f"{name}.log").open("w") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [prefect, "worker", "start", "--pool", POOL, "--type"]
+                        + ["process", "--name", name, "--limit", "1"],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=env | {"AGENTSKILLER_WORKER_NAME": name},
+                        cwd=ROOT,
+                        start_new_session=True,
+                    )
+                )
+        yield names
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 @contextlib.contextmanager
@@ -226,12 +324,29 @@ def replay_server(cassette: Path, latency: float) -> Iterator[str]:
         _stop(proc)
 
 
+def _peak_rss_mib(pid: int) -> float | None:
+    """A live process's peak resident set (VmHWM), None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_child(
-    config: Path, output: Path, report: Path, api: str, log: Path, profile: Path | None
-) -> tuple[dict, float, float]:
-    """One `agentskiller run --until s02`; returns its report, the child's wall time,
-    the peak RSS (MiB) over the children reaped so far and the child's CPU seconds
-    (user + system, its own children included)."""
+    config: Path,
+    output: Path,
+    report: Path,
+    api: str,
+    log: Path,
+    profile: Path | None,
+) -> tuple[dict, float, float, float]:
+    """One `agentskiller run --until s02`; returns its report, the child's wall
+    time, the orchestrating process's peak RSS in MiB (its VmHWM, read while it
+    runs) and the child's CPU seconds (user + system, its own children included;
+    a work pool's workers are not its children)."""
     env = dict(
         os.environ, PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
@@ -242,7 +357,7 @@ def run_child(
         command = [str(Path(sys.executable).parent / "agentskiller"), *args]
     elif shutil.which("py-spy"):
         # Sampled, every thread (items run in worker threads, which cProfile
-        # does not see); collapsed stacks, one line per stack with its count.
+        # does not see), only while holding the GIL; collapsed stacks.
         command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--gil"]
         command += ["-o", str(profile), "--", sys.executable, "-m", "flows.cli", *args]
     else:
@@ -250,17 +365,21 @@ def run_child(
         command += ["-m", "flows.cli", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
+    peak = 0.0
     with log.open("w") as out:
-        code = subprocess.run(
+        proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        ).returncode
+        )
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mib(proc.pid) or 0.0)
+            time.sleep(0.2)
+    code = proc.returncode
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_mib = after.ru_maxrss / 1024
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if code != 0 or not report.exists():
         raise RuntimeError(f"run exited {code}; see {log}")
-    return json.loads(report.read_text(encoding="utf-8")), wall, peak_mib, cpu
+    return json.loads(report.read_text(encoding="utf-8")), wall, peak, cpu
 
 
 def measure(
@@ -269,17 +388,27 @@ def measure(
     latency: float,
     concurrency: int,
     in_flight: int,
+    workers: int,
     work: Path,
     url: str,
     api: str,
+    server_pid: int,
     profile: bool,
 ) -> dict[str, float | int]:
     """The fresh and the cached run for N items."""
     folder = work / f"n{n}"
     folder.mkdir(parents=True)
     config = folder / "config.yaml"
-    write_config(config, n=n, url=url, concurrency=concurrency, in_flight=in_flight)
+    write_config(
+        config,
+        n=n,
+        url=url,
+        concurrency=concurrency,
+        in_flight=in_flight,
+        workers=workers,
+    )
     output = folder / "output"
+    server_before = tree_cpu_seconds(server_pid)
     fresh, fresh_wall, peak, cpu = run_child(
         config,
         output,
@@ -288,6 +417,7 @@ def measure(
         folder / "run-1.log",
         folder / "run-1.prof" if profile else None,
     )
+    server_cpu = tree_cpu_seconds(server_pid) - server_before
     cached, cached_wall, _, _ = run_child(
         config, output, folder / "report-2.json", api, folder / "run-2.log", None
     )
@@ -305,6 +435,7 @@ def measure(
         "child_wall_seconds": round(fresh_wall, 3),
         "peak_rss_mib": round(peak, 1),
         "child_cpu_ms_per_item": round(1000 * cpu / n, 2),
+        "server_cpu_ms_per_item": round(1000 * server_cpu / n, 2),
         "cached_s02_seconds": s02_cached["seconds"],
         "cached_s02_calls": s02_cached["llm_calls"],
         "cached_child_wall_seconds": round(cached_wall, 3),
@@ -317,14 +448,16 @@ def table(rows: list[dict], latency: float, concurrency: int) -> str:
         f"L = {latency} s, C = {concurrency}",
         "",
         "| N | s02 wall s | ideal N·L/C s | efficiency | calls | peak RSS MiB"
-        " | CPU ms/item | child wall s | cached s02 s | cached calls |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU ms/item | API CPU ms/item | child wall s | cached s02 s"
+        " | cached calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['items']} | {r['s02_seconds']:.2f} | {r['ideal_seconds']:.2f} "
             f"| {r['efficiency']:.3f} | {r['s02_calls']} | {r['peak_rss_mib']:.0f} "
-            f"| {r['child_cpu_ms_per_item']:.1f} | {r['child_wall_seconds']:.1f} "
+            f"| {r['child_cpu_ms_per_item']:.1f} | {r['server_cpu_ms_per_item']:.1f} "
+            f"| {r['child_wall_seconds']:.1f} "
             f"| {r['cached_s02_seconds']:.2f} "
             f"| {r['cached_s02_calls']} |"
         )
@@ -365,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         help="items at once (run.max_concurrency); default 2*C, so an item's "
         "bookkeeping overlaps other items' model calls",
     )
+    parser.add_argument("--executor", choices=("local", "work_pool"), default="local")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="work-pool workers (work_pool only)"
+    )
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--work-dir", type=Path, help="keep runs here (default: temp)")
     parser.add_argument(
@@ -375,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     items = list(args.items)
     if items != sorted(items):
         print(
-            "note: peak RSS is a maximum over children; pass N ascending",
+            "note: growth is reported first -> last N; pass N ascending",
             file=sys.stderr,
         )
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -384,29 +521,38 @@ def main(argv: list[str] | None = None) -> int:
     cassette = work / "cassette.yaml"
     write_cassette(cassette, max(items))
     rows: list[dict] = []
+    workers = args.workers if args.executor == "work_pool" else 0
     with (
         replay_server(cassette, args.latency) as url,
-        prefect_server(work / "prefect-server.log") as api,
+        prefect_server(work / "prefect-server.log") as (api, server_pid),
+        contextlib.ExitStack() as stack,
     ):
+        if workers:
+            stack.enter_context(work_pool(api, work, workers))
         for n in items:
             row = measure(
                 n,
                 latency=args.latency,
                 concurrency=args.concurrency,
                 in_flight=in_flight,
+                workers=workers,
                 work=work,
                 url=url,
                 api=api,
+                server_pid=server_pid,
                 profile=args.profile,
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
+    print(f"executor: {args.executor}" + (f", {workers} workers" if workers else ""))
     print(table(rows, args.latency, args.concurrency))
     if args.json:
         result = {
             "latency_s": args.latency,
             "concurrency": args.concurrency,
             "in_flight": in_flight,
+            "executor": args.executor,
+            "workers": workers,
             "cpus": os.cpu_count(),
             "loadavg_at_end": os.getloadavg(),
             "rows": rows,

@@ -470,7 +470,8 @@ def _running_s07_batches(cluster: Cluster) -> list[str]:
             "flow_runs": {
                 "tags": {"all_": ["s07"]},
                 "state": {"type": {"any_": ["RUNNING"]}},
-            }
+            },
+            "work_pools": {"name": {"any_": [KILL_POOL]}},
         },
         timeout=10,
     ).json()
@@ -593,11 +594,12 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_redoes_nothing_persisted(
     assert persisted and unpersisted, f"the kill came too late: {persisted}"
 
     # the lost batch was marked crashed for its silence and resubmitted
-    # this run's s07 batches only: other tests of the module use the same server
-    tags = ["s07", f"run:{report['flow_run_id']}"]
     runs = httpx.post(
         f"{cluster.url}/flow_runs/filter",
-        json={"flow_runs": {"tags": {"all_": tags}}},
+        json={
+            "flow_runs": {"tags": {"all_": ["s07"]}},
+            "work_pools": {"name": {"any_": [KILL_POOL]}},
+        },
         timeout=10,
     ).json()
     by_name = {r["name"]: r for r in runs}

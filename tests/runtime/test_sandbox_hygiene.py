@@ -238,7 +238,8 @@ def test_run_refuses_a_planted_lock_directory(
     """A run whose lock directory was planted by another uid is a sandbox error
     that names the problem, and nothing runs."""
     state = tmp_path / "state"
-    state.mkdir(mode=0o711)
+    state.mkdir()
+    state.chmod(0o711)  # mkdir applies the umask (0077 on some hosts)
     (state / "locks").mkdir(mode=0o700)
     os.chown(state / "locks", _OTHER_UID, _OTHER_UID)
     monkeypatch.setattr(sandbox_dirs, "ROOT_STATE_DIR", state)
