@@ -80,8 +80,8 @@ def private_dir(path: Path, mode: int) -> Path:
     Raises:
         SandboxSetupError: If the parent is writable by other users without the
             sticky bit (they could rename it away), or the existing entry is a
-            symlink, not a directory, owned by another uid, or has other
-            permission bits.
+            symlink, not a directory, owned by another uid, or has permission
+            bits beyond `mode` (a mode that is only stricter is set right).
     """
     parent = os.lstat(path.parent)
     if parent.st_mode & _GROUP_OTHER_WRITE and not parent.st_mode & stat.S_ISVTX:
@@ -99,10 +99,16 @@ def private_dir(path: Path, mode: int) -> Path:
             f"{path} is owned by uid {info.st_uid}, not by this user "
             f"(uid {os.geteuid()}); refusing a directory someone else created"
         )
-    if stat.S_IMODE(info.st_mode) != mode:
+    found = stat.S_IMODE(info.st_mode)
+    if found != mode and found & ~mode == 0:
+        # Ours, and only stricter than it should be (an older release's cleanup
+        # could leave `runs` at 0700): nobody else could have put anything in it,
+        # so its mode is set right instead of refusing every sandbox start.
+        os.chmod(path, mode)
+        found = stat.S_IMODE(os.lstat(path).st_mode)
+    if found != mode:
         raise SandboxSetupError(
-            f"{path} has mode {stat.S_IMODE(info.st_mode):04o}, expected "
-            f"{mode:04o}; refusing it"
+            f"{path} has mode {found:04o}, expected {mode:04o}; refusing it"
         )
     return path
 

@@ -90,13 +90,26 @@ def chown_tree(path: Path, identity: _Owner) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a run directory, restoring permissions the program may have removed."""
+    """Delete a run directory, restoring permissions the program may have removed.
+
+    Only entries inside the tree are ever given back their permissions: the
+    directory that holds the tree (the shared `runs` directory) is never touched,
+    even when removing the tree's root fails (it is already gone, say), or every
+    later sandbox start would find `runs` with the wrong mode and refuse it.
+    """
+    root = os.path.abspath(path)
+
+    def _inside(target: str) -> bool:
+        return target == root or target.startswith(root + os.sep)
 
     def _retry(func: Callable[[str], object], target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), stat.S_IRWXU)
-            os.chmod(target, stat.S_IRWXU)
+        target = os.path.abspath(target)
+        for fixable in (os.path.dirname(target), target):
+            # never through a symlink the program planted (chmod follows links)
+            if _inside(fixable) and not os.path.islink(fixable):
+                with contextlib.suppress(OSError):
+                    os.chmod(fixable, stat.S_IRWXU)
         with contextlib.suppress(FileNotFoundError):
             func(target)
 
-    shutil.rmtree(path, onerror=_retry)
+    shutil.rmtree(root, onerror=_retry)

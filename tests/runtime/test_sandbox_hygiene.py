@@ -282,3 +282,46 @@ def test_concurrent_creators_under_a_strict_umask_all_accept_the_directory(
     assert errors == []
     assert (target.stat().st_mode & 0o777) == 0o711
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_removing_a_run_dir_never_changes_the_directory_that_holds_it(
+    tmp_path: Path,
+):
+    """Removing a run directory that is already gone, or whose program locked a
+    sub-directory and planted a symlink to a file outside, leaves the shared
+    parent's mode and the outside file's mode as they were, and removes what is
+    there."""
+    from tasks.runtime.sandbox_files import remove_tree
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o711)
+    remove_tree(runs / "already-gone")
+    assert (runs.stat().st_mode & 0o777) == 0o711
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    outside.chmod(0o644)
+    run = runs / "1.2-abc"
+    locked = run / "scratch" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "link").symlink_to(outside)
+    (locked / "file").write_text("x")
+    locked.chmod(0o500)  # what a program may do to its own scratch
+    remove_tree(run)
+    assert not run.exists()
+    assert (runs.stat().st_mode & 0o777) == 0o711
+    assert (outside.stat().st_mode & 0o777) == 0o644 and outside.read_text() == "keep"
+
+
+def test_an_own_directory_that_is_only_too_strict_is_set_right(tmp_path: Path):
+    """`runs` left at 0700 (by an older release's cleanup) is given its 0711 again
+    rather than refusing every sandbox start; a looser mode is still refused."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o700)
+    assert private_dir(runs, 0o711) == runs
+    assert (runs.stat().st_mode & 0o777) == 0o711
+    runs.chmod(0o731)
+    with pytest.raises(SandboxSetupError, match="has mode 0731, expected 0711"):
+        private_dir(runs, 0o711)
