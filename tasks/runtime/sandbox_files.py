@@ -102,14 +102,23 @@ def remove_tree(path: Path) -> None:
     def _inside(target: str) -> bool:
         return target == root or target.startswith(root + os.sep)
 
-    def _retry(func: Callable[[str], object], target: str, _exc: object) -> None:
+    def _retry(func: Callable[..., object], target: str, _exc: object) -> None:
         target = os.path.abspath(target)
         for fixable in (os.path.dirname(target), target):
             # never through a symlink the program planted (chmod follows links)
             if _inside(fixable) and not os.path.islink(fixable):
                 with contextlib.suppress(OSError):
                     os.chmod(fixable, stat.S_IRWXU)
+        if not _inside(target) or not os.path.lexists(target):
+            return  # removed meanwhile (a concurrent sweep): nothing left to do
         with contextlib.suppress(FileNotFoundError):
-            func(target)
+            if func in (os.rmdir, os.unlink):
+                func(target)
+            elif os.path.isdir(target) and not os.path.islink(target):
+                # opening or listing it failed (os.open, os.scandir, os.lstat):
+                # its permissions are back, so remove what is below it again
+                shutil.rmtree(target, onerror=_retry)
+            else:
+                os.unlink(target)
 
     shutil.rmtree(root, onerror=_retry)

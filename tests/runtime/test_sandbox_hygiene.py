@@ -325,3 +325,37 @@ def test_an_own_directory_that_is_only_too_strict_is_set_right(tmp_path: Path):
     runs.chmod(0o731)
     with pytest.raises(SandboxSetupError, match="has mode 0731, expected 0711"):
         private_dir(runs, 0o711)
+
+
+def test_concurrent_sweeps_of_a_dead_run_leave_runs_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Sandbox starts in many threads sweep the same dead orchestrator's run dir at
+    once; the losers' failed removals must not change `runs`, so the next start
+    still accepts it."""
+    import threading
+
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o711)
+    monkeypatch.setattr(sandbox_dirs, "ROOT_STATE_DIR", state)
+    monkeypatch.setattr(sandbox_dirs, "state_dir", lambda: private_dir(state, 0o711))
+    for attempt in range(5):
+        dead = runs_dir() / f"999999{attempt}.1-dead"
+        for n in range(40):
+            (dead / f"d{n}").mkdir(parents=True)
+            for m in range(20):
+                (dead / f"d{n}" / f"f{m}").write_text("x")
+        start = threading.Barrier(8)
+
+        def sweep(start: threading.Barrier = start) -> None:
+            start.wait()
+            sandbox_dirs.sweep_dead_runs()
+
+        threads = [threading.Thread(target=sweep) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not dead.exists()
+        assert (runs_dir().stat().st_mode & 0o777) == 0o711
