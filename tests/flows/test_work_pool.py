@@ -2,21 +2,17 @@
 
 A real `prefect server start` on 127.0.0.1 (own PREFECT_HOME), a process work pool,
 `prefect deploy` of the item-batch deployment from prefect.yaml, and two `prefect
-worker start` processes with different names. Everything started here is stopped
-by process group id, SIGKILL after a timeout (process workers ignore SIGTERM for a
-long time).
+worker start` processes with different names (`tests.flows.pool_cluster`, which
+stops everything it started by process group). A worker killed mid-batch is in
+`test_pool_worker_kill.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import filecmp
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,94 +22,12 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_CASSETTE, DEMO_CONFIG, REPO
+from tests.flows.pool_cluster import BIN, Cluster, free_port
 
 pytestmark = pytest.mark.slow
 
 POOL = "agentskiller-test"
-BIN = Path(sys.executable).parent
 WORKERS = ("worker-a", "worker-b")
-
-
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """Stop a child and its process group: SIGTERM, then SIGKILL after grace_s."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
-class Cluster:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}/api"
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(root / "prefect-home"),
-            "PREFECT_API_URL": self.url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-            "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-            "AGENTSKILLER_HOME": str(REPO),
-        }
-        self.port = port
-        self.processes: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
-
-    def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
-        log = self.root / f"{name}.log"
-        self.logs.append(log)
-        process = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env={**self.env, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [str(BIN / "prefect"), *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"prefect {' '.join(args)}: {done.stdout}{done.stderr}"
-            )
-        return done
-
-    def await_health(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            time.sleep(0.5)
-        raise AssertionError(f"prefect server did not answer at {self.url}")
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            _stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +35,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     started = time.monotonic()
     c = Cluster(tmp_path_factory.mktemp("pool"))
     try:
-        c.start(
-            "server",
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
-            + ["--port", str(c.port)],
-        )
-        c.await_health()
+        c.start_server()
         c.prefect("work-pool", "create", POOL, "--type", "process")
         deployed = REPO / "prefect.yaml"
         spec = yaml.safe_load(deployed.read_text())
@@ -136,12 +45,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         local_yaml.write_text(yaml.safe_dump(spec))
         c.prefect("deploy", "--prefect-file", str(local_yaml), "--name", "items")
         for name in WORKERS:
-            c.start(
-                name,
-                [str(BIN / "prefect"), "worker", "start", "--pool", POOL]
-                + ["--type", "process", "--name", name],
-                AGENTSKILLER_WORKER_NAME=name,
-            )
+            c.start_worker(POOL, name)
         c.setup_s = time.monotonic() - started
         yield c
     finally:
@@ -198,7 +102,7 @@ def test_an_api_that_does_not_answer_is_named(tmp_path):
     from tasks.pool import pool_problems
     from tasks.store.config_loader import load_config
 
-    url = f"http://127.0.0.1:{_free_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     cfg = load_config(_config(tmp_path, executor="work_pool")).config
     with temporary_settings(updates={PREFECT_API_URL: url}):
         problems = pool_problems(cfg, {"PREFECT_API_URL": url})
@@ -394,13 +298,7 @@ def test_a_batch_no_worker_starts_is_retried_then_reported_worker_lost(
     from tasks.store.config_loader import load_config, with_overrides
 
     idle = "agentskiller-idle"
-    cluster.prefect("work-pool", "create", idle, "--type", "process")
-    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    [items] = [d for d in spec["deployments"] if d["name"] == "items"]
-    items |= {"name": "items-idle", "work_pool": {"name": idle}}
-    idle_yaml = tmp_path / "prefect.yaml"
-    idle_yaml.write_text(yaml.safe_dump({**spec, "deployments": [items]}))
-    cluster.prefect("deploy", "--prefect-file", str(idle_yaml), "--name", "items-idle")
+    cluster.deploy_items(idle, "items-idle", tmp_path)
     config = _config(
         tmp_path,
         executor="work_pool",
@@ -450,173 +348,6 @@ def test_a_batch_no_worker_starts_is_retried_then_reported_worker_lost(
         "s07-batch-1-of-1-retry-1",
     ]
     assert {r["state"]["type"] for r in runs} == {"CRASHED"}
-
-
-KILL_POOL = "agentskiller-kill"
-KILL_WORKERS = ("kill-a", "kill-b")
-
-
-def _ledger_pid(part: Path) -> int:
-    """The pid in a ledger part's name `<run_id>.<host>-<pid>.jsonl`; -1 for the
-    orchestrator's own part, `<run_id>.jsonl`."""
-    _, dot, tag = part.name.removesuffix(".jsonl").partition(".")
-    return int(tag.rsplit("-", 1)[1]) if dot else -1
-
-
-def _running_s07_batches(cluster: Cluster) -> list[str]:
-    runs = httpx.post(
-        f"{cluster.url}/flow_runs/filter",
-        json={
-            "flow_runs": {
-                "tags": {"all_": ["s07"]},
-                "state": {"type": {"any_": ["RUNNING"]}},
-            },
-            "work_pools": {"name": {"any_": [KILL_POOL]}},
-        },
-        timeout=10,
-    ).json()
-    return [r["name"] for r in runs]
-
-
-def test_a_worker_killed_mid_batch_loses_nothing_and_redoes_nothing_persisted(
-    cluster, tmp_path
-):
-    """Two workers share a live demo run through s07; the one running the big s07
-    batch is SIGKILLed (with its flow-run process) once a policy is persisted. Its
-    silence is noticed (no heartbeat for lost_after_s), the batch is marked crashed
-    and its unfinished items go to the other worker; the run ends ok with the same
-    outputs as an uninterrupted local run, and no call whose item was persisted is
-    made again."""
-    from tests.flows.live_replay import (
-        calls,
-        compared_files,
-        item_of,
-        ledger_files,
-        live_config,
-        live_env,
-        persisted_policies,
-        replay_server,
-    )
-    from tests.processes import alive, descendants
-
-    cluster.prefect("work-pool", "create", KILL_POOL, "--type", "process")
-    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    [items] = [d for d in spec["deployments"] if d["name"] == "items"]
-    items |= {"name": "items-kill", "work_pool": {"name": KILL_POOL}}
-    kill_yaml = tmp_path / "prefect.yaml"
-    kill_yaml.write_text(yaml.safe_dump({**spec, "deployments": [items]}))
-    cluster.prefect("deploy", "--prefect-file", str(kill_yaml), "--name", "items-kill")
-    workers = {
-        name: cluster.start(
-            name,
-            [str(BIN / "prefect"), "worker", "start", "--pool", KILL_POOL]
-            + ["--type", "process", "--name", name],
-            **live_env({}, AGENTSKILLER_WORKER_NAME=name),
-        )
-        for name in KILL_WORKERS
-    }
-    deadline = time.monotonic() + 900
-    ref_out, pool_out = tmp_path / "ref", tmp_path / "pool"
-    results = pool_out / ".agentskiller" / "prefect-results"
-    with replay_server(tmp_path) as url:
-        ref_config = live_config(tmp_path, url)
-        pool_config = live_config(
-            tmp_path,
-            url,
-            executor="work_pool",
-            work_pool={
-                "name": KILL_POOL,
-                "deployment": "agentskiller-items/items-kill",
-                "batch_size": 4,
-                "poll_interval_s": 0.5,
-                "heartbeat_s": 1,
-                "lost_after_s": 20,
-                "batch_retries": 2,
-            },
-        )
-        argv = [str(BIN / "agentskiller"), "run", "--until", "s07"]
-        # the reference runs items in its own process (executor local)
-        ref = cluster.start(
-            "ref-run",
-            [*argv, "--config", str(ref_config), "--output-dir", str(ref_out)],
-            **live_env({}),
-        )
-        pool = cluster.start(
-            "pool-run",
-            [*argv, "--config", str(pool_config), "--output-dir", str(pool_out)]
-            + ["--report-json", str(tmp_path / "pool.json")],
-            **live_env({}),
-        )
-        seen: dict[str, str | None] = {}
-        victim = None
-        while victim is None:
-            assert pool.poll() is None, (tmp_path / "pool-run.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the pool run never reached s07"
-            if persisted_policies(results, seen):
-                big = [n for n in _running_s07_batches(cluster) if "-batch-1-of-" in n]
-                if big:
-                    victim = big[0].rpartition("@")[2]
-            time.sleep(0.05)
-        worker = workers[victim]
-        family = [worker.pid, *descendants(worker.pid)]
-        for pid in family:  # the machine dies: worker and flow run at once
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-        persisted = persisted_policies(results, seen)
-        killed_parts = {p for p in ledger_files(pool_out) if _ledger_pid(p) in family}
-        killed_calls = calls(pool_out, killed_parts) if killed_parts else []
-        assert pool.wait(timeout=max(1, deadline - time.monotonic())) == 0, (
-            tmp_path / "pool-run.log"
-        ).read_text()[-3000:]
-        assert ref.wait(timeout=max(1, deadline - time.monotonic())) == 0, (
-            tmp_path / "ref-run.log"
-        ).read_text()[-3000:]
-    assert not [pid for pid in family if alive(pid)]
-    report = json.loads((tmp_path / "pool.json").read_text())
-    assert report["status"] == "ok", report.get("error")
-
-    # the same outputs as the uninterrupted local run, byte for byte
-    ref_files, pool_files = compared_files(ref_out), compared_files(pool_out)
-    assert sorted(ref_files) == sorted(pool_files)
-    assert any(name.startswith("policies/") for name in ref_files)
-    assert [n for n in ref_files if ref_files[n] != pool_files[n]] == []
-
-    # nothing persisted asked for again: of the killed worker's calls, only those
-    # of s07 items it had not persisted were made again
-    ref_policies = {item_of(k) for k in calls(ref_out)} - {None}
-    unpersisted = ref_policies - persisted
-    later = calls(pool_out, ledger_files(pool_out) - killed_parts)
-    redone = [
-        k for k in later if k in set(killed_calls) and item_of(k) not in unpersisted
-    ]
-    assert redone == []
-    assert persisted and unpersisted, f"the kill came too late: {persisted}"
-
-    # the lost batch was marked crashed for its silence and resubmitted
-    runs = httpx.post(
-        f"{cluster.url}/flow_runs/filter",
-        json={
-            "flow_runs": {"tags": {"all_": ["s07"]}},
-            "work_pools": {"name": {"any_": [KILL_POOL]}},
-        },
-        timeout=10,
-    ).json()
-    by_name = {r["name"]: r for r in runs}
-    lost = [
-        r for r in runs if r["name"].endswith(f"@{victim}") and "-1-of-" in r["name"]
-    ]
-    assert lost and lost[0]["state"]["type"] == "CRASHED", by_name
-    assert "no heartbeat" in lost[0]["state"]["message"]
-    retried = [n for n in by_name if "-retry-" in n]
-    assert retried and all(
-        n.endswith(f"@{({*KILL_WORKERS} - {victim}).pop()}") for n in retried
-    )
-    print(
-        f"\nkilled {victim} with s07 items persisted {sorted(persisted)} and in "
-        f"flight {sorted(unpersisted)}; its calls {len(killed_calls)}, later calls "
-        f"{len(later)}; s07 flow runs: {sorted(by_name)}"
-    )
 
 
 def test_two_workers_share_one_run_through_an_s3_store(cluster, s3_endpoint, tmp_path):
