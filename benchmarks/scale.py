@@ -297,8 +297,8 @@ def work_pool(api: str, work: Path, workers: int) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
-def replay_server(cassette: Path, latency: float) -> Iterator[str]:
-    """The replay server in its own process; yields its base URL."""
+def replay_server(cassette: Path, latency: float) -> Iterator[tuple[str, int]]:
+    """The replay server in its own process; yields its base URL and pid."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -319,7 +319,7 @@ def replay_server(cassette: Path, latency: float) -> Iterator[str]:
         line = proc.stdout.readline() if proc.stdout else ""
         if " at http" not in line:
             raise RuntimeError(f"replay server did not start: {line!r}")
-        yield line.rsplit(" at ", 1)[1].strip()
+        yield line.rsplit(" at ", 1)[1].strip(), proc.pid
     finally:
         _stop(proc)
 
@@ -355,10 +355,12 @@ def run_child(
     args += ["--until", "s02", "--report-json", str(report)]
     if profile is None:
         command = [str(Path(sys.executable).parent / "agentskiller"), *args]
-    elif shutil.which("py-spy"):
+    elif spy := shutil.which("py-spy") or shutil.which(
+        "py-spy", path=str(Path(sys.executable).parent)
+    ):
         # Sampled, every thread (items run in worker threads, which cProfile
         # does not see), only while holding the GIL; collapsed stacks.
-        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--gil"]
+        command = [spy, "record", "--format", "raw", "--rate", "200", "--gil"]
         command += ["-o", str(profile), "--", sys.executable, "-m", "flows.cli", *args]
     else:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile)]
@@ -393,6 +395,7 @@ def measure(
     url: str,
     api: str,
     server_pid: int,
+    replay_pid: int,
     profile: bool,
 ) -> dict[str, float | int]:
     """The fresh and the cached run for N items."""
@@ -409,6 +412,7 @@ def measure(
     )
     output = folder / "output"
     server_before = tree_cpu_seconds(server_pid)
+    replay_before = tree_cpu_seconds(replay_pid)
     fresh, fresh_wall, peak, cpu = run_child(
         config,
         output,
@@ -418,6 +422,7 @@ def measure(
         folder / "run-1.prof" if profile else None,
     )
     server_cpu = tree_cpu_seconds(server_pid) - server_before
+    replay_cpu = tree_cpu_seconds(replay_pid) - replay_before
     cached, cached_wall, _, _ = run_child(
         config, output, folder / "report-2.json", api, folder / "run-2.log", None
     )
@@ -436,6 +441,7 @@ def measure(
         "peak_rss_mib": round(peak, 1),
         "child_cpu_ms_per_item": round(1000 * cpu / n, 2),
         "server_cpu_ms_per_item": round(1000 * server_cpu / n, 2),
+        "replay_cpu_ms_per_item": round(1000 * replay_cpu / n, 2),
         "cached_s02_seconds": s02_cached["seconds"],
         "cached_s02_calls": s02_cached["llm_calls"],
         "cached_child_wall_seconds": round(cached_wall, 3),
@@ -448,15 +454,16 @@ def table(rows: list[dict], latency: float, concurrency: int) -> str:
         f"L = {latency} s, C = {concurrency}",
         "",
         "| N | s02 wall s | ideal N·L/C s | efficiency | calls | peak RSS MiB"
-        " | CPU ms/item | API CPU ms/item | child wall s | cached s02 s"
-        " | cached calls |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU ms/item | API CPU ms/item | replay CPU ms/item | child wall s"
+        " | cached s02 s | cached calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['items']} | {r['s02_seconds']:.2f} | {r['ideal_seconds']:.2f} "
             f"| {r['efficiency']:.3f} | {r['s02_calls']} | {r['peak_rss_mib']:.0f} "
             f"| {r['child_cpu_ms_per_item']:.1f} | {r['server_cpu_ms_per_item']:.1f} "
+            f"| {r['replay_cpu_ms_per_item']:.1f} "
             f"| {r['child_wall_seconds']:.1f} "
             f"| {r['cached_s02_seconds']:.2f} "
             f"| {r['cached_s02_calls']} |"
@@ -505,7 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--work-dir", type=Path, help="keep runs here (default: temp)")
     parser.add_argument(
-        "--profile", action="store_true", help="run each fresh child under cProfile"
+        "--profile",
+        action="store_true",
+        help="profile each fresh child: every thread with py-spy when it is "
+        "installed (here or on PATH), else the main thread with cProfile",
     )
     args = parser.parse_args(argv)
     in_flight = args.in_flight or 2 * args.concurrency
@@ -518,12 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
+    # A fresh Prefect home (and so a fresh server database) for every process this
+    # benchmark starts, as a new user's would be: a database grown by earlier runs
+    # slows the server, and the user's own ~/.prefect is left alone.
+    os.environ["PREFECT_HOME"] = str(work / "prefect-home")
     cassette = work / "cassette.yaml"
     write_cassette(cassette, max(items))
     rows: list[dict] = []
     workers = args.workers if args.executor == "work_pool" else 0
     with (
-        replay_server(cassette, args.latency) as url,
+        replay_server(cassette, args.latency) as (url, replay_pid),
         prefect_server(work / "prefect-server.log") as (api, server_pid),
         contextlib.ExitStack() as stack,
     ):
@@ -540,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                 url=url,
                 api=api,
                 server_pid=server_pid,
+                replay_pid=replay_pid,
                 profile=args.profile,
             )
             rows.append(row)

@@ -38,7 +38,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from schemas.artifact import ItemOutcome, WorkItem
 from schemas.run import RunRef
-from tasks.fanout import failed_outcome, item_task
+from tasks.fanout import failed_outcome, item_parameters, item_task
 from tasks.pool import (
     BATCH_REPORT_KEY,
     HEARTBEAT_EVENT,
@@ -143,7 +143,7 @@ def run_work_items(
     beating = _heartbeat(worker, res.config.run.work_pool.heartbeat_s)
     with beating, ThreadPoolTaskRunner(max_workers=threads) as runner:
         futures = [
-            runner.submit(configured, {"work": work, "run": run}) for work in items
+            runner.submit(configured, item_parameters(work, run)) for work in items
         ]
         for work, future in zip(items, futures, strict=True):
             future.wait()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from schemas.base import SCHEMA_VERSION, Frozen, Sha256, stable_hash
 
@@ -43,8 +43,14 @@ ArtifactKind = Literal[
 ]
 
 
+_object_id = id  # `build` has a parameter named `id`
+
 HASHED_FIELDS = ("kind", "id", "schema_version", "payload", "parents")
 """The fields of an artifact its content hash covers (JSON form)."""
+
+_BUILT = "agentskiller.artifact.built"
+"""Validation-context key by which `Artifact.build` hands over the (payload, hash)
+it has just computed, so the hash is not computed twice for one artifact."""
 
 
 def content_hash_of(data: Mapping[str, Any]) -> str:
@@ -124,7 +130,10 @@ class Artifact(Frozen, Generic[PayloadT]):
         )
 
     @model_validator(mode="after")
-    def _hash_matches(self) -> Artifact[PayloadT]:
+    def _hash_matches(self, info: ValidationInfo) -> Artifact[PayloadT]:
+        built = (info.context or {}).get(_BUILT)
+        if built is not None and built == (id(self.payload), self.content_hash):
+            return self  # `build` hashed this very payload object a moment ago
         expected = self.compute_hash(
             self.kind, self.id, self.schema_version, self.payload, self.parents
         )
@@ -148,13 +157,16 @@ class Artifact(Frozen, Generic[PayloadT]):
     ) -> Artifact[PayloadT]:
         parents_t = tuple(parents)
         digest = cls.compute_hash(kind, id, SCHEMA_VERSION, payload, parents_t)
-        return cls(
-            kind=kind,
-            id=id,
-            payload=payload,
-            parents=parents_t,
-            producer=producer,
-            content_hash=digest,
+        fields = {
+            "kind": kind,
+            "id": id,
+            "payload": payload,
+            "parents": parents_t,
+            "producer": producer,
+            "content_hash": digest,
+        }
+        return cls.model_validate(
+            fields, context={_BUILT: (_object_id(payload), digest)}
         )
 
     @property

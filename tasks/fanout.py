@@ -26,6 +26,7 @@ from prefect.context import get_run_context
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
 from prefect.futures import as_completed
 from prefect.settings import get_current_settings
+from prefect.utilities.annotations import quote
 
 from schemas.artifact import FailedItem, ItemOutcome, RunStamp, WorkItem
 from schemas.base import sha256_hex
@@ -219,6 +220,14 @@ def item_task(run: RunRef) -> Task:
     )
 
 
+def item_parameters(work: WorkItem, run: RunRef) -> dict[str, Any]:
+    """The work-item task's parameters, quoted: Prefect hands them to the task as
+    they are instead of walking every field of the item looking for futures to
+    resolve (an item never holds one), which was a sizeable share of the per-item
+    orchestration cost."""
+    return {"work": quote(work), "run": quote(run)}
+
+
 def run_items(
     run: RunRef,
     works: list[WorkItem],
@@ -296,7 +305,7 @@ def _collect(
 ) -> dict[int, tuple[ItemOutcome, bool]]:
     """Run the items; each index maps to (outcome, came from the cache)."""
     store = resources(run).store
-    futures = [configured.submit(work=work, run=run) for work in works]
+    futures = [configured.submit(**item_parameters(work, run)) for work in works]
     index = {future.task_run_id: i for i, future in enumerate(futures)}
     done: dict[int, tuple[ItemOutcome, bool]] = {}
     flow_run_id = _flow_run_id()

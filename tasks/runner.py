@@ -12,6 +12,7 @@ the parameter slice against the function's annotations and calls it with
 from __future__ import annotations
 
 import functools
+import logging
 import typing
 from typing import Any
 
@@ -89,7 +90,32 @@ def execute(work: WorkItem, run: RunRef) -> ItemOutcome:
     return fn(work, ItemEnv(res, work), **arguments)
 
 
-@task(name="work-item", task_run_name="{work.label}")
+ITEM_TASK_NAME = "work-item"
+
+
+class QuietItemCompletions(logging.Filter):
+    """Drops the Prefect engine's "Finished in state Completed()" (or Cached) line
+    of each work item, on the console and in the API's log store alike.
+
+    At thousands of items those lines drown the console, and sending and storing
+    them was a tenth of the per-item orchestration cost. What an item did stays
+    visible: its state in the Prefect UI, the run summary, the batch reports, and
+    every failure (logged at ERROR, which this filter passes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and getattr(record, "task_name", None) == ITEM_TASK_NAME
+            and str(record.msg).startswith("Finished in state ")
+        )
+
+
+_task_run_logger = logging.getLogger("prefect.task_runs")
+if not any(isinstance(f, QuietItemCompletions) for f in _task_run_logger.filters):
+    _task_run_logger.addFilter(QuietItemCompletions())
+
+
+@task(name=ITEM_TASK_NAME, task_run_name="{work.label}")
 def run_work_item(work: WorkItem, run: RunRef) -> ItemOutcome:
     """Run one work item; cached by its hash (see `tasks.fanout`)."""
     return execute(work, run)

@@ -18,6 +18,7 @@ pickled copy) concurrently.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -168,9 +169,24 @@ class ArtifactStore:
             CorruptObject: If the object file is not the artifact it is named for.
             ArtifactInvalid: If it does not validate as `Artifact[payload_type]`.
         """
+        digest = (
+            ref_or_hash.content_hash
+            if isinstance(ref_or_hash, ArtifactRef)
+            else ref_or_hash
+        )
+        model = Artifact[payload_type]  # type: ignore[valid-type]
+        data = self._parse_object(digest)
+        if data is not None:
+            # One hash check, not two: validation recomputes the content hash of
+            # what it validated and rejects a mismatch, so an object that
+            # validates as the artifact named `digest` is that artifact.
+            try:
+                return model.model_validate(data)
+            except ValidationError:
+                pass  # say precisely what is wrong, below
         raw = self._read_object(ref_or_hash)
         try:
-            return Artifact[payload_type].model_validate(raw)  # type: ignore[valid-type]
+            return model.model_validate(raw)
         except ValidationError as exc:
             raise ArtifactInvalid(
                 f"stored artifact {raw.get('kind')}:{raw.get('id')} "
@@ -358,6 +374,17 @@ class ArtifactStore:
         config = self._config_hint or "<config.yaml>"
         verb = "run it first" if first else "re-run that step"
         return f"{verb}: agentskiller run --config {config} --step {short}"
+
+    def _parse_object(self, digest: str) -> dict[str, Any] | None:
+        """The object file of `digest` as JSON claiming that hash, else None
+        (absent, unreadable as JSON, or claiming another hash)."""
+        try:
+            data = json.loads(self._layout.object_path(digest).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if isinstance(data, dict) and data.get("content_hash") == digest:
+            return data
+        return None
 
     def _read_object(self, ref_or_hash: ArtifactRef | str) -> dict[str, Any]:
         digest = (

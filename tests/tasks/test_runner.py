@@ -79,3 +79,35 @@ def test_only_functions_of_task_modules_can_be_named_by_an_item(name):
     """A work item (e.g. a deployment parameter) cannot name arbitrary code."""
     with pytest.raises(PlanError):
         task_function(name)
+
+
+def test_work_item_completion_lines_are_dropped_and_failures_kept():
+    """The engine's per-item "Finished in state Completed()" line is dropped by
+    the task-run logger (it flooded the console and the API's log store at
+    thousands of items); a failed item's line and other tasks' lines pass."""
+    import logging
+
+    import tasks.runner  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("prefect.task_runs")
+
+    def passes(level: int, task_name: str, msg: str) -> bool:
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            __file__,
+            1,
+            msg,
+            (),
+            None,
+            extra={"task_name": task_name},
+        )
+        return bool(logger.filter(record))
+
+    assert not passes(logging.INFO, "work-item", "Finished in state Completed()")
+    assert not passes(
+        logging.INFO, "work-item", "Finished in state Cached(type=COMPLETED)"
+    )
+    assert passes(logging.ERROR, "work-item", "Finished in state Failed('boom')")
+    assert passes(logging.INFO, "s01-record_seeds", "Finished in state Completed()")
+    assert passes(logging.INFO, "work-item", "a line the item logged itself")
