@@ -211,6 +211,97 @@ class ServerConfig(StepModel):
     )
 
 
+class CombinationConfig(Frozen):
+    """s10: choose server combinations (no model call): candidates share a core
+    person entity or linked entities; scored by shared entities and embedding
+    similarity (related, not near-duplicates); selected deterministically."""
+
+    combinations: int = Field(
+        default=10, ge=1, description="How many combinations to choose."
+    )
+    min_shared_entities: int = Field(
+        default=1, ge=1, description="Entities every member must share (core counts)."
+    )
+    max_domains_per_combo: int = Field(
+        default=3, ge=2, description="Most servers in one combination."
+    )
+    max_similarity: float = Field(
+        default=0.97,
+        gt=0,
+        le=1,
+        description="Members more similar than this (cosine of their embeddings) "
+        "are near-duplicates, not a combination.",
+    )
+    similarity_weight: float = Field(
+        default=1.0, ge=0, description="Weight of embedding relatedness in the score."
+    )
+    shared_entity_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the shared-entity count."
+    )
+
+
+class TrajectoryFusionConfig(StepModel):
+    """s11: fuse one validated trajectory per member into cross-domain tasks."""
+
+    trajectories_per_combo: int = Field(default=5, ge=1)
+
+
+class DatabaseFusionConfig(Frozen):
+    """s12: fused databases with one namespace per member server (no model)."""
+
+
+class PolicyMergeConfig(StepModel):
+    """s13: one merged policy per combination, with bridge rules."""
+
+    max_audit_rounds: int = Field(default=1, ge=0)
+
+
+class TemplateConfig(StepModel):
+    """s14: task templates from trajectories, judged by an LLM judge."""
+
+    enable_judge: bool = True
+    judge_threshold: float = Field(default=3.0, ge=1, le=5)
+    judge_role: RoleName = "textual"
+    min_trajectory_length: int = Field(default=2, ge=1)
+    max_trajectory_length: int = Field(default=5, ge=1)
+    max_templates_per_server: int | None = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> TemplateConfig:
+        if self.min_trajectory_length > self.max_trajectory_length:
+            raise ValueError(
+                "min_trajectory_length must not exceed max_trajectory_length"
+            )
+        return self
+
+
+class InstanceConfig(StepModel):
+    """s15: entity-instance combinations by a typed plan and sandboxed selection
+    (single-domain) or creation (cross-domain) code."""
+
+    role: RoleName = "coding"
+    plan_role: RoleName = "textual"
+    samples_per_template: int = Field(default=3, ge=1)
+    max_code_retries: int = Field(default=3, ge=0)
+    code_timeout_s: float = Field(default=60.0, gt=0)
+    min_progress_rate: float = Field(default=0.2, ge=0, le=1)
+    max_rounds: int = Field(default=3, ge=1)
+
+
+class TaskFilterConfig(Frozen):
+    """s16: execute every golden trajectory against its real environment."""
+
+    max_combos_per_trajectory: int = Field(default=5, ge=1)
+    call_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class QueryConfig(StepModel):
+    """s17: instantiate validated tasks into user queries, checked for
+    hallucinated and missing values."""
+
+    max_attempts: int = Field(default=3, ge=1)
+
+
 class StepsConfig(Frozen):
     s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
     s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
@@ -221,6 +312,14 @@ class StepsConfig(Frozen):
     s07_policy_generation: PolicyConfig = PolicyConfig()
     s08_tool_graph_generation: ToolGraphConfig = ToolGraphConfig()
     s09_mcp_server_implementation: ServerConfig = ServerConfig()
+    s10_combination_selection: CombinationConfig = CombinationConfig()
+    s11_trajectory_fusion: TrajectoryFusionConfig = TrajectoryFusionConfig()
+    s12_database_fusion: DatabaseFusionConfig = DatabaseFusionConfig()
+    s13_policy_merge: PolicyMergeConfig = PolicyMergeConfig()
+    s14_task_templates: TemplateConfig = TemplateConfig()
+    s15_instance_combinations: InstanceConfig = InstanceConfig()
+    s16_task_filtering: TaskFilterConfig = TaskFilterConfig()
+    s17_query_generation: QueryConfig = QueryConfig()
 
 
 _NOT_IN_PREFECT_NAMES = "/%&<>"
@@ -344,6 +443,12 @@ class RunConfig(Frozen):
     )
     max_concurrency: int = Field(
         default=16, ge=1, le=512, description="Items of one step run at once."
+    )
+    task_mode: Literal["single", "cross_domain", "both"] = Field(
+        default="both",
+        description="Which agent tasks to make after the environments: single-"
+        "domain, cross-domain (needs the single-domain task work done first), or "
+        "both (single-domain first).",
     )
     executor: Literal["local", "work_pool"] = Field(
         default="local",
