@@ -48,12 +48,17 @@ EXIT_CODES = {"ok": 0, "failed": 1, "error": 1, "starved": 3}
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
-        select_steps(step=args.step, start=args.start, until=args.until)
+        mode = loaded.config.run.task_mode
+        steps = select_steps(
+            step=args.step, start=args.start, until=args.until, mode=mode
+        )
     except (ConfigError, UnknownStep) as exc:
         return fail(str(exc))
-    from tasks.setup import preflight
+    from tasks.setup import preflight, prerequisite_problems
 
-    problems = preflight(loaded, environment())
+    problems = preflight(loaded, environment()) or prerequisite_problems(
+        mode, resolve_output_dir(loaded, Path.cwd()), steps
+    )
     if problems:
         # A missing API key already names the offline demo; say it once.
         return fail("; ".join(problems))

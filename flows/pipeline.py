@@ -33,7 +33,7 @@ from schemas.run import RunRef
 from tasks.reporting import StepFailed, skipped_report, starvation_message
 from tasks.resources import RunResources, adopt, forget, process_tag
 from tasks.settings import environment
-from tasks.setup import preflight
+from tasks.setup import preflight, prerequisite_problems
 from tasks.steps import StepInfo, select_steps
 from tasks.store.artifacts import UnusableStepOutput
 from tasks.store.atomic import write_json_atomic
@@ -160,7 +160,11 @@ def run_pipeline(
     problems = preflight(loaded, env)
     if problems:
         raise ConfigError("; ".join(problems), path=loaded.path)
-    steps = select_steps(step=step, start=start, until=until)
+    mode = loaded.config.run.task_mode
+    steps = select_steps(step=step, start=start, until=until, mode=mode)
+    missing = prerequisite_problems(mode, out, steps)
+    if missing:
+        raise ConfigError("; ".join(missing), path=loaded.path)
     record_last_output_dir(out)  # `agentskiller status` reads this folder by default
     flow_run = getattr(get_run_context(), "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else uuid.uuid4().hex

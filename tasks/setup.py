@@ -9,17 +9,20 @@ are built per process by `tasks.resources`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tasks.llm.client import check_endpoint_config
+from tasks.steps import Mode, StepInfo, missing_prerequisites
+from tasks.store.artifacts import ArtifactStore, UnusableStepOutput
 from tasks.store.config_loader import (
     LoadedConfig,
     resolve_output_dir,
     resolve_prompt_overrides,
     resolve_results_storage,
 )
-from tasks.store.location import is_url, store_path
+from tasks.store.location import StorePath, is_url, store_path
+from tasks.store.paths import OutputLayout
 from tasks.store.storage_check import storage_problem
 
 
@@ -65,3 +68,20 @@ def storage_problems(loaded: LoadedConfig, env: Mapping[str, str]) -> list[str]:
         found = storage_problem(where, env)
         problems.append(found and f"run.results_storage: {found}")
     return [p for p in problems if p]
+
+
+def prerequisite_problems(
+    mode: Mode, out: StorePath, steps: Sequence[StepInfo]
+) -> list[str]:
+    """What a run of `steps` in `mode` needs from an earlier run in the output
+    location `out` but cannot find (say, `cross_domain` before any single-domain
+    task work): one sentence each, naming the mode that makes it."""
+    store = ArtifactStore(OutputLayout(out))
+
+    def finished(step_name: str) -> bool:
+        try:
+            return store.read_manifest(step_name) is not None
+        except (OSError, UnusableStepOutput):
+            return False
+
+    return missing_prerequisites(mode, finished, steps)

@@ -10,7 +10,7 @@ the id (`blueprint_generation`). No side effects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,13 +111,16 @@ class Phase:
 
     `modes` are the pipeline modes whose path goes through the phase; a phase a
     mode skips is also skipped as a dependency (the next phases follow the ones
-    before it).
+    before it). `uses` names phases whose outputs this phase reads: when the
+    mode skips such a phase, its outputs must already be in the output location
+    (from an earlier run), or the run refuses to start (`missing_prerequisites`).
     """
 
     name: str
     steps: tuple[str, ...]
     after: tuple[str, ...] = ()
     modes: frozenset[str] = frozenset(MODES)
+    uses: tuple[str, ...] = ()
 
 
 PHASES: tuple[Phase, ...] = (
@@ -183,6 +186,42 @@ def pipeline_steps(
     return tuple(ordered)
 
 
+def missing_prerequisites(
+    mode: Mode,
+    has_output: Callable[[str], bool],
+    steps: Sequence[StepInfo],
+    phases: Sequence[Phase] = PHASES,
+) -> list[str]:
+    """What a run of `steps` in `mode` needs from earlier runs but cannot find.
+
+    A phase on the run that `uses` a phase the mode skips reads that phase's
+    outputs, so the last step of the skipped phase must have finished in this
+    output location before (`has_output(step_name)`). One sentence per missing
+    phase, naming the modes that make it.
+    """
+    by_id = {s.id: s for s in STEPS}
+    by_name = {p.name: p for p in phases}
+    running = {s.id for s in steps}
+    problems: list[str] = []
+    for phase in phase_order(mode, phases):
+        if not running & set(phase.steps):
+            continue
+        for used in phase.uses:
+            source = by_name[used]
+            if mode in source.modes or not source.steps:
+                continue
+            last = by_id[source.steps[-1]]
+            if not has_output(last.name):
+                makers = " or ".join(sorted(source.modes))
+                problems.append(
+                    f"task_mode {mode!r} runs the {phase.name} phase, which reads the "
+                    f"outputs of the {used} phase ({source.steps[0]}-"
+                    f"{source.steps[-1]}), and this output folder has none "
+                    f"(no finished {last.name}); run with task_mode {makers} first"
+                )
+    return problems
+
+
 class UnknownStep(ValueError):
     """A step name that matches no step."""
 
@@ -202,16 +241,26 @@ def resolve_step(name: str) -> StepInfo:
 
 
 def select_steps(
-    *, step: str | None = None, start: str | None = None, until: str | None = None
+    *,
+    step: str | None = None,
+    start: str | None = None,
+    until: str | None = None,
+    mode: Mode = "both",
 ) -> tuple[StepInfo, ...]:
-    """The steps a run executes, from --step / --from / --until.
+    """The steps a run of `mode` executes, from --step / --from / --until.
 
     Raises:
-        UnknownStep: a name is unknown, or --from comes after --until.
+        UnknownStep: a name is unknown, not on the mode's path, or --from comes
+            after --until.
     """
     if step is not None:
         return (resolve_step(step),)
-    steps = pipeline_steps()
+    steps = pipeline_steps(mode)
+    for name in (start, until):
+        if name is not None and resolve_step(name) not in steps:
+            raise UnknownStep(
+                f"step {name!r} is not part of a run with task_mode {mode!r}"
+            )
     ids = [s.id for s in steps]
     first = ids.index(resolve_step(start).id) if start else 0
     last = ids.index(resolve_step(until).id) if until else len(ids) - 1

@@ -8,6 +8,7 @@ from tasks.steps import (
     STEPS,
     Phase,
     PhaseGraphError,
+    missing_prerequisites,
     phase_order,
     pipeline_steps,
     select_steps,
@@ -71,3 +72,38 @@ def test_the_pipeline_runs_every_catalogued_step_once_in_catalogue_order():
         "s04",
         "s05",
     ]
+
+
+# Fusion reads what single-domain task work made, as s11 reads s16's results.
+USES = (
+    Phase("environments", ("s01", "s02")),
+    Phase(
+        "single", ("s03",), after=("environments",), modes=frozenset({"single", "both"})
+    ),
+    Phase(
+        "fusion",
+        ("s04", "s05"),
+        after=("single",),
+        modes=frozenset({"cross_domain", "both"}),
+        uses=("single",),
+    ),
+)
+
+
+def test_cross_domain_alone_refuses_when_single_domain_work_is_missing():
+    """A mode that skips a phase whose outputs it reads needs them from an
+    earlier run; the message names the phase, its last step and the modes that
+    make it. `both` makes them itself, and once they exist the run may start."""
+    steps = pipeline_steps("cross_domain", USES)
+    problems = missing_prerequisites("cross_domain", lambda name: False, steps, USES)
+    assert len(problems) == 1
+    assert "outputs of the single phase (s03-s03)" in problems[0]
+    assert "no finished s03_entity_graph" in problems[0]
+    assert "task_mode both or single first" in problems[0]
+    done = {"s03_entity_graph"}
+    assert missing_prerequisites("cross_domain", done.__contains__, steps, USES) == []
+    both = pipeline_steps("both", USES)
+    assert missing_prerequisites("both", lambda name: False, both, USES) == []
+    # a run that selects only environment steps reads nothing from "single"
+    only_env = steps[:2]
+    assert missing_prerequisites("cross_domain", lambda n: False, only_env, USES) == []
