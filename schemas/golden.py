@@ -77,3 +77,45 @@ class BindingProblem(Frozen):
     argument: str
     kind: BindingProblemKind
     message: str
+
+
+class GoldenStep(Frozen):
+    """What one call of a golden run did."""
+
+    tool: str
+    call: GoldenCall | None = Field(
+        default=None, description="The bound call; None when binding failed."
+    )
+    problems: tuple[BindingProblem, ...] = ()
+    ok: bool
+    error: str | None = None
+    result: Any = None
+    wrote: bool = Field(
+        default=False, description="Whether the session's state changed."
+    )
+
+
+GoldenFailure = Literal["binding", "tool_error", "no_write"]
+
+
+class GoldenRun(Frozen):
+    """A golden trajectory executed in one fresh session.
+
+    It passes only if every call bound, every call succeeded, and every write
+    tool changed the session's state (a confirmation preview or a silent no-op
+    is not the write the task expects)."""
+
+    session: str
+    steps: tuple[GoldenStep, ...]
+    failure: GoldenFailure | None = None
+    message: str | None = None
+    final_state_hash: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+    @property
+    def calls(self) -> tuple[GoldenCall, ...]:
+        """The concrete golden calls (those that bound)."""
+        return tuple(s.call for s in self.steps if s.call is not None)
