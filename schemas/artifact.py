@@ -40,6 +40,8 @@ ArtifactKind = Literal[
     "mcp_server",
     "server_build",
     "server_build_record",
+    "server_combination",
+    "merged_policy",
 ]
 
 

@@ -98,6 +98,14 @@ STEPS: tuple[StepInfo, ...] = (
         True,
         "flows.servers:implement_servers",
     ),
+    StepInfo(
+        "s13",
+        "s13_policy_merge",
+        "Cross-domain fusion",
+        "Merge member policies into one per combination, with bridge rules",
+        True,
+        "flows.policy_merge:merge_policies",
+    ),
 )
 
 
