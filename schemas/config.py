@@ -217,7 +217,7 @@ class CombinationConfig(Frozen):
     similarity (related, not near-duplicates); selected deterministically."""
 
     combinations: int = Field(
-        default=10, ge=1, description="How many combinations to choose."
+        default=400, ge=1, description="How many combinations to choose."
     )
     min_shared_entities: int = Field(
         default=1, ge=1, description="Entities every member must share (core counts)."

@@ -136,6 +136,12 @@ PHASES: tuple[Phase, ...] = (
         "environments",
         ("s01", "s02", "s03", "s04", "s05", "s06", "s07", "s08", "s09"),
     ),
+    Phase(
+        "fusion",
+        ("s13",),
+        after=("environments",),
+        modes=frozenset({"cross_domain", "both"}),
+    ),
 )
 
 

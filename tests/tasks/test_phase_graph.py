@@ -65,7 +65,7 @@ def test_a_cycle_or_an_unknown_phase_or_step_is_named():
 
 
 def test_the_pipeline_runs_every_catalogued_step_once_in_catalogue_order():
-    """Today's graph: the environment phase, s01-s09."""
+    """Every catalogued step is on the path of mode "both"."""
     assert select_steps() == STEPS
     assert [s.id for s in select_steps(start="s03", until="s05")] == [
         "s03",
