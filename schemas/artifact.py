@@ -42,6 +42,9 @@ ArtifactKind = Literal[
     "server_build_record",
     "server_combination",
     "merged_policy",
+    "instance_combination",
+    "agent_task",
+    "user_query",
 ]
 
 
