@@ -45,6 +45,7 @@ ArtifactKind = Literal[
     "instance_combination",
     "agent_task",
     "user_query",
+    "query_set",
 ]
 
 

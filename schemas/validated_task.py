@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Frozen
+from schemas.base import CheckedDraft, Frozen
 from schemas.environment import DatabaseDiff
 from schemas.golden import GoldenCall, PlannedCall
 
@@ -63,6 +63,9 @@ class AgentTask(Frozen):
     reason_for_call: str
     instances: dict[str, dict[str, Any]]
     overlay: dict[str, tuple[dict[str, Any], ...]] = Field(default_factory=dict)
+    calls: tuple[PlannedCall, ...] = Field(
+        min_length=1, description="The declarative plan the golden calls bound."
+    )
     golden_calls: tuple[GoldenCall, ...] = Field(min_length=1)
     expected_state_hash: str
     expected_diff: DatabaseDiff
@@ -103,3 +106,27 @@ class UserQuery(Frozen):
     environment: str
     expected_state_hash: str
     lineage: QueryLineage
+
+
+class QueryDraft(CheckedDraft):
+    """The model's query for one validated task; every concrete value it states
+    is wrapped in [[ ]]."""
+
+    start_up_query: str = Field(
+        min_length=1,
+        description="The user's first message: one natural pain point, no tool "
+        "names or technical terms",
+    )
+    instruction: str = Field(
+        min_length=1,
+        description="What the user wants, with every value the tools need "
+        "wrapped in [[ ]]",
+    )
+    reason_for_call: str = Field(min_length=1)
+
+
+class QuerySet(Frozen):
+    """The queries of one environment, as `queries/<Environment>.jsonl`."""
+
+    environment: str
+    queries: tuple[UserQuery, ...]

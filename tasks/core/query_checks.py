@@ -110,3 +110,34 @@ def missing(
     """Required values (normalised) the instruction does not state as marked."""
     stated = {normalise(v) for v in marked_values(instruction)}
     return [v for v in required_values(instances, calls) if v not in stated]
+
+
+def query_problems(
+    draft: Any,
+    instances: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[PlannedCall],
+) -> list[str]:
+    """What is wrong with a query draft (start_up_query, instruction,
+    reason_for_call), one sentence each, for the re-ask."""
+    problems: list[str] = []
+    texts = [draft.start_up_query, draft.instruction, draft.reason_for_call]
+    invented = hallucinated(texts, instances, calls)
+    if invented:
+        shown = ", ".join(f"[[{v}]]" for v in dict.fromkeys(invented))
+        problems.append(
+            f"these marked values are not in the task's data: {shown}; state only "
+            "values given to you, copied exactly"
+        )
+    absent = missing(draft.instruction, instances, calls)
+    if absent:
+        problems.append(
+            "the instruction must state, each wrapped in [[ ]], these values the "
+            f"user gives: {', '.join(absent)}"
+        )
+    tools = sorted({c.tool for c in calls if c.tool in draft.start_up_query})
+    if tools:
+        problems.append(
+            f"start_up_query names tools ({', '.join(tools)}); a user describes "
+            "the problem, not the tools"
+        )
+    return problems
