@@ -46,6 +46,8 @@ ArtifactKind = Literal[
     "agent_task",
     "user_query",
     "query_set",
+    "task_template",
+    "task_template_set",
 ]
 
 
@@ -191,12 +193,15 @@ FailureReason = Literal[
     "cassette_miss",  # replay mode had no recorded answer for the call key
     "validation_failed",  # a deterministic check rejected the item after repair
     "dependency_failed",  # an input this item needs failed upstream
+    "rejected_by_judge",  # an LLM judge scored the output under its threshold
     "machinery_error",  # the pipeline's own machinery (sandbox, harness) failed
     "worker_lost",  # the work-pool worker running the item crashed or vanished
     "error",  # an unexpected exception inside the item (a bug): message kept
 ]
 
-MODEL_OUTPUT_REASONS: frozenset[str] = frozenset({"invalid_output", "truncated"})
+MODEL_OUTPUT_REASONS: frozenset[str] = frozenset(
+    {"invalid_output", "truncated", "rejected_by_judge"}
+)
 """Failures of the model's answers: `--retry-failed` asks again for these."""
 
 BLOCKING_REASONS: frozenset[str] = frozenset(

@@ -106,6 +106,14 @@ STEPS: tuple[StepInfo, ...] = (
         True,
         "flows.policy_merge:merge_policies",
     ),
+    StepInfo(
+        "s14",
+        "s14_task_templates",
+        "Agent Tasks",
+        "Write user-task templates from trajectories, judged by an LLM judge",
+        True,
+        "flows.task_templates:write_task_templates",
+    ),
 )
 
 
@@ -137,10 +145,17 @@ PHASES: tuple[Phase, ...] = (
         ("s01", "s02", "s03", "s04", "s05", "s06", "s07", "s08", "s09"),
     ),
     Phase(
+        "single_tasks",
+        ("s14",),
+        after=("environments",),
+        modes=frozenset({"single", "both"}),
+    ),
+    Phase(
         "fusion",
         ("s13",),
-        after=("environments",),
+        after=("environments", "single_tasks"),
         modes=frozenset({"cross_domain", "both"}),
+        uses=("single_tasks",),
     ),
 )
 
@@ -261,21 +276,20 @@ def select_steps(
     until: str | None = None,
     mode: Mode = "both",
 ) -> tuple[StepInfo, ...]:
-    """The steps a run of `mode` executes, from --step / --from / --until.
+    """The steps a run executes, from --step / --from / --until, on the path of
+    `mode` (`run.task_mode`).
 
     Raises:
-        UnknownStep: a name is unknown, not on the mode's path, or --from comes
+        UnknownStep: a name is unknown or off the mode's path, or --from comes
             after --until.
     """
     if step is not None:
         return (resolve_step(step),)
     steps = pipeline_steps(mode)
-    for name in (start, until):
-        if name is not None and resolve_step(name) not in steps:
-            raise UnknownStep(
-                f"step {name!r} is not part of a run with task_mode {mode!r}"
-            )
     ids = [s.id for s in steps]
+    for name in (start, until):
+        if name is not None and resolve_step(name).id not in ids:
+            raise UnknownStep(f"step {name!r} is not on the path of mode {mode!r}")
     first = ids.index(resolve_step(start).id) if start else 0
     last = ids.index(resolve_step(until).id) if until else len(ids) - 1
     if first > last:

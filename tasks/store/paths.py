@@ -260,6 +260,11 @@ def tool_graph_relpath(server: str) -> str:
     return f"tool_graphs/{_plain_name(server)}.json"
 
 
+def task_templates_relpath(source: str) -> str:
+    """s14's templates of one server (later also of a fused combination)."""
+    return f"task_templates/{_plain_name(source)}.json"
+
+
 def mcp_server_relpath(server: str) -> str:
     return f"mcp_servers/{_plain_name(server)}.py"
 

@@ -64,9 +64,12 @@ def test_a_cycle_or_an_unknown_phase_or_step_is_named():
         pipeline_steps("both", (Phase("a", ("s77",)),))
 
 
-def test_the_pipeline_runs_every_catalogued_step_once_in_catalogue_order():
-    """Every catalogued step is on the path of mode "both"."""
-    assert select_steps() == STEPS
+def test_the_pipeline_runs_every_catalogued_step_once():
+    """Mode "both" runs every step of the catalogue once: the environments,
+    then the single-domain tasks, then the cross-domain fusion."""
+    both = select_steps()
+    assert sorted(s.id for s in both) == sorted(s.id for s in STEPS)
+    assert len(set(both)) == len(both)
     assert [s.id for s in select_steps(start="s03", until="s05")] == [
         "s03",
         "s04",
@@ -107,3 +110,23 @@ def test_cross_domain_alone_refuses_when_single_domain_work_is_missing():
     # a run that selects only environment steps reads nothing from "single"
     only_env = steps[:2]
     assert missing_prerequisites("cross_domain", lambda n: False, only_env, USES) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "has_s14"), [("single", True), ("both", True), ("cross_domain", False)]
+)
+def test_task_templates_run_after_the_environments_in_single_and_both(mode, has_s14):
+    """s14 is on the single-domain path only; the environments always come first."""
+    ids = [s.id for s in select_steps(mode=mode)]
+    assert ids[:9] == ["s01", "s02", "s03", "s04", "s05", "s06", "s07", "s08", "s09"]
+    assert ("s14" in ids) is has_s14
+    if has_s14:
+        assert ids.index("s14") > ids.index("s09")
+
+
+def test_a_range_naming_a_step_off_the_modes_path_is_refused():
+    """--from s14 in cross_domain mode names the mode instead of an index error."""
+    from tasks.steps import UnknownStep
+
+    with pytest.raises(UnknownStep, match="not on the path of mode 'cross_domain'"):
+        select_steps(start="s14", mode="cross_domain")

@@ -1,0 +1,50 @@
+"""Flow of s14 task templates: a judged user-task template per chosen trajectory.
+
+Input: s08's tool graphs of the servers that passed s09, with their blueprints,
+catalogue, table summaries and policies. Output: `task_template` artifacts and a
+`task_template_set` per server, exported as `task_templates/<Server>.json` (the
+reference shape). A template the judge scores under the threshold and an item
+whose writer or judge never validated are failed items (`rejected_by_judge`,
+`invalid_output`); a server without a passing build is a `dependency_failed`
+item and gets no model call.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from schemas.report import StepReport
+from schemas.run import RunRef
+from tasks import template_plan as plan
+from tasks.core.task_templates import task_templates_export
+from tasks.step_run import StepRun
+from tasks.store.paths import task_templates_relpath
+
+
+@flow(name="s14-task-templates", validate_parameters=False)
+def write_task_templates(run: RunRef) -> StepReport:
+    """Write and judge a template for each chosen trajectory of each server."""
+    step = StepRun("s14", run)
+    cfg = step.config.steps.s14_task_templates
+    sources, unbuilt = plan.single_domain_sources(step.store)
+    step.fail(*unbuilt)
+    works = plan.template_items(step, cfg, sources)
+    outcomes = step.run_items(works)
+    collected = step.run_items(plan.collect_items(step, sources, works, outcomes))
+    templates = [a for o in outcomes for a in o.artifacts]
+    sets = [a for o in collected for a in o.artifacts]
+    rejected = sum(
+        o.failure is not None and o.failure.reason == "rejected_by_judge"
+        for o in outcomes
+    )
+    return step.finish(
+        outputs=[*templates, *sets],
+        exports={
+            task_templates_relpath(s.id): (s, task_templates_export(s.payload))
+            for s in sets
+        },
+        note=f"{len(templates)} of {len(works)} template(s) kept, {rejected} "
+        f"rejected by the judge, {len(unbuilt)} server(s) without a build or graph",
+        inputs=len(works),
+        produced=len(templates),
+    )
