@@ -48,6 +48,7 @@ ArtifactKind = Literal[
     "query_set",
     "task_template",
     "task_template_set",
+    "combination_selection",
 ]
 
 

@@ -99,6 +99,14 @@ STEPS: tuple[StepInfo, ...] = (
         "flows.servers:implement_servers",
     ),
     StepInfo(
+        "s10",
+        "s10_combination_selection",
+        "Cross-domain fusion",
+        "Choose server combinations by shared entities and embedding similarity",
+        False,
+        "flows.combinations:select_combinations",
+    ),
+    StepInfo(
         "s13",
         "s13_policy_merge",
         "Cross-domain fusion",
@@ -152,7 +160,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "fusion",
-        ("s13",),
+        ("s10", "s13"),
         after=("environments", "single_tasks"),
         modes=frozenset({"cross_domain", "both"}),
         uses=("single_tasks",),

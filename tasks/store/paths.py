@@ -278,6 +278,8 @@ def tool_list_relpath(server: str) -> str:
 
 
 GLOBAL_RECORD_RELPATH = "mcp_global_record.json"
+COMBINATIONS_RELPATH = "cross_domain_combinations/_combinations.json"
+CANDIDATES_RELPATH = "cross_domain_combinations/_candidates.json"
 
 # In the user's state folder (`tasks.settings.user_state_dir`), not in an output dir:
 # where the most recent run wrote, so `agentskiller status` can find it.
