@@ -1,10 +1,12 @@
-"""End-to-end: the demo world through s10 under a real (temporary) Prefect API.
+"""End-to-end: the demo world through the fusion phase (s10, s13) under a real
+(temporary) Prefect API.
 
 The demo's four passing servers form two candidates that each share two entities
 (DentalAppointments + TreatmentBilling: Patient, Clinic; AccountServicing +
 CardServices: AccountHolder, BankAccount); the demo asks for one combination, so
 one is chosen and the other is recorded as not selected, with its score. s10
 makes no model call, and a re-run is served from the cache with identical files.
+s13 merges the chosen pair's policies (its scripted first answer is re-asked).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ FILES = ("_combinations.json", "_candidates.json")
 def _run(out):
     from flows.pipeline import run_pipeline
 
-    return run_pipeline(config_path=str(DEMO_CONFIG), output_dir=str(out), until="s10")
+    return run_pipeline(config_path=str(DEMO_CONFIG), output_dir=str(out), until="s13")
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,48 @@ def test_a_rerun_is_cached_and_writes_identical_files(demo):
     assert (step.ok, step.cached) == (1, 1)
     folder = out / "cross_domain_combinations"
     assert {name: (folder / name).read_bytes() for name in FILES} == written
+
+
+def test_the_chosen_pairs_policies_merge_with_every_tool_and_bridge_rules(demo):
+    """policies/<Fused>.md keeps every member tool under its agent-facing name,
+    parses without marker problems, and carries bridge rules between both
+    services; the scripted first answer was re-asked once."""
+    import json
+
+    from tasks.core.policy import parse_policy
+
+    out, report, _, _ = demo
+    assert report.steps["s13_policy_merge"].llm_calls == 2
+    [entry] = json.loads(
+        (out / "cross_domain_combinations" / "_combinations.json").read_text()
+    )["combinations"]
+    fused = entry["fused_name"]
+    parsed = parse_policy((out / "policies" / f"{fused}.md").read_text())
+    assert parsed.problems == ()
+    expected = set()
+    for server in entry["servers"]:
+        member = parse_policy((out / "policies" / f"{server}.md").read_text())
+        expected |= {f"{server}__{tool}" for tool in member.tools}
+    assert set(parsed.tools) == expected
+    assert "### Bridge rules" in parsed.global_rules
+    assert f"(services: {', '.join(entry['servers'])})" in parsed.global_rules
+
+
+def test_cross_domain_alone_refuses_before_any_work_without_single_domain_tasks(
+    prefect_harness, tmp_path
+):
+    """task_mode cross_domain on a fresh output folder stops at once, naming the
+    missing single-domain task work and the modes that make it."""
+    from flows.pipeline import run_pipeline
+    from tasks.store.config_loader import ConfigError
+
+    config = tmp_path / "config.yaml"
+    text = DEMO_CONFIG.read_text().replace("task_mode: both", "task_mode: cross_domain")
+    text = text.replace(
+        "cassette: demo/cassette", f"cassette: {DEMO_CONFIG.parent}/demo/cassette"
+    )
+    config.write_text(text)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="outputs of the single_tasks phase"):
+        run_pipeline(config_path=str(config), output_dir=str(out))
+    assert not (out / "blueprints.json").exists()
