@@ -207,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Other options (--simulation-time, --seed, --confirm-tools, --lenient, "
         "--call-timeout) are passed to python -m tasks.runtime.serve.",
     )
-    env.add_argument("name", help="server name, e.g. DentalAppointments")
+    env.add_argument(
+        "name",
+        help="server name, e.g. DentalAppointments, or a fused name (members "
+        "sorted, joined by _), e.g. DentalAppointments_TreatmentBilling",
+    )
     env.add_argument("--output-dir", required=True)
     env.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     env.add_argument("--host", default="127.0.0.1")

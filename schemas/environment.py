@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from schemas.base import Frozen, PascalName, ToolName
+from schemas.base import NAME_MAX_LENGTH, Frozen, PascalName, ToolName
+from schemas.fusion import is_fused
 
 CONFIRM_PARAMETER = "confirm"
 """The boolean parameter a confirmation tool takes: the call acts only when true."""
@@ -21,6 +22,21 @@ RuntimeRule = Literal["json_result", "read_only", "confirmation"]
 """The runtime rules a tool body can break: a JSON result, no write in a read tool,
 no write before confirmation."""
 TableKind = Literal["entity", "relationship"]
+NAMESPACE_SEPARATOR = "."
+"""Joins a member server and its table in a fused environment's table names."""
+TableName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([A-Z][A-Za-z0-9]*\.)?[A-Z][A-Za-z0-9]*$",
+        max_length=2 * NAME_MAX_LENGTH + 1,
+    ),
+]
+"""A table name: an entity or relationship name (`Appointment`), or in a fused
+environment one namespaced by its member server (`DentalAppointments.Appointment`)."""
+EnvironmentName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*(_[A-Z][A-Za-z0-9]*)*$")
+]
+"""A server name, or a fused name (member server names joined by `_`)."""
 DataIssueKind = Literal[
     "missing_file",
     "invalid_json",
@@ -39,19 +55,21 @@ class TableSpec(Frozen):
     """One table of an environment database, keyed by its primary key.
 
     Attributes:
-        name: Entity name (`Clinic`) or relationship name (`Appointment`).
+        name: Entity name (`Clinic`) or relationship name (`Appointment`),
+            namespaced by a member server in a fused environment.
         primary_key: The column whose value identifies a row.
         kind: Entity tables are shared by every server; relationship tables are
-            private to one server.
+            private to one server. (A fused environment shares only its core
+            entity's table; each member has its own copy of the others.)
         columns: Every column, the primary key included, in blueprint order.
         foreign_keys: Column -> name of the table whose primary key it holds.
     """
 
-    name: PascalName
+    name: TableName
     primary_key: str
     kind: TableKind
     columns: tuple[str, ...]
-    foreign_keys: dict[str, PascalName] = Field(default_factory=dict)
+    foreign_keys: dict[str, TableName] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _key_and_foreign_keys_are_columns(self) -> TableSpec:
@@ -117,7 +135,10 @@ class EnvironmentSpec(Frozen):
 
     Attributes:
         name: The server name (`DentalAppointments`); relationship tables live in
-            `database/outputs/relationships/<name>/`.
+            `database/outputs/relationships/<name>/`. A fused environment's
+            name joins its members' (`DentalAppointments_TreatmentBilling`) and
+            its tables other than the core entity's are namespaced
+            (`DentalAppointments.Appointment`, read from that member's data).
         core_entity: The entity the user is (the authorization target).
         core_key: The core entity's primary key.
         tables: Table name -> spec.
@@ -126,10 +147,10 @@ class EnvironmentSpec(Frozen):
         seed: Seed of per-session id generation.
     """
 
-    name: PascalName
+    name: EnvironmentName
     core_entity: PascalName
     core_key: str
-    tables: dict[PascalName, TableSpec]
+    tables: dict[TableName, TableSpec]
     tools: tuple[ToolSpec, ...]
     simulation_time: str
     seed: int
@@ -165,14 +186,21 @@ class EnvironmentSpec(Frozen):
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):
             raise ValueError("tool names repeat")
-        if sum(tool.is_authorization for tool in self.tools) > 1:
+        # A fused environment keeps each member's authorization tool; they all
+        # bind the one shared core entity.
+        if len(self.auth_tools) > 1 and not is_fused(self.name):
             raise ValueError("more than one authorization tool")
         return self
 
     @property
     def auth_tool(self) -> str | None:
-        """Name of the authorization tool, if the server has one."""
-        return next((t.name for t in self.tools if t.is_authorization), None)
+        """Name of the (first) authorization tool, if the server has one."""
+        return next(iter(self.auth_tools), None)
+
+    @property
+    def auth_tools(self) -> tuple[str, ...]:
+        """Every authorization tool (one per member in a fused environment)."""
+        return tuple(t.name for t in self.tools if t.is_authorization)
 
     def tool(self, name: str) -> ToolSpec | None:
         """The tool called `name`, or None."""
@@ -274,3 +302,16 @@ class ToolCrash(Frozen):
     traceback: str = ""
     rule: RuntimeRule | None = None
     """The runtime rule the body broke; None for any other crash."""
+
+
+def namespaced_table(server: str, table: str) -> str:
+    """The name of a member server's table in a fused environment."""
+    return f"{server}{NAMESPACE_SEPARATOR}{table}"
+
+
+def table_origin(environment: str, table: str) -> tuple[str, str]:
+    """The server whose data holds a table, and the table's own name there:
+    `("DentalAppointments", "Appointment")` for `DentalAppointments.Appointment`,
+    `(environment, table)` for a table without a namespace."""
+    server, _, name = table.rpartition(NAMESPACE_SEPARATOR)
+    return (server or environment), name

@@ -3,9 +3,18 @@ combination, and how its fused name is made. Data only, no side effects."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field, model_validator
 
-from schemas.base import CheckedDraft, Draft, Frozen, PascalName
+from schemas.base import (
+    TOOL_NAME_MAX_LENGTH,
+    CheckedDraft,
+    Draft,
+    Frozen,
+    PascalName,
+    sha256_hex,
+)
 from schemas.policy import ParsedPolicy
 
 FUSED_NAME_SEPARATOR = "_"
@@ -57,16 +66,49 @@ AGENT_TOOL_SEPARATOR = "__"
 """Joins a member server and its tool into the name an agent sees in a fused
 environment (`DentalAppointments__book_appointment`): the OpenAI API refuses
 dots in tool names, so the original's `Server.tool` form is kept only as an alias."""
+COMPAT_TOOL_SEPARATOR = "."
+"""The original's cross-domain tool form, `Server.tool`."""
+SHORT_HASH_CHARS = 8
 
 
-def agent_tool_name(server: str, tool: str) -> str:
-    """The agent-facing name of a member tool in a fused environment."""
-    return f"{server}{AGENT_TOOL_SEPARATOR}{tool}"
+def agent_tool_names(
+    members: Sequence[tuple[str, str]],
+) -> dict[str, tuple[str, str]]:
+    """The agent-facing name of each member tool, (server, tool) in the given
+    order: `Server__tool` when it fits 64 characters and is free, else a
+    55-character head, `_` and 8 hex digits of the tool's hash (more on a clash),
+    so every name matches `^[a-zA-Z0-9_-]{1,64}$` and names stay unique.
+
+    Raises:
+        ValueError: If a (server, tool) repeats.
+    """
+    names: dict[str, tuple[str, str]] = {}
+    for server, tool in members:
+        if (server, tool) in names.values():
+            raise ValueError(f"tool {dotted_tool_name(server, tool)} is listed twice")
+        full = f"{server}{AGENT_TOOL_SEPARATOR}{tool}"
+        digest = sha256_hex(dotted_tool_name(server, tool))
+        name, length = full, SHORT_HASH_CHARS
+        while len(name) > TOOL_NAME_MAX_LENGTH or name in names:
+            head = full[: TOOL_NAME_MAX_LENGTH - length - 1]
+            name, length = f"{head}_{digest[:length]}", length + 1
+        names[name] = (server, tool)
+    return names
 
 
 def dotted_tool_name(server: str, tool: str) -> str:
     """The original's `Server.tool` form of a member tool (compatibility)."""
-    return f"{server}.{tool}"
+    return f"{server}{COMPAT_TOOL_SEPARATOR}{tool}"
+
+
+def member_tool_name(name: str) -> tuple[str, str] | None:
+    """The (server, tool) a `Server.tool` or unshortened `Server__tool` name
+    spells, else None (server names hold neither separator)."""
+    for separator in (COMPAT_TOOL_SEPARATOR, AGENT_TOOL_SEPARATOR):
+        server, found, tool = name.partition(separator)
+        if found and server and tool:
+            return server, tool
+    return None
 
 
 class BridgeRuleDraft(Draft):

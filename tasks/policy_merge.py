@@ -22,7 +22,6 @@ from schemas.fusion import (
     MergedPolicy,
     MergedPolicyDraft,
     ServerCombination,
-    agent_tool_name,
 )
 from schemas.policy import PolicyDocument
 from tasks.core.policy_merge import (
@@ -87,6 +86,8 @@ def merge_policies(
                 + "; ".join(parsed.problems),
             ),
         )
+    names = qualified_tools(members)
+    agent_name = {route: name for name, route in names.items()}
     merged = MergedPolicy(
         fused_name=combo.name,
         servers=combo.servers,
@@ -97,11 +98,11 @@ def merge_policies(
             for b in answer.value.bridge_rules
         ),
         confirm_tools=tuple(
-            agent_tool_name(p.payload.server_name, tool)
+            agent_name[(p.payload.server_name, tool)]
             for p in policies
             for tool in p.payload.confirm_tools
         ),
-        tool_names=qualified_tools(members),
+        tool_names=names,
     )
     artifact = Artifact[MergedPolicy].build(
         kind="merged_policy",

@@ -19,7 +19,7 @@ from typing import Any
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
 from schemas.blueprint import ToolList
 from schemas.config import QueryConfig
-from schemas.fusion import AGENT_TOOL_SEPARATOR, dotted_tool_name
+from schemas.fusion import agent_tool_names, dotted_tool_name
 from schemas.validated_task import (
     AgentTask,
     QueryDraft,
@@ -76,7 +76,9 @@ def write_query(
             unmark(draft.reason_for_call), unmark(draft.instruction), known
         ),
         task_info=QueryTaskInfo(
-            trajectory=_reference_trajectory(agent_task),
+            trajectory=_reference_trajectory(
+                agent_task, [t.payload for t in tool_lists]
+            ),
             instruction=draft.instruction,
             reason_for_call=draft.reason_for_call,
             known_info=known,
@@ -134,29 +136,51 @@ def _shown(call: Any) -> Any:
     return call.model_copy(update={"arguments": arguments})
 
 
+def _functions(
+    task: AgentTask, lists: list[ToolList]
+) -> dict[str, tuple[tuple[str, str], dict[str, Any]]]:
+    """Each tool name the agent sees (bare for one server, qualified across
+    servers) -> ((server, tool), its OpenAI function)."""
+    functions = {
+        (tool_list.server_name, tool.function["name"]): tool.function
+        for tool_list in lists
+        for tool in tool_list.tools
+    }
+    if task.scope == "single":
+        return {key[1]: (key, function) for key, function in functions.items()}
+    return {
+        name: (key, functions[key])
+        for name, key in agent_tool_names(list(functions)).items()
+    }
+
+
 def _tools(task: AgentTask, lists: list[ToolList]) -> list[dict[str, Any]]:
     """Name, description and parameters of each tool the trajectory calls."""
-    by_name: dict[str, dict[str, Any]] = {}
-    for tool_list in lists:
-        for tool in tool_list.tools:
-            function = tool.function
-            bare = function["name"]
-            for name in (bare, f"{tool_list.server_name}{AGENT_TOOL_SEPARATOR}{bare}"):
-                by_name[name] = {
-                    "name": name,
-                    "description": function.get("description", ""),
-                    "parameters": function.get("parameters", {}).get("properties", {}),
-                    "required": function.get("parameters", {}).get("required", []),
-                }
-    return [by_name[t] for t in dict.fromkeys(task.trajectory) if t in by_name]
+    known = _functions(task, lists)
+    shown = []
+    for name in dict.fromkeys(task.trajectory):
+        if name not in known:
+            continue
+        function = known[name][1]
+        parameters = function.get("parameters", {})
+        shown.append(
+            {
+                "name": name,
+                "description": function.get("description", ""),
+                "parameters": parameters.get("properties", {}),
+                "required": parameters.get("required", []),
+            }
+        )
+    return shown
 
 
-def _reference_trajectory(task: AgentTask) -> tuple[str, ...]:
+def _reference_trajectory(task: AgentTask, lists: list[ToolList]) -> tuple[str, ...]:
     """The trajectory as the original wrote it: bare tool names for a single
     server, `Server.tool` across servers."""
     if task.scope == "single":
         return task.trajectory
+    known = _functions(task, lists)
     return tuple(
-        dotted_tool_name(*name.split(AGENT_TOOL_SEPARATOR, 1))
+        dotted_tool_name(*known[name][0]) if name in known else name
         for name in task.trajectory
     )

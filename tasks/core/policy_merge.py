@@ -13,39 +13,50 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from schemas.fusion import BridgeRuleDraft, MergedPolicyDraft, agent_tool_name
+from schemas.fusion import BridgeRuleDraft, MergedPolicyDraft, agent_tool_names
 from schemas.policy import ParsedPolicy
 from tasks.core.policy import parse_policy, policy_export, tool_end, tool_start
 
 BRIDGE_HEADING = "### Bridge rules"
 
 
-def qualify(text: str, server: str, tools: list[str]) -> str:
+def qualify(text: str, server: str, names: Mapping[str, str]) -> str:
     """`text` with each of the server's tool names (as whole words, not already
-    qualified) replaced by its agent-facing name."""
-    if not tools:
+    qualified) replaced by its agent-facing name (`names`: tool -> agent name)."""
+    if not names:
         return text
-    names = "|".join(re.escape(t) for t in sorted(tools, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w.])({names})(?!\w)")
-    return pattern.sub(lambda m: agent_tool_name(server, m.group(1)), text)
+    tools = sorted(names, key=len, reverse=True)
+    pattern = re.compile(rf"(?<![\w.])({'|'.join(re.escape(t) for t in tools)})(?!\w)")
+    return pattern.sub(lambda m: names[m.group(1)], text)
+
+
+def _names_of(members: Mapping[str, ParsedPolicy], server: str) -> dict[str, str]:
+    """Tool -> agent-facing name, for one member."""
+    return {
+        tool: name
+        for name, (owner, tool) in qualified_tools(members).items()
+        if owner == server
+    }
 
 
 def qualified_global_rules(members: Mapping[str, ParsedPolicy]) -> dict[str, str]:
     """Each member's global rules with its tool names qualified (what the model
     merges)."""
     return {
-        server: qualify(policy.global_rules, server, list(policy.tools))
+        server: qualify(policy.global_rules, server, _names_of(members, server))
         for server, policy in sorted(members.items())
     }
 
 
 def qualified_tools(members: Mapping[str, ParsedPolicy]) -> dict[str, tuple[str, str]]:
     """Agent-facing name -> (server, tool) for every member tool, in member order."""
-    return {
-        agent_tool_name(server, tool): (server, tool)
-        for server, policy in sorted(members.items())
-        for tool in policy.tools
-    }
+    return agent_tool_names(
+        [
+            (server, tool)
+            for server, policy in sorted(members.items())
+            for tool in policy.tools
+        ]
+    )
 
 
 def merge_problems(
@@ -120,10 +131,10 @@ def assemble(
         "<!-- GLOBAL_RULES_END -->",
     ]
     for server, policy in sorted(members.items()):
+        names = _names_of(members, server)
         for tool, section in policy.tools.items():
-            name = agent_tool_name(server, tool)
-            text = qualify(section.text, server, list(policy.tools))
-            parts += ["", tool_start(name), text, tool_end(name)]
+            text = qualify(section.text, server, names)
+            parts += ["", tool_start(names[tool]), text, tool_end(names[tool])]
     parts += ["", "<!-- POLICY_END -->", ""]
     parsed = parse_policy("\n".join(parts))
     return policy_export(parsed), parsed

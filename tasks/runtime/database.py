@@ -2,10 +2,12 @@
 the generated JSON files under an output directory (entity tables in
 `database/outputs/entities/<Entity>.json`, relationship tables in
 `database/outputs/relationships/<Server>/<Relationship>.json`, each a JSON array of
-flat objects). Output: a `Database` of `Table`s with deep copies for per-session
-isolation, a state hash (sha256 of canonical JSON), a row-level `DatabaseDiff`, and
-transactions that undo a failed tool call. Side effects: `Database.load` reads the
-files (never writes them); nothing else touches the disk."""
+flat objects; a fused environment's namespaced table `Server.Table` is read from
+that member's file, nothing is copied). Output: a `Database` of `Table`s with deep
+copies for per-session isolation, a state hash (sha256 of canonical JSON), a
+row-level `DatabaseDiff`, and transactions that undo a failed tool call. Side
+effects: `Database.load` reads the files (never writes them); nothing else
+touches the disk."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from schemas.environment import (
     EnvironmentSpec,
     TableDiff,
     TableSpec,
+    table_origin,
 )
 from tasks.runtime.data_checks import (
     DataLoadError,
@@ -46,7 +49,9 @@ def data_paths(output_dir: Path, spec: EnvironmentSpec) -> dict[str, Path]:
     """
     return {
         name: output_dir.joinpath(
-            table_data_relpath(spec.name, name, entity=table.kind == "entity")
+            table_data_relpath(
+                *table_origin(spec.name, name), entity=table.kind == "entity"
+            )
         )
         for name, table in spec.tables.items()
     }

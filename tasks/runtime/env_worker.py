@@ -2,8 +2,9 @@
 
 Input: `python -m tasks.runtime.env_worker <config.json>`, where the config (a
 `WorkerConfig`, written into the scratch directory by the server) carries the
-`EnvironmentSpec`, the tool module's path and the data strictness; the data files
-lie in the scratch dir in the output layout. Then one JSON request per stdin line
+`EnvironmentSpec` (or a fused environment's `FusedEnvironmentSpec`), the path of
+each server's tool module and the data strictness; the data files lie in the
+scratch dir in the output layout. Then one JSON request per stdin line
 (`WorkerRequest`: a tool call, a state hash or a diff of a session). Output, one
 JSON line per message on the original stdout: first a `WorkerHello` (ready, with
 the data issues, or the reason the environment cannot be served), then one
@@ -24,9 +25,11 @@ from pydantic import Field
 
 from schemas.base import Frozen
 from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from schemas.fused_environment import FusedEnvironmentSpec
 from tasks.runtime.data_checks import DataLoadError
 from tasks.runtime.database import Database
 from tasks.runtime.environment import Environment
+from tasks.runtime.fusion import fused_environment, member_specs, served_spec
 from tasks.runtime.implementations import (
     ImplementationError,
     implementations_from,
@@ -40,8 +43,10 @@ CONFIG_FILE = "worker.json"
 class WorkerConfig(Frozen):
     """What the worker serves."""
 
-    spec: EnvironmentSpec
-    module_path: str = Field(description="The tool module, relative to scratch.")
+    spec: EnvironmentSpec | FusedEnvironmentSpec
+    modules: dict[str, str] = Field(
+        description="Server -> its tool module, relative to scratch."
+    )
     strict: bool = True
 
 
@@ -108,10 +113,18 @@ def answer(environment: Environment, line: str) -> WorkerReply:
 
 def _load(config: WorkerConfig) -> Environment:
     root = Path.cwd()
-    database = Database.load(config.spec, root, strict=config.strict)
-    module = load_tool_module(root / config.module_path)
-    bodies = implementations_from(module, [tool.name for tool in config.spec.tools])
-    return Environment(config.spec, database, bodies)
+    target = config.spec
+    database = Database.load(served_spec(target), root, strict=config.strict)
+    bodies = {
+        server: implementations_from(
+            load_tool_module(root / config.modules[server]),
+            [tool.name for tool in spec.tools],
+        )
+        for server, spec in member_specs(target).items()
+    }
+    if isinstance(target, FusedEnvironmentSpec):
+        return fused_environment(target, database, bodies)
+    return Environment(target, database, bodies[target.name])
 
 
 def _claim_stdio() -> tuple[IO[str], IO[str]]:

@@ -3,6 +3,8 @@ tool body per tool; runs tool calls in isolated sessions (named ones, kept until
 reset, or a private one that lives for a single call) and returns `ToolResult`s,
 per-session state hashes and diffs against the base, and the `ToolCrash`es of
 generated code; `ToolServer` is the part of that interface MCP exposure uses.
+A fused environment (`tasks.runtime.fusion`) is one `Environment` whose tools
+are bound to their members' bodies and tables, with `Server.tool` aliases.
 Every call is atomic: arguments are validated against the tool's
 JSON schema first, and a tool error, a confirmation preview or a crash undoes the
 call's writes. A body that breaks a runtime rule crashes with a `ContractViolation`
@@ -38,6 +40,7 @@ from tasks.runtime.session import (
     IdGenerator,
     Session,
     SimulationClock,
+    ToolBinding,
 )
 from tasks.runtime.table import ToolError
 
@@ -61,6 +64,14 @@ class ToolServer(Protocol):
         errors are results."""
         ...
 
+    def state_hash(self, session_id: str | None) -> str:
+        """sha256 of the session's database state (None: the base state)."""
+        ...
+
+    def diff(self, session_id: str | None) -> DatabaseDiff:
+        """What the session changed relative to the base (None: nothing)."""
+        ...
+
 
 class Environment:
     """An environment serving tool calls over isolated sessions."""
@@ -70,6 +81,9 @@ class Environment:
         spec: EnvironmentSpec,
         base_db: Database,
         implementations: Mapping[str, Callable[..., Any]],
+        *,
+        bindings: Mapping[str, ToolBinding] | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         """Assemble an environment.
 
@@ -77,6 +91,9 @@ class Environment:
             spec: The environment spec.
             base_db: The loaded data; it is copied per session, never changed.
             implementations: Tool name -> tool body.
+            bindings: Tool name -> how its body sees the environment (default:
+                the body was written for `spec` itself).
+            aliases: Other names a caller may use for a tool -> its name.
 
         Raises:
             ValueError: If the tables do not match the spec, a tool has no body,
@@ -103,6 +120,11 @@ class Environment:
         self._base = base_db
         self._tools = tools
         self._bodies = dict(implementations)
+        self._bindings = {
+            name: (bindings or {}).get(name) or ToolBinding.direct(spec, tool)
+            for name, tool in tools.items()
+        }
+        self._aliases = dict(aliases or {})
         self._clock = SimulationClock.from_iso(spec.simulation_time)
         self._sessions: dict[str, Session] = {}
         self._crashes: list[ToolCrash] = []
@@ -146,15 +168,16 @@ class Environment:
             session_id: The session (created on first use), or None for a
                 private session made from the base state for this call alone
                 and dropped afterwards (so nothing it does is ever seen again).
-            tool: The tool name.
+            tool: The tool name (or an alias of it).
             arguments: The tool's arguments, as an agent sent them.
 
         Returns:
-            The result. Errors are results, never exceptions: "Unknown tool: X",
+            The result, naming the tool by its own name even when called by an
+            alias. Errors are results, never exceptions: "Unknown tool: X",
             "invalid arguments for X: ...", the tool's own `ToolError` message, or
             "internal error in tool X: <Type>: <message>" for a crash.
         """
-        spec = self._tools.get(tool)
+        spec = self._tools.get(self._aliases.get(tool, tool))
         if spec is None:
             return _error(tool, f"Unknown tool: {tool}")
         try:
@@ -168,12 +191,18 @@ class Environment:
         )
         return self._run(session, spec, parsed)
 
-    def state_hash(self, session_id: str = DEFAULT_SESSION) -> str:
-        """sha256 of the session's database state."""
+    def state_hash(self, session_id: str | None = DEFAULT_SESSION) -> str:
+        """sha256 of the session's database state; None (a private session
+        that no call outlives) is the base state."""
+        if session_id is None:
+            return self._base.state_hash()
         return self.session(session_id).db.state_hash()
 
-    def diff(self, session_id: str = DEFAULT_SESSION) -> DatabaseDiff:
-        """What the session changed relative to the base database."""
+    def diff(self, session_id: str | None = DEFAULT_SESSION) -> DatabaseDiff:
+        """What the session changed relative to the base database (None: a
+        private session, which keeps nothing)."""
+        if session_id is None:
+            return DatabaseDiff()
         return self._base.diff(self.session(session_id).db)
 
     def _fresh_session(self, session_id: str) -> Session:
@@ -191,7 +220,8 @@ class Environment:
         ids = session.ids.state()
         authorized = session.authorized_id
         try:
-            value = self._bodies[spec.name](Env(self.spec, session, spec), **arguments)
+            env = Env(self._bindings[spec.name], session)
+            value = self._bodies[spec.name](env, **arguments)
             content = _json_content(value)
             _check_writes(spec, arguments, transaction.changed)
         except ConfirmationRequired as signal:

@@ -16,20 +16,36 @@ client without one (the 2026-07-28 protocol carries no per-client identity; the
 official client keeps cookies per `Client`); with neither, the call runs in a
 private session that is dropped after it. stdio and in-memory connections carry no
 identity, so they share the server's `local_session`, one per server object (stdio
-serves one client per process). Side effects: none until the server runs; then
-session state in memory, never on disk."""
+serves one client per process). Session state as resources: reading
+`state://session/hash` gives the caller's session's state hash (sha256 hex, text),
+and `state://session/diff` its `DatabaseDiff` against the untouched base data as
+JSON (`{"tables": {<table>: {"inserted": [ids], "updated": {id: {column: [old,
+new]}}, "deleted": [ids]}}}`, only changed tables; a fused environment's tables
+carry their namespace, `DentalAppointments.Appointment`). A read resolves its
+session exactly as a tool call does, so a client sees only its own session (or
+one it names); a read without session identity sees the base state. Side effects:
+none until the server runs; then session state in memory, never on disk."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import ConfigDict
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import AnyUrl, ConfigDict
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -43,6 +59,9 @@ SESSION_HEADER = "agentskiller-session"
 SESSION_QUERY_PARAMETER = "session"
 SESSION_COOKIE = "agentskiller-session"
 MCP_SESSION_HEADER = "mcp-session-id"
+STATE_HASH_URI = "state://session/hash"
+STATE_DIFF_URI = "state://session/diff"
+JSON_MIME = "application/json"
 
 
 class EnvironmentServer(MCPServer):
@@ -53,9 +72,69 @@ class EnvironmentServer(MCPServer):
             (they carry no identity of their own).
     """
 
-    def __init__(self, name: str, *, local_session: str, **settings: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        local_session: str,
+        state: ToolServer | None = None,
+        **settings: Any,
+    ) -> None:
         super().__init__(name, **settings)
         self.local_session = local_session
+        self._state_readers: dict[str, tuple[Callable[[str | None], str], str]] = {}
+        if state is not None:
+            self._add_state_resources(state)
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        """Read a resource; the session-state ones in the caller's session."""
+        found = self._state_readers.get(str(uri))
+        if found is None:
+            return await super().read_resource(uri, context)
+        read, mime_type = found
+        session = self.local_session
+        if context is not None and _in_request(context):
+            session = session_key(context, self.local_session)
+        return [
+            ReadResourceContents(
+                content=_read_state(read, session), mime_type=mime_type
+            )
+        ]
+
+    def _add_state_resources(self, environment: ToolServer) -> None:
+        readers: Iterable[tuple[str, str, str, Callable[[str | None], str]]] = (
+            (
+                STATE_HASH_URI,
+                "text/plain",
+                "sha256 of your session's database state (canonical JSON).",
+                environment.state_hash,
+            ),
+            (
+                STATE_DIFF_URI,
+                JSON_MIME,
+                "What your session changed against the untouched base data: per "
+                "changed table, inserted, updated (column: [old, new]) and "
+                "deleted row ids.",
+                lambda session: environment.diff(session).model_dump_json(),
+            ),
+        )
+        for uri, mime_type, description, read in readers:
+            self._state_readers[uri] = (read, mime_type)
+
+            async def read_local(read: Callable[[str | None], str] = read) -> str:
+                return _read_state(read, self.local_session)
+
+            self.add_resource(
+                FunctionResource(
+                    uri=uri,
+                    name=uri.rsplit("/", 1)[-1],
+                    description=description,
+                    mime_type=mime_type,
+                    fn=read_local,
+                )
+            )
 
     def streamable_http_app(self, **options: Any) -> Starlette:
         """The SDK's streamable-HTTP app, handing out session cookies."""
@@ -117,6 +196,7 @@ def build_mcp_server(
     return EnvironmentServer(
         name or environment.spec.name,
         local_session=local_session,
+        state=environment,
         instructions=_instructions(environment),
         tools=tools,
         log_level="WARNING",
@@ -207,7 +287,12 @@ def _instructions(environment: ToolServer) -> str:
         f"Simulated environment {spec.name}. The current time is "
         f"{spec.simulation_time}.",
     ]
-    if spec.auth_tool:
+    if len(spec.auth_tools) > 1:
+        lines.append(
+            f"Call one of {', '.join(spec.auth_tools)} before any other tool: "
+            "the user it binds is the user of every service here."
+        )
+    elif spec.auth_tool:
         lines.append(f"Call {spec.auth_tool} before any other tool.")
     if any(tool.needs_confirmation for tool in spec.tools):
         lines.append(
@@ -215,6 +300,21 @@ def _instructions(environment: ToolServer) -> str:
             "confirm=true after the user agreed."
         )
     return " ".join(lines)
+
+
+def _in_request(context: Context[Any, Any]) -> bool:
+    try:
+        context.request_context  # noqa: B018 - raises outside a request
+    except ValueError:
+        return False
+    return True
+
+
+def _read_state(read: Callable[[str | None], str], session: str | None) -> str:
+    try:
+        return read(session)
+    except RuntimeError as exc:  # the sandboxed worker could not answer
+        raise ResourceError(f"cannot read the session state: {exc}") from exc
 
 
 def _new_session_id(kind: str) -> str:

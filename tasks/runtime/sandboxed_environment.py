@@ -1,7 +1,8 @@
 """A served environment whose generated code runs in a sandboxed worker process.
 
-Input: an output directory, a server's `EnvironmentSpec` (built in the serving
-process from the exports, never from the generated module) and the limits. Output:
+Input: an output directory, a server's `EnvironmentSpec` or a fused environment's
+`FusedEnvironmentSpec` (built in the serving process from the exports, never from
+the generated modules) and the limits. Output:
 `SandboxedEnvironment`, with the interface the MCP exposure uses (`spec`,
 `call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`; every
 call crosses a pipe as one JSON line each way to `tasks.runtime.env_worker`, started
@@ -16,7 +17,8 @@ replaying, in order, the successful calls made so far (the runtime is determinis
 fixed clock, seeded ids), checking that each gives the same result; if a replay
 differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made, that request's
 result says every session starts again from the base data. Side effects: copies the
-server's data files and tool module into the worker's scratch directory (the output
+server's data files and tool module (every member's, for a fused environment)
+into the worker's scratch directory (the output
 directory itself is never made readable to the worker); the worker dies with the
 thread that started it, so create and use this object from one long-lived thread
 (the serving event loop's).
@@ -28,11 +30,13 @@ import hashlib
 import signal
 import subprocess
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from schemas.fused_environment import FusedEnvironmentSpec, ServedSpec
 from schemas.sandbox import SandboxRequest
 from tasks.runtime.database import data_paths
 from tasks.runtime.env_worker import (
@@ -43,6 +47,7 @@ from tasks.runtime.env_worker import (
     WorkerReply,
     WorkerRequest,
 )
+from tasks.runtime.fusion import served_spec
 from tasks.runtime.harness import PROJECT_ROOT
 from tasks.runtime.implementations import ImplementationError
 from tasks.runtime.sandbox_process import Reply, SandboxProcess
@@ -69,30 +74,39 @@ class WorkerFailure(RuntimeError):
 
 
 def worker_request(
-    output_dir: Path, spec: EnvironmentSpec, module: Path, *, strict: bool = True
+    output_dir: Path,
+    spec: ServedSpec,
+    module: Path | Mapping[str, Path],
+    *,
+    strict: bool = True,
 ) -> SandboxRequest:
     """The sandboxed run of a worker serving `spec` from `output_dir`'s data.
 
     Args:
         output_dir: The pipeline's output root (its files are copied, not shared).
-        spec: The environment spec the server exposes.
-        module: The tool module file.
+        spec: The environment spec the server exposes (or the fused spec).
+        module: The tool module file, or server -> tool module file (every
+            member of a fused environment).
         strict: Refuse data with issues.
 
     Returns:
         The request.
 
     Raises:
-        ImplementationError: If the tool module file does not exist.
+        ImplementationError: If a tool module file does not exist.
     """
-    if not module.is_file():
-        raise ImplementationError(str(module), ["the module file does not exist"])
-    module_file = MODULE_FILE.format(name=module.stem)
-    files = {module_file: module.read_text(encoding="utf-8")}
-    for path in data_paths(output_dir, spec).values():
+    modules = {spec.name: module} if isinstance(module, Path) else dict(module)
+    files: dict[str, str] = {}
+    module_files: dict[str, str] = {}
+    for server, path in modules.items():
+        if not path.is_file():
+            raise ImplementationError(str(path), ["the module file does not exist"])
+        module_files[server] = MODULE_FILE.format(name=path.stem)
+        files[module_files[server]] = path.read_text(encoding="utf-8")
+    for path in data_paths(output_dir, served_spec(spec)).values():
         if path.is_file():
             files[path.relative_to(output_dir).as_posix()] = path.read_text("utf-8")
-    config = WorkerConfig(spec=spec, module_path=module_file, strict=strict)
+    config = WorkerConfig(spec=spec, modules=module_files, strict=strict)
     files[CONFIG_FILE] = config.model_dump_json()
     return SandboxRequest(
         argv=("python", "-m", WORKER_MODULE, CONFIG_FILE),
@@ -110,7 +124,7 @@ class SandboxedEnvironment:
 
     def __init__(
         self,
-        spec: EnvironmentSpec,
+        spec: ServedSpec,
         request: SandboxRequest,
         *,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
@@ -118,7 +132,8 @@ class SandboxedEnvironment:
         """Start the worker and wait until it serves.
 
         Args:
-            spec: The spec (also sent to the worker inside `request`).
+            spec: The spec, or the fused spec (also sent to the worker inside
+                `request`); `self.spec` is the spec served (`served_spec`).
             request: The worker's sandboxed run (see `worker_request`).
             call_timeout_s: Wall-clock deadline of one request.
 
@@ -126,7 +141,9 @@ class SandboxedEnvironment:
             WorkerStartError: The data or module cannot be served, or the
                 sandbox cannot start the worker; the message says which.
         """
-        self.spec = spec
+        self.spec: EnvironmentSpec = served_spec(spec)
+        self.fused = spec if isinstance(spec, FusedEnvironmentSpec) else None
+        self._aliases = self.fused.aliases if self.fused else {}
         self.call_timeout_s = call_timeout_s
         self.restarts = 0
         self._request = request
@@ -159,6 +176,7 @@ class SandboxedEnvironment:
         Returns:
             The worker's result, or an error result naming the worker failure.
         """
+        tool = self._aliases.get(tool, tool)
         request = WorkerRequest(
             op="call", session=session_id, tool=tool, arguments=arguments or {}
         )
@@ -176,8 +194,8 @@ class SandboxedEnvironment:
                     self._remember(request, result)
             return result
 
-    def state_hash(self, session_id: str) -> str:
-        """sha256 of the session's database state.
+    def state_hash(self, session_id: str | None) -> str:
+        """sha256 of the session's database state (None: the base state).
 
         Raises:
             WorkerFailure: The worker could not answer.
@@ -186,8 +204,8 @@ class SandboxedEnvironment:
         assert state_hash is not None  # _query checked it
         return state_hash
 
-    def diff(self, session_id: str) -> DatabaseDiff:
-        """What the session changed relative to the base data.
+    def diff(self, session_id: str | None) -> DatabaseDiff:
+        """What the session changed relative to the base data (None: nothing).
 
         Raises:
             WorkerFailure: The worker could not answer.
@@ -196,7 +214,9 @@ class SandboxedEnvironment:
         assert diff is not None  # _query checked it
         return diff
 
-    def _query(self, op: Literal["state_hash", "diff"], session_id: str) -> WorkerReply:
+    def _query(
+        self, op: Literal["state_hash", "diff"], session_id: str | None
+    ) -> WorkerReply:
         """Ask the worker for a session's `op`; the reply has that field set.
 
         Raises:

@@ -1,11 +1,13 @@
 """Serving a generated environment: takes an output directory and a server name,
 reads `blueprints.json`, `entities.json`, the server's data files under
 `database/outputs/` and its tool module `mcp_servers/<Server>.py`.
-`open_environment` (what `serve-env` uses) builds the spec in this process from
-the exports and a static read of the module's `CONFIRM_TOOLS`, and runs the tool
-module only inside a sandboxed worker (`SandboxedEnvironment`); `load_environment`
-imports the module here and returns an in-process `Environment` (for trusted
-code, tests, and code already running inside a sandbox). `serve` runs either as
+A fused name (`DentalAppointments_TreatmentBilling`, see `tasks.runtime.fusion`)
+serves its members as one environment. `open_environment` (what `serve-env`
+uses) builds the spec in this process from the exports and a static read of the
+modules' `CONFIRM_TOOLS` (`tasks.runtime.targets`), and runs the tool modules
+only inside a sandboxed worker (`SandboxedEnvironment`); `load_environment`
+imports them here and returns an in-process `Environment` (for trusted code,
+tests, and code already running inside a sandbox). `serve` runs either as
 an MCP server over stdio or streamable HTTP. Command line: `python -m
 tasks.runtime.serve NAME --output-dir DIR|URL [--transport stdio|http] [--host H]
 [--port P] [--call-timeout S]`; an fsspec URL (`s3://bucket/prefix`) is first
@@ -18,27 +20,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
-from schemas.blueprint import ServerBlueprint
 from schemas.config import RunConfig
-from schemas.entity import EntityCatalogue
-from tasks.core.python_source import declared_strings, parse_python
+from schemas.fused_environment import FusedEnvironmentSpec
+from schemas.fusion import is_fused, members
 from tasks.runtime.database import Database
 from tasks.runtime.environment import Environment, ToolServer
-from tasks.runtime.exports import (
-    blueprint_from_export,
-    catalogue_from_export,
-    find_blueprint,
+from tasks.runtime.fusion import (
+    fused_environment,
+    member_specs,
+    served_spec,
 )
 from tasks.runtime.implementations import (
-    CONFIRM_TOOLS_ATTRIBUTE,
-    ImplementationError,
     implementations_from,
     load_tool_module,
     module_confirm_tools,
@@ -49,19 +47,20 @@ from tasks.runtime.sandboxed_environment import (
     SandboxedEnvironment,
     worker_request,
 )
-from tasks.runtime.spec import environment_spec
+from tasks.runtime.targets import (
+    declared_confirm_tools,
+    named_confirm_tools,
+    served_members,
+    served_target,
+    tool_module_path,
+)
 from tasks.store.location import is_url
-from tasks.store.paths import OutputLayout, mcp_server_relpath
+from tasks.store.paths import OutputLayout
 
 DEFAULT_SIMULATION_TIME: str = RunConfig.model_fields["simulation_time"].default
 DEFAULT_SEED: int = RunConfig.model_fields["seed"].default
 
 Transport = Literal["stdio", "http"]
-
-
-def tool_module_path(output_dir: Path, server_name: str) -> Path:
-    """Where the tool module of a server lives (the output layout knows)."""
-    return output_dir / mcp_server_relpath(server_name)
 
 
 def load_environment(
@@ -73,15 +72,18 @@ def load_environment(
     confirm_tools: Collection[str] | None = None,
     strict: bool = True,
 ) -> Environment:
-    """Assemble a server's environment from the output directory.
+    """Assemble a server's (or a fused environment's) environment from the
+    output directory.
 
     Args:
         output_dir: The pipeline's output root.
-        server_name: The server (`MCP_server_name`), e.g. "DentalAppointments".
+        server_name: The server (`MCP_server_name`), e.g. "DentalAppointments",
+            or a fused name, e.g. "DentalAppointments_TreatmentBilling".
         simulation_time: The fixed "now", ISO 8601.
         seed: Seed of id generation.
-        confirm_tools: Write tools that need confirmation; None reads the tool
-            module's `CONFIRM_TOOLS` (empty if it declares none).
+        confirm_tools: Write tools that need confirmation (in a fused
+            environment named `Server.tool` or `Server__tool`); None reads each
+            tool module's `CONFIRM_TOOLS` (empty if it declares none).
         strict: Refuse data with any issue (missing file, broken key or foreign
             key, unknown or missing column); otherwise load what is usable and
             keep the issues in `environment.base.issues`.
@@ -91,23 +93,34 @@ def load_environment(
 
     Raises:
         FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
-        ValueError: If the server is unknown or its blueprint invalid.
+        ValueError: If the server is unknown or its blueprint invalid, or a
+            fused name names a member that is not a built server.
         DataLoadError: If `strict` and the data has issues.
-        ImplementationError: If the tool module cannot serve the tools.
+        ImplementationError: If a tool module cannot serve the tools.
     """
-    blueprint, catalogue = read_exports(output_dir, server_name)
-    module = load_tool_module(tool_module_path(output_dir, server_name))
-    confirm = module_confirm_tools(module) if confirm_tools is None else confirm_tools
-    spec = environment_spec(
-        blueprint,
-        catalogue,
+    names = served_members(output_dir, server_name)
+    modules = {
+        name: load_tool_module(tool_module_path(output_dir, name)) for name in names
+    }
+    target = served_target(
+        output_dir,
+        server_name,
         simulation_time=simulation_time,
         seed=seed,
-        confirm_tools=frozenset(confirm),
+        confirm_tools=lambda name: (
+            module_confirm_tools(modules[name])
+            if confirm_tools is None
+            else named_confirm_tools(server_name, name, confirm_tools)
+        ),
     )
-    database = Database.load(spec, output_dir, strict=strict)
-    bodies = implementations_from(module, [tool.name for tool in spec.tools])
-    return Environment(spec, database, bodies)
+    database = Database.load(served_spec(target), output_dir, strict=strict)
+    bodies = {
+        name: implementations_from(modules[name], [tool.name for tool in spec.tools])
+        for name, spec in member_specs(target).items()
+    }
+    if isinstance(target, FusedEnvironmentSpec):
+        return fused_environment(target, database, bodies)
+    return Environment(target, database, bodies[target.name])
 
 
 def open_environment(
@@ -120,8 +133,9 @@ def open_environment(
     strict: bool = True,
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
 ) -> SandboxedEnvironment:
-    """Start a server's environment in a sandboxed worker (nothing of the tool
-    module runs in this process). Arguments as for `load_environment`, plus:
+    """Start a server's (or a fused environment's) environment in a sandboxed
+    worker (nothing of the tool modules runs in this process). Arguments as for
+    `load_environment`, plus:
 
     Args:
         call_timeout_s: Wall-clock deadline of one tool call; a worker that
@@ -132,56 +146,28 @@ def open_environment(
 
     Raises:
         FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
-        ValueError: If the server is unknown or its blueprint invalid.
-        ImplementationError: If the module is missing or its `CONFIRM_TOOLS` is
+        ValueError: If the server is unknown or its blueprint invalid, or a
+            fused name names a member that is not a built server.
+        ImplementationError: If a module is missing or its `CONFIRM_TOOLS` is
             not a literal tuple of names.
-        WorkerStartError: If the worker refuses the data or the module, or the
-            sandbox cannot start it.
+        WorkerStartError: If the worker refuses the data or the modules, or
+            the sandbox cannot start it.
     """
-    blueprint, catalogue = read_exports(output_dir, server_name)
-    path = tool_module_path(output_dir, server_name)
-    if confirm_tools is None:
-        confirm_tools = _declared_confirm_tools(path)
-    spec = environment_spec(
-        blueprint,
-        catalogue,
+    names = served_members(output_dir, server_name)
+    paths = {name: tool_module_path(output_dir, name) for name in names}
+    target = served_target(
+        output_dir,
+        server_name,
         simulation_time=simulation_time,
         seed=seed,
-        confirm_tools=frozenset(confirm_tools),
+        confirm_tools=lambda name: (
+            declared_confirm_tools(paths[name])
+            if confirm_tools is None
+            else named_confirm_tools(server_name, name, confirm_tools)
+        ),
     )
-    request = worker_request(output_dir, spec, path, strict=strict)
-    return SandboxedEnvironment(spec, request, call_timeout_s=call_timeout_s)
-
-
-def read_exports(
-    output_dir: Path, server_name: str
-) -> tuple[ServerBlueprint, EntityCatalogue]:
-    """A server's blueprint and the entity catalogue, from the exports.
-
-    Raises:
-        FileNotFoundError: If `blueprints.json` or `entities.json` is missing.
-        ValueError: If the server is unknown or its blueprint invalid.
-    """
-    layout = OutputLayout(output_dir)
-    entities = _read_json(layout.entities)
-    blueprints = _read_json(layout.blueprints)
-    if not isinstance(entities, dict) or not isinstance(blueprints, list):
-        raise ValueError(
-            f"{layout.entities} must hold an object and {layout.blueprints} an array"
-        )
-    catalogue = catalogue_from_export(entities)
-    exported = find_blueprint(blueprints, server_name)
-    return blueprint_from_export(exported, catalogue), catalogue
-
-
-def _declared_confirm_tools(path: Path) -> tuple[str, ...]:
-    if not path.is_file():
-        raise ImplementationError(str(path), ["the module file does not exist"])
-    try:
-        tree = parse_python(path.read_text(encoding="utf-8"))
-        return declared_strings(tree, CONFIRM_TOOLS_ATTRIBUTE) or ()
-    except (SyntaxError, ValueError) as exc:
-        raise ImplementationError(str(path), [str(exc)]) from exc
+    request = worker_request(output_dir, target, paths, strict=strict)
+    return SandboxedEnvironment(target, request, call_timeout_s=call_timeout_s)
 
 
 def serve(
@@ -240,14 +226,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _local_output_dir(location: str, server: str, stack: contextlib.ExitStack) -> Path:
     """A local output directory to serve from: the folder itself, or for a URL a
-    temporary folder (removed on exit) holding the server's files staged from
-    the store."""
+    temporary folder (removed on exit) holding the server's files (every
+    member's, for a fused name) staged from the store."""
     if not is_url(location):
         return Path(location)
     from tasks.store.staging import stage_server
 
     local = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="serve-")))
-    copied = stage_server(OutputLayout.at(location), server, local)
+    layout = OutputLayout.at(location)
+    copied = {
+        path
+        for name in (members(server) if is_fused(server) else (server,))
+        for path in stage_server(layout, name, local)
+    }
     print(f"staged {len(copied)} file(s) of {server} from {location}", file=sys.stderr)
     return local
 
@@ -266,7 +257,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tasks.runtime.serve",
         description="Serve a generated environment as an MCP server.",
     )
-    parser.add_argument("name", help="server name, e.g. DentalAppointments")
+    parser.add_argument(
+        "name",
+        help="server name, e.g. DentalAppointments, or a fused name, e.g. "
+        "DentalAppointments_TreatmentBilling",
+    )
     parser.add_argument("--output-dir", default="outputs", help="pipeline output root")
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1")
@@ -292,12 +287,6 @@ def _parser() -> argparse.ArgumentParser:
         help="serve despite data issues (each is printed on stderr)",
     )
     return parser
-
-
-def _read_json(path: Path) -> object:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

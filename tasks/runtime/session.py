@@ -1,14 +1,17 @@
 """Per-session state and the API tool bodies are written against. Inputs: an
 `EnvironmentSpec`, a session's private `Database` copy, the simulation time and the
 seed. Output: `SimulationClock` (a fixed "now", never the wall clock),
-`IdGenerator` (seeded uuid4-formatted ids), `Session`, and `Env`, the object every
-tool body receives as its first argument. Side effects: `Env` writes only to its
-session's tables and authorization binding."""
+`IdGenerator` (seeded uuid4-formatted ids), `Session`, `ToolBinding` (what a tool
+body was written against: its server's spec, and in a fused environment the
+session tables its table names stand for), and `Env`, the object every tool body
+receives as its first argument. Side effects: `Env` writes only to its session's
+tables and authorization binding."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -106,6 +109,46 @@ class Session:
     authorized_id: str | int | None = None
 
 
+@dataclass(frozen=True)
+class ToolBinding:
+    """How a tool body sees its environment.
+
+    Attributes:
+        spec: The spec of the server the body was written for.
+        tool: The body's tool, as that server names it.
+        auth_tool: The tool an agent calls to authorize (named as the agent
+            sees it), for "not authorized" messages.
+        tables: The body's table names -> the session's table names (a fused
+            environment's namespaces); None when they are the same.
+    """
+
+    spec: EnvironmentSpec
+    tool: ToolSpec
+    auth_tool: str | None
+    tables: Mapping[str, str] | None = None
+
+    @classmethod
+    def direct(cls, spec: EnvironmentSpec, tool: ToolSpec) -> ToolBinding:
+        """The binding of a tool served by its own server."""
+        return cls(spec=spec, tool=tool, auth_tool=spec.auth_tool)
+
+    def table_name(self, name: str) -> str:
+        """The session table a body's table name stands for.
+
+        Raises:
+            KeyError: If the body's server has no such table.
+        """
+        if self.tables is None:
+            return name
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise KeyError(
+                f"no table {name!r} in {self.spec.name}; its tables are "
+                f"{', '.join(self.tables)}"
+            ) from None
+
+
 class Env:
     """What a tool body receives first: tables, clock, ids, auth, confirmation.
 
@@ -117,14 +160,15 @@ class Env:
             return env.table("Appointment").update(appointment_id, status="cancelled")
     """
 
-    def __init__(self, spec: EnvironmentSpec, session: Session, tool: ToolSpec) -> None:
-        self._spec = spec
+    def __init__(self, binding: ToolBinding, session: Session) -> None:
+        self._binding = binding
+        self._spec = binding.spec
         self._session = session
-        self._tool = tool
+        self._tool = binding.tool
 
     @property
     def tool_name(self) -> str:
-        """The tool being called."""
+        """The tool being called (as its server names it)."""
         return self._tool.name
 
     @property
@@ -143,7 +187,7 @@ class Env:
         Raises:
             KeyError: If there is no such table (a bug in the tool body).
         """
-        return self._session.db.table(name)
+        return self._session.db.table(self._binding.table_name(name))
 
     def now(self) -> datetime:
         """The simulation time; never the wall clock."""
@@ -181,9 +225,10 @@ class Env:
                 authorization.
         """
         if self._session.authorized_id is None:
+            auth_tool = self._binding.auth_tool
             how = (
-                f"call {self._spec.auth_tool} first"
-                if self._spec.auth_tool
+                f"call {auth_tool} first"
+                if auth_tool
                 else "this server has no authorization tool"
             )
             raise ToolError(f"not authorized: {how}")

@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "dental"
 SERVER = "DentalAppointments"
 SIMULATION_TIME = "2025-01-23T15:00:00-05:00"
+FUSED = "DentalAppointments_TreatmentBilling"
+"""A fused environment of the demo world's servers (see the `demo_output` fixture)."""
 
 ANA = "3f1c2a9e-5b7d-4c1e-9a2b-1d4e5f6a7b8c"
 """Active patient with one upcoming booked and one cancelled appointment."""

@@ -1,8 +1,11 @@
 """Fixtures of the runtime tests: the DentalAppointments environment loaded from
 the hand-written fixture directory, its spec, a scratch copy of the directory for
 tests that alter files, the fixture server running over streamable HTTP on a
-loopback port (a real `python -m tasks.runtime.serve` process), and a skip unless
-the sandbox drops privileges."""
+loopback port (a real `python -m tasks.runtime.serve` process), the demo world's
+output through s09 (run once per session from its scripted cassette, offline),
+the fused DentalAppointments_TreatmentBilling environment served from it by
+`agentskiller serve-env` over streamable HTTP, and a skip unless the sandbox
+drops privileges."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,15 @@ from schemas.environment import EnvironmentSpec
 from tasks.runtime.environment import Environment
 from tasks.runtime.sandbox import sandbox_capabilities
 from tasks.runtime.serve import load_environment
-from tests.runtime import FIXTURE_DIR, REPO, SERVER, SIMULATION_TIME, serve_arguments
+from tests.conftest import DEMO_CONFIG
+from tests.runtime import (
+    FIXTURE_DIR,
+    FUSED,
+    REPO,
+    SERVER,
+    SIMULATION_TIME,
+    serve_arguments,
+)
 
 LOOPBACK = "127.0.0.1"
 SERVER_START_TIMEOUT = 60.0
@@ -51,11 +63,60 @@ def output_dir(tmp_path: Path) -> Path:
 def http_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The MCP endpoint of the fixture server served over streamable HTTP by its
     own process, e.g. "http://127.0.0.1:PORT/mcp"; killed after the module."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("http-server") / "stderr.txt"
+    with _http_server(lambda port: serve_arguments("http", "--port", port), log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def demo_output(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo world's output directory after s09 (built servers:
+    AccountServicing, CardServices, DentalAppointments, TreatmentBilling;
+    FlightBooking has a blueprint and data but failed its build)."""
+    from flows.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("demo-s09")
+    report = run_pipeline(
+        config_path=str(DEMO_CONFIG), output_dir=str(out), until="s09"
+    )
+    assert report.status == "ok"
+    return out
+
+
+@pytest.fixture(scope="module")
+def fused_http_url(
+    demo_output: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The MCP endpoint of `agentskiller serve-env DentalAppointments_TreatmentBilling
+    --transport http` serving the demo output (a real process, sandboxed worker)."""
+    log = tmp_path_factory.mktemp("fused-server") / "stderr.txt"
+
+    def argv(port: str) -> list[str]:
+        return [
+            "-m",
+            "flows.cli",
+            "serve-env",
+            FUSED,
+            "--output-dir",
+            str(demo_output),
+            "--transport",
+            "http",
+            "--port",
+            port,
+        ]
+
+    with _http_server(argv, log) as url:
+        yield url
+
+
+@contextmanager
+def _http_server(argv, log: Path) -> Iterator[str]:
+    """Run `python <argv(port)>` on a free loopback port until the block ends."""
+    port = _free_port()
+    arguments: Sequence[str] = argv(str(port))
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, *serve_arguments("http", "--port", str(port))],
+            [sys.executable, *arguments],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -12,6 +12,8 @@ from tasks.runtime.environment import Environment
 from tasks.runtime.implementations import load_implementations
 from tasks.runtime.mcp_exposure import (
     SESSION_META_KEY,
+    STATE_DIFF_URI,
+    STATE_HASH_URI,
     EnvironmentServer,
     build_mcp_server,
     call_tool_result,
@@ -249,3 +251,44 @@ def test_non_object_results_are_wrapped_for_structured_content():
     assert result.structured_content == {"result": [1, 2]}
     error = call_tool_result(ToolResult(tool="t", is_error=True, error="nope"))
     assert error.is_error and error.content[0].text == "nope"
+
+
+async def _state(client, meta=None):
+    """The (hash, diff) a client reads from the session-state resources."""
+    hashed = await client.read_resource(STATE_HASH_URI, meta=meta)
+    diffed = await client.read_resource(STATE_DIFF_URI, meta=meta)
+    return hashed.contents[0].text, json.loads(diffed.contents[0].text)
+
+
+def test_session_state_resources_of_a_single_server(environment):
+    """`state://session/hash` and `/diff` are listed and read in the caller's
+    session: they follow its writes, and another session keeps the base."""
+    base = environment.base.state_hash()
+
+    async def scenario(client):
+        listed = (await client.list_resources()).resources
+        before = await _state(client)
+        await client.call_tool("authorize_patient", {"patient_id": ANA})
+        booked = await client.call_tool("book_appointment", {**BOOK, "confirm": True})
+        after = await _state(client)
+        other = await _state(client, meta={SESSION_META_KEY: "someone-else"})
+        return listed, before, booked, after, other
+
+    server = build_mcp_server(environment)
+    listed, before, booked, after, other = _with_client(server, scenario)
+    new_id = booked.structured_content["appointment"]["appointment_id"]
+    assert {(str(r.uri), r.mime_type) for r in listed} == {
+        (STATE_HASH_URI, "text/plain"),
+        (STATE_DIFF_URI, "application/json"),
+    }
+    assert before == (base, {"tables": {}})
+    assert after == (
+        environment.state_hash(server.local_session),
+        {
+            "tables": {
+                "Appointment": {"inserted": [new_id], "updated": {}, "deleted": []}
+            }
+        },
+    )
+    assert after[0] != base
+    assert other == (base, {"tables": {}})
