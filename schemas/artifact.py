@@ -46,6 +46,7 @@ ArtifactKind = Literal[
     "agent_task",
     "user_query",
     "query_set",
+    "task_filter_report",
     "task_template",
     "task_template_set",
     "combination_selection",

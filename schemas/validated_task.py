@@ -130,3 +130,29 @@ class QuerySet(Frozen):
 
     environment: str
     queries: tuple[UserQuery, ...]
+
+
+FilterFailure = Literal["binding", "tool_error", "no_write", "environment"]
+
+
+class CombinationResult(Frozen):
+    """What executing one combination's golden trajectory gave."""
+
+    combo_id: str
+    trajectory_hash: str
+    passed: bool
+    failure: FilterFailure | None = None
+    message: str | None = None
+    calls: int = Field(ge=0, description="Calls made before it passed or stopped.")
+
+
+class TaskFilterReport(Frozen):
+    """s16's result for one environment: every combination it executed, passed
+    or filtered out with its typed reason (exported with the validated tasks)."""
+
+    environment: str
+    results: tuple[CombinationResult, ...]
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.results)

@@ -18,9 +18,10 @@ from typing import Any
 
 from mcp import Client
 
+from schemas.environment import DatabaseDiff
 from schemas.golden import GoldenRun, GoldenStep, PlannedCall
 from tasks.core.bindings import bind_call
-from tasks.runtime.mcp_exposure import SESSION_META_KEY
+from tasks.runtime.mcp_exposure import SESSION_META_KEY, STATE_DIFF_URI, STATE_HASH_URI
 
 StateReader = Callable[[str], Awaitable[str]]
 """Reads a session's current state hash."""
@@ -36,7 +37,7 @@ async def run_golden(
     state_hash: StateReader,
 ) -> GoldenRun:
     """Execute `calls` in `session` and say whether the golden run passed."""
-    meta = {SESSION_META_KEY: session}
+    meta = session_meta(session)
     results: list[Any] = []
     steps: list[GoldenStep] = []
     before = await state_hash(session)
@@ -92,3 +93,56 @@ def _failed(
     return GoldenRun(
         session=session, steps=tuple(steps), failure=failure, message=message
     )
+
+
+def session_meta(session: str) -> dict[str, str]:
+    """The request `_meta` that names a runtime session."""
+    return {SESSION_META_KEY: session}
+
+
+def mcp_state_hash(client: Client) -> StateReader:
+    """Reads a session's state hash from the environment's MCP resource, as any
+    client can."""
+
+    async def read(session: str) -> str:
+        found = await client.read_resource(STATE_HASH_URI, meta=session_meta(session))
+        return found.contents[0].text
+
+    return read
+
+
+async def session_diff(client: Client, session: str) -> DatabaseDiff:
+    """A session's diff against the untouched base, from the MCP resource."""
+    found = await client.read_resource(STATE_DIFF_URI, meta=session_meta(session))
+    return DatabaseDiff.model_validate_json(found.contents[0].text)
+
+
+async def write_tool_names(client: Client) -> frozenset[str]:
+    """The tools the environment marks as writes (not read-only)."""
+    listed = (await client.list_tools()).tools
+    return frozenset(
+        t.name for t in listed if not (t.annotations and t.annotations.read_only_hint)
+    )
+
+
+async def run_each(
+    client: Client,
+    plans: Sequence[tuple[str, Sequence[PlannedCall], Mapping[str, Mapping[str, Any]]]],
+) -> list[tuple[GoldenRun, DatabaseDiff | None]]:
+    """Run every (session, calls, instances) plan in its own fresh session of the
+    environment `client` is connected to; the diff of each passing run."""
+    writes = await write_tool_names(client)
+    reader = mcp_state_hash(client)
+    done: list[tuple[GoldenRun, DatabaseDiff | None]] = []
+    for session, calls, instances in plans:
+        run = await run_golden(
+            client,
+            calls,
+            instances,
+            session=session,
+            write_tools=writes,
+            state_hash=reader,
+        )
+        diff = await session_diff(client, session) if run.passed else None
+        done.append((run, diff))
+    return done
