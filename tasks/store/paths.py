@@ -260,6 +260,16 @@ def tool_graph_relpath(server: str) -> str:
     return f"tool_graphs/{_plain_name(server)}.json"
 
 
+def validated_tasks_relpath(environment: str) -> str:
+    """s16's validated tasks of one server or fused environment."""
+    return f"validated_tasks/{_plain_name(environment)}/validated_combos.json"
+
+
+def queries_relpath(environment: str) -> str:
+    """s17's user queries of one server or fused environment (JSONL)."""
+    return f"queries/{_plain_name(environment)}.jsonl"
+
+
 def task_templates_relpath(source: str) -> str:
     """s14's templates of one server (later also of a fused combination)."""
     return f"task_templates/{_plain_name(source)}.json"
