@@ -138,6 +138,27 @@ def cmd_serve_env(args: argparse.Namespace, extra: list[str]) -> int:
     return serve.main(argv)
 
 
+def cmd_check_task(args: argparse.Namespace) -> int:
+    from tasks.check_task import QueryNotFound, check_task
+    from tasks.store.artifacts import StoreError
+
+    try:
+        result = check_task(Path(args.output_dir), args.query_id)
+    except (QueryNotFound, StoreError, FileNotFoundError) as exc:
+        return fail(str(exc))
+    for error in result.errors:
+        print(error)
+    verdict = "ok" if result.ok else "MISMATCH"
+    print(
+        f"{verdict}: {result.query_id} on {result.environment}: final state "
+        f"{result.final_hash[:16]}, expected {result.expected_hash[:16]}"
+    )
+    if not result.ok:
+        print("diff of the replay:", result.diff.model_dump_json())
+        print("expected diff:     ", result.expected_diff.model_dump_json())
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentskiller", description=__doc__.splitlines()[0]
@@ -217,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--host", default="127.0.0.1")
     env.add_argument("--port", type=int, default=8000)
     env.set_defaults(func=cmd_serve_env, passthrough=True)
+
+    check = sub.add_parser(
+        "check-task",
+        help="replay a query's golden calls against its served environment and "
+        "compare the final state with the recorded one",
+    )
+    check.add_argument("query_id", help="the query's id (queries/*.jsonl)")
+    check.add_argument("--output-dir", required=True)
+    check.set_defaults(func=cmd_check_task)
     return parser
 
 

@@ -69,6 +69,8 @@ class AgentTask(Frozen):
     golden_calls: tuple[GoldenCall, ...] = Field(min_length=1)
     expected_state_hash: str
     expected_diff: DatabaseDiff
+    simulation_time: str = Field(description="The environment's clock.")
+    seed: int = Field(description="The environment's id seed.")
 
 
 class QueryMessage(Frozen):

@@ -78,7 +78,7 @@ def validate_combinations(
         Artifact[AgentTask].build(
             kind="agent_task",
             id=combo.payload.combo_id,
-            payload=agent_task(combo.payload, run, diff),
+            payload=agent_task(combo.payload, run, diff, simulation_time, seed),
             parents=[combo.ref, *(s.ref for s in servers)],
             producer=made,
         )
@@ -131,7 +131,11 @@ def execute(
 
 
 def agent_task(
-    combo: InstanceCombination, run: GoldenRun, diff: DatabaseDiff
+    combo: InstanceCombination,
+    run: GoldenRun,
+    diff: DatabaseDiff,
+    simulation_time: str,
+    seed: int,
 ) -> AgentTask:
     """The validated task a passing run makes of its combination."""
     return AgentTask(
@@ -150,6 +154,8 @@ def agent_task(
         golden_calls=run.calls,
         expected_state_hash=run.final_state_hash or "",
         expected_diff=diff,
+        simulation_time=simulation_time,
+        seed=seed,
     )
 
 

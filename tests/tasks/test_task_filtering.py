@@ -143,7 +143,7 @@ def test_only_combinations_that_really_write_become_agent_tasks(tmp_path: Path):
     ]
     assert outcomes[2].calls == 0
     run, diff = runs[0]
-    task = agent_task(combos[0], run, diff)
+    task = agent_task(combos[0], run, diff, SIMULATION_TIME, SEED)
     assert [c.tool for c in task.golden_calls] == [
         "authorize_patient",
         "book_appointment",

@@ -1,0 +1,116 @@
+"""`agentskiller check-task`: replay a query's golden calls against its served
+environment over a real MCP transport and compare the final state.
+
+Input: an output directory and a query id. The query is looked up in
+`queries/*.jsonl`; its lineage names the s16 `agent_task` (read from the store,
+hash-checked), which holds the golden calls with concrete arguments, the expected
+final state hash and diff, and the environment's clock and seed. The environment
+is started as `python -m tasks.runtime.serve` (the same server `serve-env` runs,
+its tool modules in the sandbox) over stdio; the calls run in one fresh named
+session; the session's hash and diff are read from the environment's MCP
+resources, as any client could. Output: a `TaskCheck`. Side effects: the server
+process, gone afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+from schemas.environment import DatabaseDiff
+from schemas.validated_task import AgentTask, UserQuery
+from tasks.runtime.golden_run import mcp_state_hash, session_diff, session_meta
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.paths import OutputLayout
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class QueryNotFound(LookupError):
+    """No query with this id in the output directory."""
+
+
+@dataclass(frozen=True)
+class TaskCheck:
+    """The outcome of replaying one task."""
+
+    query_id: str
+    environment: str
+    expected_hash: str
+    final_hash: str
+    errors: tuple[str, ...]
+    diff: DatabaseDiff
+    expected_diff: DatabaseDiff
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.final_hash == self.expected_hash
+
+
+def find_query(output_dir: Path, query_id: str) -> UserQuery:
+    """The query with this id, from `queries/*.jsonl`.
+
+    Raises:
+        QueryNotFound: naming the folder searched.
+    """
+    folder = output_dir / "queries"
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and json.loads(line).get("id") == query_id:
+                return UserQuery.model_validate_json(line)
+    raise QueryNotFound(f"no query {query_id!r} in {folder}/*.jsonl")
+
+
+def check_task(output_dir: Path, query_id: str) -> TaskCheck:
+    """Replay the query's golden calls in a fresh session of its environment."""
+    query = find_query(output_dir, query_id)
+    store = ArtifactStore(OutputLayout(output_dir))
+    task = store.get(query.lineage.content_hash, AgentTask).payload
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "tasks.runtime.serve",
+            task.environment,
+            "--output-dir",
+            str(output_dir),
+            "--transport",
+            "stdio",
+            "--simulation-time",
+            task.simulation_time,
+            "--seed",
+            str(task.seed),
+        ],
+        cwd=str(PROJECT_ROOT),
+    )
+    session = f"check-{uuid.uuid4().hex}"
+
+    async def replay() -> tuple[str, DatabaseDiff, list[str]]:
+        errors: list[str] = []
+        async with Client(server) as client:
+            for i, call in enumerate(task.golden_calls):
+                answer = await client.call_tool(
+                    call.tool, call.arguments, meta=session_meta(session)
+                )
+                if answer.is_error:
+                    text = "".join(getattr(c, "text", "") for c in answer.content)
+                    errors.append(f"call {i} ({call.tool}) failed: {text}")
+            final = await mcp_state_hash(client)(session)
+            return final, await session_diff(client, session), errors
+
+    final, diff, errors = anyio.run(replay)
+    return TaskCheck(
+        query_id=query.id,
+        environment=task.environment,
+        expected_hash=task.expected_state_hash,
+        final_hash=final,
+        errors=tuple(errors),
+        diff=diff,
+        expected_diff=task.expected_diff,
+    )
