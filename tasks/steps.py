@@ -122,6 +122,22 @@ STEPS: tuple[StepInfo, ...] = (
         True,
         "flows.task_templates:write_task_templates",
     ),
+    StepInfo(
+        "s15",
+        "s15_instance_combinations",
+        "Agent Tasks",
+        "Plan instance constraints, select combinations with sandboxed code",
+        True,
+        "flows.instance_combinations:select_instance_combinations",
+    ),
+    StepInfo(
+        "s16",
+        "s16_task_filtering",
+        "Agent Tasks",
+        "Execute every golden trajectory over MCP; keep combinations that pass",
+        False,
+        "flows.task_filtering:filter_tasks",
+    ),
 )
 
 
@@ -154,7 +170,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "single_tasks",
-        ("s14",),
+        ("s14", "s15", "s16"),
         after=("environments",),
         modes=frozenset({"single", "both"}),
     ),

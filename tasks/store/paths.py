@@ -287,6 +287,19 @@ def tool_list_relpath(server: str) -> str:
     return f"tool_lists/{_plain_name(server)}.json"
 
 
+def combinations_relpath(server: str, trajectory_hash: str) -> str:
+    """s15's kept combinations of one template."""
+    return f"combinations/{_plain_name(server)}/{_plain_name(trajectory_hash)}.json"
+
+
+def sampling_code_relpath(server: str, trajectory_hash: str) -> str:
+    """s15's selection script that found a template's combinations."""
+    return f"sampling_codes/{_plain_name(server)}/{_plain_name(trajectory_hash)}.py"
+
+
+SKIPPED_TRAJECTORIES_RELPATH = "combinations/_skipped_trajectories.json"
+
+
 GLOBAL_RECORD_RELPATH = "mcp_global_record.json"
 COMBINATIONS_RELPATH = "cross_domain_combinations/_combinations.json"
 CANDIDATES_RELPATH = "cross_domain_combinations/_candidates.json"
