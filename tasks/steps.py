@@ -138,6 +138,14 @@ STEPS: tuple[StepInfo, ...] = (
         False,
         "flows.task_filtering:filter_tasks",
     ),
+    StepInfo(
+        "s17",
+        "s17_query_generation",
+        "Agent Tasks",
+        "Write checked user queries for validated tasks (JSONL)",
+        True,
+        "flows.query_generation:generate_queries",
+    ),
 )
 
 
@@ -170,7 +178,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "single_tasks",
-        ("s14", "s15", "s16"),
+        ("s14", "s15", "s16", "s17"),
         after=("environments",),
         modes=frozenset({"single", "both"}),
     ),
