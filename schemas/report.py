@@ -37,6 +37,11 @@ class StepReport(Frozen):
     ok: int = 0
     failed: int = 0
     cached: int = 0
+    items: int = Field(
+        default=0,
+        description="Work items run (each fresh or a cache hit); failures found "
+        "while planning, with no item, are counted in `failed` only.",
+    )
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -182,6 +182,7 @@ def run_rounds(
         outcomes = run_items(step.run, works, tally, exports=exports)
         step.tally.ok += tally.ok
         step.tally.cached += tally.cached
+        step.tally.items += tally.items
         again: list[tuple[TemplateInputs, FailedItem]] = []
         for src, outcome in zip(pending, outcomes, strict=True):
             if outcome.failure is None:

@@ -48,6 +48,7 @@ class StepTally:
     step: str
     ok: int = 0
     cached: int = 0
+    items: int = 0
     failures: list[FailedItem] = field(default_factory=list)
 
     @property
@@ -268,6 +269,7 @@ def run_items(
             done |= {again[j]: result for j, result in redone.items()}
     outcomes = [done[i][0] for i in range(len(works))]
     for outcome, cached in (done[i] for i in range(len(works))):
+        tally.items += 1
         tally.cached += int(cached)
         if outcome.failure is None:
             tally.ok += 1

@@ -590,6 +590,7 @@ def run_items_on_pool(
             done |= {again[j]: result for j, result in redone.items()}
     outcomes = [done[i][0] for i in range(len(works))]
     for outcome, cached in (done[i] for i in range(len(works))):
+        tally.items += 1
         tally.cached += int(cached)
         if outcome.failure is None:
             tally.ok += 1

@@ -137,6 +137,7 @@ def step_report(
         ok=tally.ok,
         failed=tally.failed,
         cached=tally.cached,
+        items=tally.items,
         llm_calls=int(usage.get("calls", 0)),
         prompt_tokens=int(usage.get("prompt_tokens", 0)),
         completion_tokens=int(usage.get("completion_tokens", 0)),

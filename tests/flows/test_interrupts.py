@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import DEMO_CONFIG
 from tests.processes import alive, children
 
-STEP_MARKER = "s06-generate_entity_table"
+STEP_MARKER = "for flow 's06-database-generation'"  # the step's subflow started
 DEADLINE_S = 600
 
 

@@ -109,4 +109,6 @@ def test_a_rerun_pays_for_nothing_not_even_the_rejected_template(demo):
     assert second.llm_calls == 0
     step = second.steps[STEP]
     assert step.ok == first.steps[STEP].ok
-    assert step.cached == step.ok + step.failed - 1  # FlightBooking never runs
+    assert (
+        step.cached == step.items == step.ok + step.failed - 1
+    )  # FlightBooking never runs

@@ -42,9 +42,7 @@ def test_the_task_steps_run_in_order_with_their_scripted_failures(demo):
     order += ["s15_instance_combinations", "s16_task_filtering"]
     order += ["s17_query_generation", "s10_combination_selection", "s13_policy_merge"]
     assert [n for n in names if n in order] == order
-    reasons = {
-        (f.step, f.reason) for s in report.steps.values() for f in s.failures
-    }
+    reasons = {(f.step, f.reason) for s in report.steps.values() for f in s.failures}
     assert ("s14", "rejected_by_judge") in reasons
     assert ("s15", "validation_failed") in reasons
     [dropped] = report.steps["s17_query_generation"].failures
