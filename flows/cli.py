@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a generated environment as an MCP server (stdio or HTTP)",
         description="The tool module runs only in a sandboxed worker process. "
         "Other options (--simulation-time, --seed, --confirm-tools, --lenient, "
-        "--call-timeout) are passed to python -m tasks.runtime.serve.",
+        "--call-timeout, --overlay FILE) are passed to python -m "
+        "tasks.runtime.serve.",
     )
     env.add_argument(
         "name",

@@ -23,10 +23,16 @@ from tasks.store.paths import queries_relpath
 @flow(name="s17-query-generation", validate_parameters=False)
 def generate_queries(run: RunRef) -> StepReport:
     """Write a user query for every validated task, then one JSONL per environment."""
-    step = StepRun("s17", run)
+    return query_step(StepRun("s17", run), "s16_task_filtering")
+
+
+def query_step(step: StepRun, source: str) -> StepReport:
+    """s17's work on the agent tasks of step `source`: s17 on s16's, s17x (the
+    cross-domain pass) on s16x's; same config and prompt, one JSONL per
+    environment."""
     cfg = step.config.steps.s17_query_generation
     llm = step.llm(cfg)
-    tasks = step.store.load_outputs("s16_task_filtering", AgentTask, kind="agent_task")
+    tasks = step.store.load_outputs(source, AgentTask, kind="agent_task")
     tool_lists = {
         t.payload.server_name: t
         for t in step.store.load_outputs(

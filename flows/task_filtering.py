@@ -28,10 +28,17 @@ from tasks.store.paths import validated_tasks_relpath
 @flow(name="s16-task-filtering", validate_parameters=False)
 def filter_tasks(run: RunRef) -> StepReport:
     """Run every combination's golden trajectory in its environment."""
-    step = StepRun("s16", run)
+    return filter_step(StepRun("s16", run), "s15_instance_combinations")
+
+
+def filter_step(step: StepRun, source: str) -> StepReport:
+    """s16's work on the combinations of step `source`: s16 on s15's, s16x
+    (the cross-domain pass, each session started from its combination's
+    overlay) on s15x's; same config, same exports under each environment's
+    name."""
     cfg = step.config.steps.s16_task_filtering
     combos = step.store.load_outputs(
-        "s15_instance_combinations", InstanceCombination, kind="instance_combination"
+        source, InstanceCombination, kind="instance_combination"
     )
     chosen = {
         c.combo_id
@@ -59,7 +66,7 @@ def filter_tasks(run: RunRef) -> StepReport:
     made = [a for o in outcomes for a in o.artifacts]
     tasks = [a for a in made if a.kind == "agent_task"]
     reports = [a for a in made if a.kind == "task_filter_report"]
-    step.fail(*plan.filtered_failures([r.payload for r in reports]))
+    step.fail(*plan.filtered_failures([r.payload for r in reports], step.info.id))
     by_env: dict[str, list[AgentTask]] = {}
     for task in tasks:
         by_env.setdefault(task.payload.environment, []).append(task.payload)

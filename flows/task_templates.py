@@ -7,6 +7,11 @@ reference shape). A template the judge scores under the threshold and an item
 whose writer or judge never validated are failed items (`rejected_by_judge`,
 `invalid_output`); a server without a passing build is a `dependency_failed`
 item and gets no model call.
+
+s14x (`write_cross_domain_templates`) is the cross-domain pass: the same items
+over s11's fused trajectories (agent-facing names), with the s13 merged policy
+and the members' tables, exported as `task_templates/<Fused>.json` with steps in
+the reference's `Server.tool` form.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from prefect import flow
 
 from schemas.report import StepReport
 from schemas.run import RunRef
+from tasks import cross_template_plan as cross_plan
 from tasks import template_plan as plan
 from tasks.core.task_templates import task_templates_export
+from tasks.core.trajectory_fusion import cross_domain_templates_export
 from tasks.step_run import StepRun
 from tasks.store.paths import task_templates_relpath
 
@@ -45,6 +52,40 @@ def write_task_templates(run: RunRef) -> StepReport:
         },
         note=f"{len(templates)} of {len(works)} template(s) kept, {rejected} "
         f"rejected by the judge, {len(unbuilt)} server(s) without a build or graph",
+        inputs=len(works),
+        produced=len(templates),
+    )
+
+
+@flow(name="s14x-cross-domain-task-templates", validate_parameters=False)
+def write_cross_domain_templates(run: RunRef) -> StepReport:
+    """Write and judge a template for each fused trajectory of each combination."""
+    step = StepRun("s14x", run)
+    cfg = step.config.steps.s14_task_templates
+    sources, unmerged = cross_plan.cross_domain_sources(step.store)
+    step.fail(*unmerged)
+    works = plan.template_items(step, cfg, sources)
+    outcomes = step.run_items(works)
+    collected = step.run_items(plan.collect_items(step, sources, works, outcomes))
+    templates = [a for o in outcomes for a in o.artifacts]
+    sets = [a for o in collected for a in o.artifacts]
+    fused = {s.source.name: s.origin["fused_set"].payload for s in sources}
+    rejected = sum(
+        o.failure is not None and o.failure.reason == "rejected_by_judge"
+        for o in outcomes
+    )
+    return step.finish(
+        outputs=[*templates, *sets],
+        exports={
+            task_templates_relpath(s.id): (
+                s,
+                cross_domain_templates_export(s.payload, fused[s.id]),
+            )
+            for s in sets
+        },
+        note=f"{len(templates)} of {len(works)} cross-domain template(s) kept, "
+        f"{rejected} rejected by the judge, {len(unmerged)} combination(s) "
+        "without a merged policy",
         inputs=len(works),
         produced=len(templates),
     )

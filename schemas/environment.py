@@ -48,6 +48,8 @@ DataIssueKind = Literal[
     "dangling_foreign_key",
     "unknown_column",
     "missing_column",
+    "unknown_table",
+    "invalid_value",
 ]
 
 

@@ -87,3 +87,33 @@ class FusedEnvironmentSpec(Frozen):
 
 ServedSpec = EnvironmentSpec | FusedEnvironmentSpec
 """What an environment serves: one server, or several fused."""
+
+
+class FusedEnvironmentSummary(Frozen):
+    """s12's output unit: what a fused environment is made of, without its data
+    (exported as `database/outputs/fused/<Fused>.json`).
+
+    Attributes:
+        name: The fused name.
+        core_entity: The one shared table.
+        members: The member servers, sorted.
+        tables: Member -> its table name -> the table's name in the fused
+            environment (the core entity's own name, else `Member.Table`).
+        tools: Agent-facing tool name -> (server, tool).
+    """
+
+    name: EnvironmentName
+    core_entity: PascalName
+    members: tuple[PascalName, ...] = Field(min_length=2)
+    tables: dict[PascalName, dict[PascalName, TableName]]
+    tools: dict[ToolName, ToolRoute]
+
+    @classmethod
+    def of(cls, spec: FusedEnvironmentSpec) -> FusedEnvironmentSummary:
+        return cls(
+            name=spec.name,
+            core_entity=spec.core_entity,
+            members=tuple(spec.members),
+            tables=spec.tables,
+            tools=spec.tools,
+        )

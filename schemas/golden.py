@@ -95,7 +95,9 @@ class GoldenStep(Frozen):
     )
 
 
-GoldenFailure = Literal["binding", "tool_error", "no_write"]
+GoldenFailure = Literal["binding", "tool_error", "no_write", "overlay"]
+"""Why a golden run failed; "overlay": the environment refused the
+combination's overlay, so no call ran."""
 
 
 class GoldenRun(Frozen):

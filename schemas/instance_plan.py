@@ -28,6 +28,7 @@ CombinationFailure = Literal[
     "no_combination",  # the script ran but found no combination
     "timeout",  # the script hit its time limit
     "bad_reference",  # every combination referenced a missing row, field or value
+    "execution_failed",  # cross-domain: no created combination executed successfully
 ]
 """Why one template got no instance combination (the item's typed failure)."""
 

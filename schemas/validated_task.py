@@ -134,7 +134,7 @@ class QuerySet(Frozen):
     queries: tuple[UserQuery, ...]
 
 
-FilterFailure = Literal["binding", "tool_error", "no_write", "environment"]
+FilterFailure = Literal["binding", "tool_error", "no_write", "environment", "overlay"]
 
 
 class CombinationResult(Frozen):

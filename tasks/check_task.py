@@ -6,16 +6,19 @@ Input: an output directory and a query id. The query is looked up in
 hash-checked), which holds the golden calls with concrete arguments, the expected
 final state hash and diff, and the environment's clock and seed. The environment
 is started as `python -m tasks.runtime.serve` (the same server `serve-env` runs,
-its tool modules in the sandbox) over stdio; the calls run in one fresh named
-session; the session's hash and diff are read from the environment's MCP
+its tool modules in the sandbox) over stdio, with the task's overlay (a
+cross-domain task's records) passed as `--overlay FILE`, so every session starts
+from base + overlay exactly as s16's golden run did; the calls run in one fresh
+named session; the session's hash and diff are read from the environment's MCP
 resources, as any client could. Output: a `TaskCheck`. Side effects: the server
-process, gone afterwards.
+process and the overlay's temporary file, gone afterwards.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +75,18 @@ def check_task(output_dir: Path, query_id: str) -> TaskCheck:
     query = find_query(output_dir, query_id)
     store = ArtifactStore(OutputLayout(output_dir))
     task = store.get(query.lineage.content_hash, AgentTask).payload
+    with tempfile.TemporaryDirectory(prefix="agentskiller-check-") as scratch:
+        overlay: list[str] = []
+        if task.overlay:
+            path = Path(scratch) / "overlay.json"
+            path.write_text(json.dumps(task.overlay), encoding="utf-8")
+            overlay = ["--overlay", str(path)]
+        return _replay(output_dir, query, task, overlay)
+
+
+def _replay(
+    output_dir: Path, query: UserQuery, task: AgentTask, overlay: list[str]
+) -> TaskCheck:
     server = StdioServerParameters(
         command=sys.executable,
         args=[
@@ -86,6 +101,7 @@ def check_task(output_dir: Path, query_id: str) -> TaskCheck:
             task.simulation_time,
             "--seed",
             str(task.seed),
+            *overlay,
         ],
         cwd=str(PROJECT_ROOT),
     )

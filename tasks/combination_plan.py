@@ -17,7 +17,7 @@ items' own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,15 +163,24 @@ def combination_item(
     )
 
 
+ItemBuilder = Callable[[StepRun, InstanceConfig, TemplateInputs, int], WorkItem]
+"""Makes the item of one template in one round (s15's, or s15x's creation)."""
+
+
 def run_rounds(
-    step: StepRun, cfg: InstanceConfig, sources: Sequence[TemplateInputs]
+    step: StepRun,
+    cfg: InstanceConfig,
+    sources: Sequence[TemplateInputs],
+    item: ItemBuilder | None = None,
 ) -> Rounds:
-    """Run the rounds; the step's tally gets the successes and final failures."""
+    """Run the rounds; the step's tally gets the successes and final failures.
+    `item` builds each round's items (default: s15's `combination_item`)."""
+    build = item or combination_item
     rounds = Rounds()
     pending = list(sources)
     number = 1
     while pending:
-        works = [combination_item(step, cfg, src, number) for src in pending]
+        works = [build(step, cfg, src, number) for src in pending]
         tally = StepTally(step.info.name)
         exports = {
             f"{s.server}/{s.template.payload.trajectory_hash}": combinations_relpath(
@@ -211,9 +220,12 @@ def _final(failure: FailedItem) -> bool:
     return failure.blocking or failure.reason == "dependency_failed"
 
 
-def template_exports(rounds: Rounds) -> dict[str, tuple[Artifact, Any]]:
-    """`combinations/<Server>/<hash>.json` and `sampling_codes/<Server>/<hash>.py`
-    of every template that got combinations (the selection artifact first)."""
+def template_exports(
+    rounds: Rounds, code_relpath: Callable[[str, str], str] = sampling_code_relpath
+) -> dict[str, tuple[Artifact, Any]]:
+    """`combinations/<Environment>/<hash>.json` and the script's file
+    (`code_relpath`: `sampling_codes/<Server>/<hash>.py` for s15) of every
+    template that got combinations (the selection artifact first)."""
     exports: dict[str, tuple[Artifact, Any]] = {}
     for src, outcome in rounds.succeeded:
         selection, *combos = outcome.artifacts
@@ -228,7 +240,7 @@ def template_exports(rounds: Rounds) -> dict[str, tuple[Artifact, Any]]:
                 [c.payload for c in combos],
             ),
         )
-        exports[sampling_code_relpath(sel.environment, sel.trajectory_hash)] = (
+        exports[code_relpath(sel.environment, sel.trajectory_hash)] = (
             selection,
             sel.script,
         )

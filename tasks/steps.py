@@ -107,6 +107,22 @@ STEPS: tuple[StepInfo, ...] = (
         "flows.combinations:select_combinations",
     ),
     StepInfo(
+        "s11",
+        "s11_trajectory_fusion",
+        "Cross-domain fusion",
+        "Fuse validated single-domain trajectories into cross-domain tasks",
+        True,
+        "flows.trajectory_fusion:fuse_trajectories",
+    ),
+    StepInfo(
+        "s12",
+        "s12_database_fusion",
+        "Cross-domain fusion",
+        "Derive fused environments: one shared core table, member namespaces",
+        False,
+        "flows.database_fusion:fuse_databases",
+    ),
+    StepInfo(
         "s13",
         "s13_policy_merge",
         "Cross-domain fusion",
@@ -146,6 +162,40 @@ STEPS: tuple[StepInfo, ...] = (
         True,
         "flows.query_generation:generate_queries",
     ),
+    StepInfo(
+        "s14x",
+        "s14x_cross_domain_task_templates",
+        "Cross-domain tasks",
+        "Write user-task templates from fused trajectories, judged by an LLM judge",
+        True,
+        "flows.task_templates:write_cross_domain_templates",
+    ),
+    StepInfo(
+        "s15x",
+        "s15x_cross_domain_instance_combinations",
+        "Cross-domain tasks",
+        "Create each cross-domain template's records as per-combination overlays "
+        "and keep the combinations that executed",
+        True,
+        "flows.cross_tasks:create_cross_domain_combinations",
+    ),
+    StepInfo(
+        "s16x",
+        "s16x_cross_domain_task_filtering",
+        "Cross-domain tasks",
+        "Execute cross-domain golden trajectories over MCP, each session with its "
+        "overlay",
+        False,
+        "flows.cross_tasks:filter_cross_domain_tasks",
+    ),
+    StepInfo(
+        "s17x",
+        "s17x_cross_domain_query_generation",
+        "Cross-domain tasks",
+        "Write checked user queries for validated cross-domain tasks (JSONL)",
+        True,
+        "flows.cross_tasks:generate_cross_domain_queries",
+    ),
 )
 
 
@@ -184,10 +234,16 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "fusion",
-        ("s10", "s13"),
+        ("s10", "s11", "s12", "s13"),
         after=("environments", "single_tasks"),
         modes=frozenset({"cross_domain", "both"}),
         uses=("single_tasks",),
+    ),
+    Phase(
+        "cross_tasks",
+        ("s14x", "s15x", "s16x", "s17x"),
+        after=("fusion",),
+        modes=frozenset({"cross_domain", "both"}),
     ),
 )
 

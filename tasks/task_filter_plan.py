@@ -54,7 +54,7 @@ def plan_environments(
         if lacking:
             step.fail(
                 dependency_failed(
-                    s16.STEP,
+                    step.info.id,
                     name,
                     f"{name} cannot be served: no build or data for "
                     f"{', '.join(lacking)}",
@@ -83,11 +83,14 @@ def plan_environments(
     return works
 
 
-def filtered_failures(reports: Sequence[TaskFilterReport]) -> list[FailedItem]:
-    """Each filtered-out combination as a failed item of the step, typed."""
+def filtered_failures(
+    reports: Sequence[TaskFilterReport], step: str = s16.STEP
+) -> list[FailedItem]:
+    """Each filtered-out combination as a failed item of the step (s16, or
+    s16x for the cross-domain pass), typed."""
     return [
         FailedItem(
-            step=s16.STEP,
+            step=step,
             item_key=f"{report.environment}/{r.combo_id}",
             reason="validation_failed",
             message=f"golden trajectory failed ({r.failure}): {r.message}",

@@ -17,8 +17,9 @@ effects: the sandboxed worker and a temporary folder, both gone afterwards.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp import Client
@@ -30,7 +31,7 @@ from schemas.database import DataTable
 from schemas.entity import EntityCatalogue
 from schemas.environment import DatabaseDiff
 from schemas.fusion import members
-from schemas.golden import GoldenRun
+from schemas.golden import GoldenRun, PlannedCall
 from schemas.server import McpServer
 from schemas.validated_task import (
     AgentTask,
@@ -43,7 +44,11 @@ from tasks.items import producer
 from tasks.resources import ItemEnv
 from tasks.runtime.golden_run import run_each
 from tasks.runtime.mcp_exposure import build_mcp_server
+from tasks.runtime.overlay import Overlay, OverlayError
+from tasks.runtime.sandboxed_environment import SandboxedEnvironment, WorkerFailure
 from tasks.runtime.serve import open_environment
+
+Instances = Mapping[str, Mapping[str, Any]]
 
 STEP = "s16"
 
@@ -110,11 +115,7 @@ def execute(
     seed: int,
 ) -> list[tuple[GoldenRun, DatabaseDiff | None]]:
     """Serve the environment from `folder` and run every combination in its own
-    session over an in-memory MCP connection."""
-    plans = [
-        (f"golden-{c.payload.combo_id}", c.payload.calls, c.payload.instances)
-        for c in combinations
-    ]
+    session over an in-memory MCP connection (see `run_combinations`)."""
     with open_environment(
         folder,
         environment,
@@ -122,12 +123,50 @@ def execute(
         seed=seed,
         call_timeout_s=cfg.call_timeout_s,
     ) as served:
+        return run_combinations(served, [c.payload for c in combinations])
 
-        async def main() -> list[tuple[GoldenRun, DatabaseDiff | None]]:
-            async with Client(build_mcp_server(served)) as client:
-                return await run_each(client, plans)
 
-        return anyio.run(main)
+def run_combinations(
+    served: SandboxedEnvironment, combinations: Sequence[InstanceCombination]
+) -> list[tuple[GoldenRun, DatabaseDiff | None]]:
+    """Run every combination in its own fresh session of `served`, in order; a
+    combination with an overlay first has its session started from base +
+    overlay through the runtime (no tool an agent could see), and one whose
+    overlay is refused fails typed ("overlay") without a call. Session names
+    are `golden-<combo_id>`, so each combination runs at most once per
+    environment."""
+    done: dict[int, tuple[GoldenRun, DatabaseDiff | None]] = {}
+    plans: list[tuple[str, Sequence[PlannedCall], Instances]] = []
+    order: list[int] = []
+    for index, combo in enumerate(combinations):
+        session = f"golden-{combo.combo_id}"
+        refused = start_overlay(served, session, combo.overlay)
+        if refused is not None:
+            done[index] = (refused, None)
+            continue
+        plans.append((session, combo.calls, combo.instances))
+        order.append(index)
+
+    async def main() -> list[tuple[GoldenRun, DatabaseDiff | None]]:
+        async with Client(build_mcp_server(served)) as client:
+            return await run_each(client, plans)
+
+    done |= dict(zip(order, anyio.run(main), strict=True))
+    return [done[index] for index in range(len(combinations))]
+
+
+def start_overlay(
+    served: SandboxedEnvironment, session: str, overlay: Overlay
+) -> GoldenRun | None:
+    """Start `session` from base + `overlay` (nothing to do without one); the
+    failed run of a refused overlay, or None."""
+    if not overlay:
+        return None
+    try:
+        served.start_session(session, overlay)
+    except (OverlayError, WorkerFailure) as exc:
+        return GoldenRun(session=session, steps=(), failure="overlay", message=str(exc))
+    return None
 
 
 def agent_task(

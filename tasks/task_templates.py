@@ -69,7 +69,11 @@ def judge_model(cfg: TemplateConfig) -> StepModel:
 
 
 def chosen(source: TemplateSource, cfg: TemplateConfig) -> tuple[tuple[str, ...], ...]:
-    """The trajectories of a source that get a template (lengths, cap)."""
+    """The trajectories of a source that get a template: within the lengths and
+    the cap for one server; every fused trajectory of a combination (s11 chose
+    them, at most `trajectories_per_combo`, and they are longer by design)."""
+    if source.is_cross_domain:
+        return tuple(dict.fromkeys(tuple(t) for t in source.trajectories))
     return rules.choose_trajectories(
         source.trajectories,
         min_length=cfg.min_trajectory_length,
@@ -92,7 +96,7 @@ def missing_inputs_failure(server: str, *, built: bool, graph: bool) -> FailedIt
     )
 
 
-def _judged(
+def judged(
     env: ItemEnv, work: WorkItem, trajectory: list[str], draft: TaskTemplateDraft
 ) -> TemplateScores:
     """Our scores of the judge's rubric.
@@ -110,7 +114,9 @@ def _judged(
     return rules.rubric_scores(answer.value)
 
 
-def _rejected(work: WorkItem, scores: TemplateScores, threshold: float) -> ItemOutcome:
+def rejected_outcome(
+    work: WorkItem, scores: TemplateScores, threshold: float
+) -> ItemOutcome:
     reason = scores.rejection_reason or "no reason given"
     failure = FailedItem(
         step=work.step,
@@ -154,11 +160,11 @@ def write_task_template(
             policy=rules.trajectory_policy(policies, trajectory, source),
         )
         draft = answer.value
-        scores = _judged(env, work, trajectory, draft) if cfg.enable_judge else None
+        scores = judged(env, work, trajectory, draft) if cfg.enable_judge else None
     except InvalidModelOutput as exc:
         return invalid_output(work, exc)
     if scores is not None and scores.overall_score < cfg.judge_threshold:
-        return _rejected(work, scores, cfg.judge_threshold)
+        return rejected_outcome(work, scores, cfg.judge_threshold)
     template = TaskTemplate(
         source=source,
         trajectory=tuple(trajectory),

@@ -5,9 +5,9 @@ policies, s08 tool graphs, s09 servers) and the step's configuration. Output:
 one `SourceInputs` per single-domain source whose server passed s09 (with the
 `dependency_failed` items of servers that did not), the template items of the
 chosen trajectories, and one collecting item per source that gathers its kept
-templates and counts into the exported template file. A later source of
-trajectories (fused combinations, steps written `Server.tool`) is another
-function returning `SourceInputs`; the items are planned the same way. No side
+templates and counts into the exported template file. The cross-domain source
+(s11's fused trajectories, `tasks.cross_template_plan`) returns `SourceInputs`
+with its own writer and collector; the items are planned the same way. No side
 effects beyond reading the store.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schemas.agent_task import TemplateStats
-from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
+from schemas.artifact import FailedItem, ItemOutcome, WorkItem
 from schemas.config import TemplateConfig
 from schemas.database import TableSummary
 from schemas.policy import PolicyDocument
@@ -29,15 +29,31 @@ from tasks.core.server_tables import select_owned
 from tasks.items import InputValue
 from tasks.step_run import StepRun
 from tasks.store.artifacts import ArtifactStore
+from tasks.task_args import TaskFunction
 
 
 @dataclass(frozen=True)
 class SourceInputs:
-    """A source of trajectories with the artifacts its items read."""
+    """A source of trajectories with the artifacts its items read.
+
+    Attributes:
+        source: The source's name, members and trajectories.
+        origin: The inputs of the collecting item besides the kept templates
+            (the artifact the trajectories came from).
+        artifacts: The inputs every template item of the source reads.
+        per_trajectory: Inputs only the item of one trajectory reads.
+        writer: The task writing and judging one template.
+        collector: The task gathering the source's template file.
+    """
 
     source: s14.TemplateSource
-    graph: Artifact[ToolGraph]
+    origin: dict[str, InputValue]
     artifacts: dict[str, InputValue] = field(default_factory=dict)
+    per_trajectory: dict[tuple[str, ...], dict[str, InputValue]] = field(
+        default_factory=dict
+    )
+    writer: TaskFunction = s14.write_task_template
+    collector: TaskFunction = s14.collect_task_templates
 
 
 def single_domain_sources(
@@ -83,8 +99,9 @@ def single_domain_sources(
         found.append(
             SourceInputs(
                 source,
-                graph,
+                {"graph": graph},
                 {
+                    "graph": graph,
                     "blueprint": blueprint,
                     "catalogue": catalogue,
                     "summaries": present,
@@ -105,8 +122,8 @@ def template_items(
     return [
         step.item(
             s14.item_key(src.source, trajectory),
-            s14.write_task_template,
-            inputs={"graph": src.graph, **src.artifacts},
+            src.writer,
+            inputs={**src.artifacts, **src.per_trajectory.get(trajectory, {})},
             params={
                 "cfg": cfg,
                 "source": src.source.name,
@@ -147,8 +164,8 @@ def collect_items(
         items.append(
             step.item(
                 src.source.name,
-                s14.collect_task_templates,
-                inputs={"graph": src.graph, "templates": kept},
+                src.collector,
+                inputs={**src.origin, "templates": kept},
                 params={
                     "source": src.source.name,
                     "domains": list(src.source.domains),

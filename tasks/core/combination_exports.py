@@ -63,6 +63,7 @@ def combinations_export(
                 "value_domain_samples": value_domain_samples(c.calls),
                 "calls": [call.model_dump(mode="json") for call in c.calls],
                 "constraint_analysis": analysis,
+                **({"overlay": c.overlay} if c.overlay else {}),
             }
             for c in kept
         ],

@@ -105,9 +105,9 @@ def selection_run(
 ) -> SelectionRun:
     """The typed outcome of a finished run (the sandbox itself worked)."""
     if result.status == "timeout":
-        return SelectionRun("timeout", problems=(_problem_text(result),))
+        return SelectionRun("timeout", problems=(problem_text(result),))
     if not result.ok:
-        return SelectionRun("script_failed", problems=(_problem_text(result),))
+        return SelectionRun("script_failed", problems=(problem_text(result),))
     text = output_text(result)
     try:
         data = json.loads(text) if text is not None else None
@@ -146,7 +146,9 @@ def selection_run(
     )
 
 
-def _problem_text(result: SandboxResult) -> str:
+def problem_text(result: SandboxResult) -> str:
+    """The failure of a script's run as the repair prompt shows it (the stdout
+    tail included: a script may print its error there, reference defect 16)."""
     problems = run_problems(result)
     text = problems[0].message if problems else result.message
     out = result.stdout.strip()

@@ -61,6 +61,105 @@ def check_rows(
     return issues
 
 
+def row_issues(
+    spec: EnvironmentSpec,
+    rows: Mapping[str, Sequence[Any]],
+    existing: Mapping[str, set[str]],
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> list[DataIssue]:
+    """The problems of rows added to tables that already hold `existing` keys
+    (a session overlay), each naming its table and row.
+
+    Args:
+        spec: The environment spec; every table in `rows` must be in it.
+        rows: Table name -> the added rows.
+        existing: Table name -> the string keys already present.
+        labels: Table name -> how to name it in messages.
+
+    Returns:
+        Non-object rows, missing, invalid or taken keys (taken by an existing
+        row or an earlier added one), missing and unknown columns, and foreign
+        keys that resolve neither to an existing nor to an added row.
+    """
+    names = labels or {}
+    issues: list[DataIssue] = []
+    keys = {name: set(found) for name, found in existing.items()}
+    for name, added in rows.items():
+        table = spec.tables[name]
+        label = names.get(name, name)
+        seen: set[str] = set()
+        for index, row in enumerate(added):
+            issues += _added_row_issues(
+                table, row, f"{label} row #{index}", keys.get(name, set()), seen
+            )
+        keys[name] = keys.get(name, set()) | seen
+    for name, added in rows.items():
+        issues += _foreign_key_issues(
+            spec.tables[name], added, keys, names.get(name, name)
+        )
+    return issues
+
+
+def _added_row_issues(
+    table: TableSpec, row: Any, where: str, taken: set[str], seen: set[str]
+) -> list[DataIssue]:
+    if not isinstance(row, dict):
+        return [_issue(table, "not_an_object", f"{where} is not an object")]
+    key_name = table.primary_key
+    issues: list[DataIssue] = []
+    key = row_key(row.get(key_name))
+    if key_name not in row or key is None:
+        kind: DataIssueKind = (
+            "missing_primary_key" if key_name not in row else "invalid_primary_key"
+        )
+        return [
+            _issue(
+                table,
+                kind,
+                f"{where} has no valid primary key '{key_name}' (a string or integer)",
+                row=where.rsplit(" ", 1)[-1],
+                column=key_name,
+            )
+        ]
+    if key in taken or key in seen:
+        whose = "an existing row" if key in taken else "an earlier added row"
+        issues.append(
+            _issue(
+                table,
+                "duplicate_primary_key",
+                f"{where}: {key_name} '{key}' is already used by {whose}",
+                row=key,
+                column=key_name,
+            )
+        )
+    seen.add(key)
+    for column in table.columns:
+        if column not in row:
+            issues.append(
+                _issue(
+                    table,
+                    "missing_column",
+                    f"{where} ('{key}') lacks column '{column}'",
+                    row=key,
+                    column=column,
+                )
+            )
+    for column in row:
+        if column not in table.columns:
+            issues.append(
+                _issue(
+                    table,
+                    "unknown_column",
+                    f"{where} ('{key}') has column '{column}', which the "
+                    "blueprint does not define",
+                    row=key,
+                    column=column,
+                )
+            )
+    return issues
+
+
 def valid_rows(table: TableSpec, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """The rows that can be indexed: objects with a valid key not seen before."""
     seen: set[str] = set()

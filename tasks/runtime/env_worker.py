@@ -4,8 +4,10 @@ Input: `python -m tasks.runtime.env_worker <config.json>`, where the config (a
 `WorkerConfig`, written into the scratch directory by the server) carries the
 `EnvironmentSpec` (or a fused environment's `FusedEnvironmentSpec`), the path of
 each server's tool module and the data strictness; the data files lie in the
-scratch dir in the output layout. Then one JSON request per stdin line
-(`WorkerRequest`: a tool call, a state hash or a diff of a session). Output, one
+scratch dir in the output layout, and an optional overlay every new session
+starts with (`tasks.runtime.overlay`). Then one JSON request per stdin line
+(`WorkerRequest`: a tool call, a state hash or a diff of a session, or the start
+of a session from its own overlay). Output, one
 JSON line per message on the original stdout: first a `WorkerHello` (ready, with
 the data issues, or the reason the environment cannot be served), then one
 `WorkerReply` per request. Side effects: imports and runs the generated tool
@@ -24,7 +26,7 @@ from typing import IO, Any, Literal
 from pydantic import Field
 
 from schemas.base import Frozen
-from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from schemas.environment import DatabaseDiff, DataIssue, EnvironmentSpec, ToolResult
 from schemas.fused_environment import FusedEnvironmentSpec
 from tasks.runtime.data_checks import DataLoadError
 from tasks.runtime.database import Database
@@ -35,6 +37,7 @@ from tasks.runtime.implementations import (
     implementations_from,
     load_tool_module,
 )
+from tasks.runtime.overlay import OverlayError
 
 WORKER_MODULE = "tasks.runtime.env_worker"
 CONFIG_FILE = "worker.json"
@@ -48,6 +51,9 @@ class WorkerConfig(Frozen):
         description="Server -> its tool module, relative to scratch."
     )
     strict: bool = True
+    overlay: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Rows every new session starts with."
+    )
 
 
 class WorkerHello(Frozen):
@@ -55,28 +61,34 @@ class WorkerHello(Frozen):
 
     ready: bool
     issues: tuple[str, ...] = ()
-    error_kind: Literal["data", "implementation"] | None = None
+    error_kind: Literal["data", "implementation", "overlay"] | None = None
     error: str | None = None
 
 
 class WorkerRequest(Frozen):
     """One request to the worker."""
 
-    op: Literal["call", "state_hash", "diff"]
+    op: Literal["call", "state_hash", "diff", "start_session"]
     session: str | None = Field(
         description="The runtime session; None runs a call in a private session "
         "that is dropped afterwards."
     )
     tool: str = ""
     arguments: dict[str, Any] = Field(default_factory=dict)
+    overlay: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="start_session: the session's rows."
+    )
 
 
 class WorkerReply(Frozen):
-    """The answer to one request (exactly one field besides `error` is set)."""
+    """The answer to one request (exactly one field besides `error` is set;
+    a started session sets `started`, a refused overlay `overlay_issues`)."""
 
     result: ToolResult | None = None
     state_hash: str | None = None
     diff: DatabaseDiff | None = None
+    started: str | None = None
+    overlay_issues: tuple[DataIssue, ...] = ()
     error: str | None = None
 
 
@@ -87,7 +99,13 @@ def main(argv: list[str]) -> int:
     try:
         environment = _load(config)
     except (DataLoadError, ImplementationError, ValueError) as exc:
-        kind = "data" if isinstance(exc, DataLoadError) else "implementation"
+        kind = (
+            "data"
+            if isinstance(exc, DataLoadError)
+            else "overlay"
+            if isinstance(exc, OverlayError)
+            else "implementation"
+        )
         _write(channel, WorkerHello(ready=False, error_kind=kind, error=str(exc)))
         return 1
     issues = tuple(issue.message for issue in environment.base.issues)
@@ -106,9 +124,23 @@ def answer(environment: Environment, line: str) -> WorkerReply:
     if request.op == "call":
         result = environment.call(request.session, request.tool, request.arguments)
         return WorkerReply(result=result)
+    if request.op == "start_session":
+        return _start_session(environment, request)
     if request.op == "state_hash":
         return WorkerReply(state_hash=environment.state_hash(request.session))
     return WorkerReply(diff=environment.diff(request.session))
+
+
+def _start_session(environment: Environment, request: WorkerRequest) -> WorkerReply:
+    if request.session is None:
+        return WorkerReply(error="start_session needs a session id")
+    try:
+        environment.start_session(request.session, request.overlay)
+    except OverlayError as exc:
+        return WorkerReply(overlay_issues=exc.issues)
+    except ValueError as exc:
+        return WorkerReply(error=str(exc))
+    return WorkerReply(started=request.session)
 
 
 def _load(config: WorkerConfig) -> Environment:
@@ -123,8 +155,8 @@ def _load(config: WorkerConfig) -> Environment:
         for server, spec in member_specs(target).items()
     }
     if isinstance(target, FusedEnvironmentSpec):
-        return fused_environment(target, database, bodies)
-    return Environment(target, database, bodies[target.name])
+        return fused_environment(target, database, bodies, overlay=config.overlay)
+    return Environment(target, database, bodies[target.name], overlay=config.overlay)
 
 
 def _claim_stdio() -> tuple[IO[str], IO[str]]:

@@ -5,6 +5,9 @@ per-session state hashes and diffs against the base, and the `ToolCrash`es of
 generated code; `ToolServer` is the part of that interface MCP exposure uses.
 A fused environment (`tasks.runtime.fusion`) is one `Environment` whose tools
 are bound to their members' bodies and tables, with `Server.tool` aliases.
+A session may start from the base data plus an overlay of new rows (the
+environment's own, for every new session, or one given to `start_session`;
+`tasks.runtime.overlay`); hashes and diffs stay against the base.
 Every call is atomic: arguments are validated against the tool's
 JSON schema first, and a tool error, a confirmation preview or a crash undoes the
 call's writes. A body that breaks a runtime rule crashes with a `ContractViolation`
@@ -34,6 +37,7 @@ from schemas.environment import (
 from tasks.runtime.arguments import parse_arguments
 from tasks.runtime.database import Database
 from tasks.runtime.implementations import signature_problems
+from tasks.runtime.overlay import Overlay, apply_overlay
 from tasks.runtime.session import (
     ConfirmationRequired,
     Env,
@@ -84,6 +88,7 @@ class Environment:
         *,
         bindings: Mapping[str, ToolBinding] | None = None,
         aliases: Mapping[str, str] | None = None,
+        overlay: Overlay | None = None,
     ) -> None:
         """Assemble an environment.
 
@@ -94,10 +99,13 @@ class Environment:
             bindings: Tool name -> how its body sees the environment (default:
                 the body was written for `spec` itself).
             aliases: Other names a caller may use for a tool -> its name.
+            overlay: Rows every new session starts with on top of the base
+                (`tasks.runtime.overlay`); hashes and diffs stay against the base.
 
         Raises:
             ValueError: If the tables do not match the spec, a tool has no body,
                 a body has no tool, or a body's signature does not fit its schema.
+            OverlayError: If the overlay does not fit the tables.
         """
         if set(base_db.tables) != set(spec.tables):
             raise ValueError(
@@ -118,6 +126,7 @@ class Environment:
             raise ValueError(f"environment {spec.name}: " + "; ".join(problems))
         self.spec = spec
         self._base = base_db
+        self._start = apply_overlay(spec, base_db, overlay) if overlay else base_db
         self._tools = tools
         self._bodies = dict(implementations)
         self._bindings = {
@@ -151,6 +160,19 @@ class Environment:
             session = self._fresh_session(session_id)
             self._sessions[session_id] = session
         return session
+
+    def start_session(self, session_id: str, overlay: Overlay) -> None:
+        """Create a session from the base data plus `overlay` (instead of the
+        environment's own start); only this session ever sees the rows.
+
+        Raises:
+            OverlayError: If the overlay does not fit (no session is created).
+            ValueError: If the session already exists.
+        """
+        if session_id in self._sessions:
+            raise ValueError(f"session {session_id!r} has already started")
+        db = apply_overlay(self.spec, self._start, overlay)
+        self._sessions[session_id] = self._fresh_session(session_id, db)
 
     def reset_session(self, session_id: str = DEFAULT_SESSION) -> None:
         """Forget a session; its next use starts again from the base state."""
@@ -193,22 +215,23 @@ class Environment:
 
     def state_hash(self, session_id: str | None = DEFAULT_SESSION) -> str:
         """sha256 of the session's database state; None (a private session
-        that no call outlives) is the base state."""
+        that no call outlives) is the state every new session starts from."""
         if session_id is None:
-            return self._base.state_hash()
+            return self._start.state_hash()
         return self.session(session_id).db.state_hash()
 
     def diff(self, session_id: str | None = DEFAULT_SESSION) -> DatabaseDiff:
-        """What the session changed relative to the base database (None: a
-        private session, which keeps nothing)."""
+        """What the session holds beyond the base database: its overlay rows
+        as inserted, then its writes (None: a private session, which keeps only
+        the environment's overlay)."""
         if session_id is None:
-            return DatabaseDiff()
+            return self._base.diff(self._start)
         return self._base.diff(self.session(session_id).db)
 
-    def _fresh_session(self, session_id: str) -> Session:
+    def _fresh_session(self, session_id: str, db: Database | None = None) -> Session:
         return Session(
             id=session_id,
-            db=self._base.copy(),
+            db=self._start.copy() if db is None else db,
             clock=self._clock,
             ids=IdGenerator(self.spec.seed, self.spec.name),
         )

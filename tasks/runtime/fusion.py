@@ -28,6 +28,7 @@ from schemas.fusion import agent_tool_names as _agent_tool_names
 from schemas.fusion import fused_name
 from tasks.runtime.database import Database
 from tasks.runtime.environment import Environment
+from tasks.runtime.overlay import Overlay
 from tasks.runtime.session import ToolBinding
 
 
@@ -143,6 +144,8 @@ def fused_environment(
     target: FusedEnvironmentSpec,
     base_db: Database,
     bodies: Mapping[str, Mapping[str, Callable[..., Any]]],
+    *,
+    overlay: Overlay | None = None,
 ) -> Environment:
     """The runnable fused environment.
 
@@ -150,6 +153,7 @@ def fused_environment(
         target: The fused spec.
         base_db: Its data, loaded for `served_spec(target)`.
         bodies: Member server -> tool name -> tool body.
+        overlay: Rows every new session starts with, by fused table name.
 
     Returns:
         An environment whose tools carry the agent-facing names (their
@@ -157,7 +161,8 @@ def fused_environment(
 
     Raises:
         ValueError: As `Environment` (tables, bodies or signatures that do not
-            fit), naming the agent-facing tool.
+            fit), naming the agent-facing tool; `OverlayError` for an overlay
+            that does not fit.
     """
     bindings = tool_bindings(target)
     implementations = {
@@ -171,6 +176,7 @@ def fused_environment(
         implementations,
         bindings=bindings,
         aliases=target.aliases,
+        overlay=overlay,
     )
 
 

@@ -13,7 +13,8 @@ long); instead each request has a wall-clock deadline, after which the worker is
 killed. Any failure of the worker (deadline, exit, scratch-size bound, an invalid or
 oversized reply) becomes an error `ToolResult` naming what happened, never a hang or
 an exception. The next request starts a fresh worker and restores every session by
-replaying, in order, the successful calls made so far (the runtime is deterministic:
+replaying, in order, the session starts (`start_session`, from an overlay) and
+the successful calls made so far (the runtime is deterministic:
 fixed clock, seeded ids), checking that each gives the same result; if a replay
 differs or fails, or more than `MAX_REPLAYED_CALLS` calls were made, that request's
 result says every session starts again from the base data. Side effects: copies the
@@ -50,6 +51,7 @@ from tasks.runtime.env_worker import (
 from tasks.runtime.fusion import served_spec
 from tasks.runtime.harness import PROJECT_ROOT
 from tasks.runtime.implementations import ImplementationError
+from tasks.runtime.overlay import Overlay, OverlayError
 from tasks.runtime.sandbox_process import Reply, SandboxProcess
 
 MODULE_FILE = "tool_module/{name}.py"
@@ -79,6 +81,7 @@ def worker_request(
     module: Path | Mapping[str, Path],
     *,
     strict: bool = True,
+    overlay: Overlay | None = None,
 ) -> SandboxRequest:
     """The sandboxed run of a worker serving `spec` from `output_dir`'s data.
 
@@ -88,6 +91,7 @@ def worker_request(
         module: The tool module file, or server -> tool module file (every
             member of a fused environment).
         strict: Refuse data with issues.
+        overlay: Rows every new session starts with (`tasks.runtime.overlay`).
 
     Returns:
         The request.
@@ -106,7 +110,12 @@ def worker_request(
     for path in data_paths(output_dir, served_spec(spec)).values():
         if path.is_file():
             files[path.relative_to(output_dir).as_posix()] = path.read_text("utf-8")
-    config = WorkerConfig(spec=spec, modules=module_files, strict=strict)
+    config = WorkerConfig(
+        spec=spec,
+        modules=module_files,
+        strict=strict,
+        overlay={table: list(rows) for table, rows in (overlay or {}).items()},
+    )
     files[CONFIG_FILE] = config.model_dump_json()
     return SandboxRequest(
         argv=("python", "-m", WORKER_MODULE, CONFIG_FILE),
@@ -191,8 +200,32 @@ class SandboxedEnvironment:
             # A private (None) session is dropped after its call: nothing to restore.
             if session_id is not None and not result.is_error:
                 if not result.needs_confirmation:
-                    self._remember(request, result)
+                    self._remember(request, reply)
             return result
+
+    def start_session(self, session_id: str, overlay: Overlay) -> None:
+        """Create a session in the worker from the base data plus `overlay`
+        (see `Environment.start_session`); remembered like a call, so a
+        restarted worker starts it again before replaying the session's calls.
+
+        Raises:
+            OverlayError: If the worker refuses the overlay (its issues).
+            WorkerFailure: If the worker could not answer, or the session exists.
+        """
+        request = WorkerRequest(
+            op="start_session",
+            session=session_id,
+            overlay={table: list(rows) for table, rows in overlay.items()},
+        )
+        with self._lock:
+            reply = self._exchange(request, f"the start of session {session_id}")
+            if isinstance(reply, str):
+                raise WorkerFailure(reply)
+            if reply.overlay_issues:
+                raise OverlayError(self.spec.name, reply.overlay_issues)
+            if reply.started != session_id:
+                raise WorkerFailure(self._discard("it did not start the session"))
+            self._remember(request, reply)
 
     def state_hash(self, session_id: str | None) -> str:
         """sha256 of the session's database state (None: the base state).
@@ -292,23 +325,23 @@ class SandboxedEnvironment:
         if journal is None:
             return _LOST.format(why="too many calls were made to replay them")
         for request, digest in journal:
-            reply = self._exchange(request, f"the replay of {request.tool}")
-            result = None if isinstance(reply, str) else reply.result
-            if result is None or _digest(result) != digest:
+            what = request.tool or f"the start of session {request.session}"
+            reply = self._exchange(request, f"the replay of {what}")
+            if isinstance(reply, str) or _digest(reply) != digest:
                 self._stop()
                 self._journal = []
-                why = f"replaying {request.tool} did not give the same result"
+                why = f"replaying {what} did not give the same result"
                 return _LOST.format(why=reply if isinstance(reply, str) else why)
             self._journal.append((request, digest))
         return None
 
-    def _remember(self, request: WorkerRequest, result: ToolResult) -> None:
+    def _remember(self, request: WorkerRequest, reply: WorkerReply) -> None:
         if self._journal is None:
             return
         if len(self._journal) >= MAX_REPLAYED_CALLS:
             self._journal = None
             return
-        self._journal.append((request, _digest(result)))
+        self._journal.append((request, _digest(reply)))
 
     def _discard(self, reason: str) -> str:
         self._stop()
@@ -330,8 +363,8 @@ _LOST = (
 )
 
 
-def _digest(result: ToolResult) -> str:
-    return hashlib.sha256(result.model_dump_json().encode("utf-8")).hexdigest()
+def _digest(reply: WorkerReply) -> str:
+    return hashlib.sha256(reply.model_dump_json().encode("utf-8")).hexdigest()
 
 
 def _hello(reply: Reply) -> WorkerHello | None:

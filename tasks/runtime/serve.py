@@ -10,11 +10,14 @@ imports them here and returns an in-process `Environment` (for trusted code,
 tests, and code already running inside a sandbox). `serve` runs either as
 an MCP server over stdio or streamable HTTP. Command line: `python -m
 tasks.runtime.serve NAME --output-dir DIR|URL [--transport stdio|http] [--host H]
-[--port P] [--call-timeout S]`; an fsspec URL (`s3://bucket/prefix`) is first
-staged to a temporary local folder (`tasks.store.staging`). Side effects: reads
-those files; `load_environment` imports the tool module (its top-level code runs);
-`open_environment` starts the worker; `serve` blocks while serving. Nothing is
-written outside the worker's scratch directory and that staging folder."""
+[--port P] [--call-timeout S] [--overlay FILE]`; `--overlay` names a JSON file of
+table name -> rows that every new session starts with on top of the base data
+(a cross-domain task's records, `tasks.runtime.overlay`); an fsspec URL
+(`s3://bucket/prefix`) is first staged to a temporary local folder
+(`tasks.store.staging`). Side effects: reads those files; `load_environment`
+imports the tool module (its top-level code runs); `open_environment` starts
+the worker; `serve` blocks while serving. Nothing is written outside the
+worker's scratch directory and that staging folder."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from tasks.runtime.implementations import (
     load_tool_module,
     module_confirm_tools,
 )
+from tasks.runtime.overlay import Overlay, read_overlay
 from tasks.runtime.sandbox_files import SandboxSetupError
 from tasks.runtime.sandboxed_environment import (
     DEFAULT_CALL_TIMEOUT_S,
@@ -71,6 +75,7 @@ def load_environment(
     seed: int = DEFAULT_SEED,
     confirm_tools: Collection[str] | None = None,
     strict: bool = True,
+    overlay: Overlay | None = None,
 ) -> Environment:
     """Assemble a server's (or a fused environment's) environment from the
     output directory.
@@ -87,6 +92,8 @@ def load_environment(
         strict: Refuse data with any issue (missing file, broken key or foreign
             key, unknown or missing column); otherwise load what is usable and
             keep the issues in `environment.base.issues`.
+        overlay: Rows every new session starts with (session table names;
+            hashes and diffs stay against the base data).
 
     Returns:
         The environment.
@@ -96,6 +103,7 @@ def load_environment(
         ValueError: If the server is unknown or its blueprint invalid, or a
             fused name names a member that is not a built server.
         DataLoadError: If `strict` and the data has issues.
+        OverlayError: If the overlay does not fit the tables.
         ImplementationError: If a tool module cannot serve the tools.
     """
     names = served_members(output_dir, server_name)
@@ -119,8 +127,8 @@ def load_environment(
         for name, spec in member_specs(target).items()
     }
     if isinstance(target, FusedEnvironmentSpec):
-        return fused_environment(target, database, bodies)
-    return Environment(target, database, bodies[target.name])
+        return fused_environment(target, database, bodies, overlay=overlay)
+    return Environment(target, database, bodies[target.name], overlay=overlay)
 
 
 def open_environment(
@@ -132,6 +140,7 @@ def open_environment(
     confirm_tools: Collection[str] | None = None,
     strict: bool = True,
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    overlay: Overlay | None = None,
 ) -> SandboxedEnvironment:
     """Start a server's (or a fused environment's) environment in a sandboxed
     worker (nothing of the tool modules runs in this process). Arguments as for
@@ -150,8 +159,8 @@ def open_environment(
             fused name names a member that is not a built server.
         ImplementationError: If a module is missing or its `CONFIRM_TOOLS` is
             not a literal tuple of names.
-        WorkerStartError: If the worker refuses the data or the modules, or
-            the sandbox cannot start it.
+        WorkerStartError: If the worker refuses the data, the modules or the
+            overlay, or the sandbox cannot start it.
     """
     names = served_members(output_dir, server_name)
     paths = {name: tool_module_path(output_dir, name) for name in names}
@@ -166,7 +175,7 @@ def open_environment(
             else named_confirm_tools(server_name, name, confirm_tools)
         ),
     )
-    request = worker_request(output_dir, target, paths, strict=strict)
+    request = worker_request(output_dir, target, paths, strict=strict, overlay=overlay)
     return SandboxedEnvironment(target, request, call_timeout_s=call_timeout_s)
 
 
@@ -216,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 confirm_tools=confirm,
                 strict=not args.lenient,
                 call_timeout_s=args.call_timeout,
+                overlay=read_overlay(args.overlay) if args.overlay else None,
             )
         except (OSError, ValueError, SandboxSetupError) as exc:
             print(f"cannot load environment {args.name}: {exc}", file=sys.stderr)
@@ -280,6 +290,13 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CALL_TIMEOUT_S,
         help="seconds one tool call may take before the sandboxed worker is "
         "killed and restarted",
+    )
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        help="JSON file of table name -> rows that every new session starts "
+        "with (a cross-domain task's records); diffs stay against the base",
     )
     parser.add_argument(
         "--lenient",

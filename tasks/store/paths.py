@@ -275,6 +275,17 @@ def task_templates_relpath(source: str) -> str:
     return f"task_templates/{_plain_name(source)}.json"
 
 
+def fused_trajectories_relpath(fused: str) -> str:
+    """s11's fused trajectories (and pruned drafts) of one combination."""
+    return f"cross_domain_combinations/{_plain_name(fused)}.json"
+
+
+def fused_environment_relpath(fused: str) -> str:
+    """s12's summary of one fused environment: members, core entity, table
+    namespaces, agent tool names. The data stays in the members' files."""
+    return f"{DATABASE_DIR}/fused/{_plain_name(fused)}.json"
+
+
 def mcp_server_relpath(server: str) -> str:
     return f"mcp_servers/{_plain_name(server)}.py"
 
@@ -297,7 +308,21 @@ def sampling_code_relpath(server: str, trajectory_hash: str) -> str:
     return f"sampling_codes/{_plain_name(server)}/{_plain_name(trajectory_hash)}.py"
 
 
+def creation_code_relpath(fused: str, trajectory_hash: str) -> str:
+    """s15x's creation code that made a cross-domain template's combinations
+    (the reference's `sampling_codes/<Fused>_creation/<hash>.py`)."""
+    return (
+        f"sampling_codes/{_plain_name(fused)}_creation/"
+        f"{_plain_name(trajectory_hash)}.py"
+    )
+
+
 SKIPPED_TRAJECTORIES_RELPATH = "combinations/_skipped_trajectories.json"
+SKIPPED_CROSS_TRAJECTORIES_RELPATH = (
+    "combinations/_skipped_cross_domain_trajectories.json"
+)
+"""s15x's cross-domain templates left without combinations (s15's file is
+rewritten by every s15 run, so the cross-domain pass keeps its own)."""
 
 
 GLOBAL_RECORD_RELPATH = "mcp_global_record.json"

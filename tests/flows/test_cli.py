@@ -283,8 +283,11 @@ def test_list_steps_keeps_two_spaces_after_a_long_step_name(monkeypatch, capsys)
     _with_long_step(monkeypatch)
     assert main(["list-steps"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == (f"s99  {LONG_NAME}  A Phase Name That Is Long  yes  described")
-    phase = len("s99  ") + len(LONG_NAME) + 2  # where every row's phase starts
+    ids = max(len(s.id) for s in STEPS)  # s14x and its kind are 4 characters
+    assert lines[-1] == (
+        f"{'s99':<{ids}}  {LONG_NAME}  A Phase Name That Is Long  yes  described"
+    )
+    phase = ids + 2 + len(LONG_NAME) + 2  # where every row's phase starts
     assert lines[0][phase:].startswith("phase")
     for line in lines[1:]:
         assert line[phase - 2 : phase] == "  " and line[phase] != " "
