@@ -10,9 +10,9 @@ combination; environments run concurrently, one thread each, as s16's items do.
 Two measurements: the demo world's own combinations, and a synthetic set of at
 least `--combinations` made by repeating them under new ids across the
 environments. For each: validated combinations per second (wall), and the share
-of wall time spent outside tool execution (tool execution = the time the
-sandboxed worker takes to answer tool calls, measured around each call; the rest
-is binding, MCP, state reads, start-up).
+of each environment's time spent outside tool execution (tool execution = the
+round trip of each golden call over MCP to the sandboxed worker; the rest is
+start-up, materialising, binding, state and diff reads).
 
     python -m benchmarks.validation --output-dir /tmp/bench-demo --combinations 600
 
@@ -25,7 +25,6 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,26 +35,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
 
-class TimedServer:
-    """An environment whose tool calls are timed (everything else passes through)."""
+class TimedClient:
+    """An MCP client whose tool calls are timed (everything else passes through):
+    tool execution is the round trip of a golden call, over MCP to the sandboxed
+    worker and back."""
 
-    def __init__(self, served: Any, clock: dict[str, float], lock: threading.Lock):
-        self._served = served
+    def __init__(self, client: Any, clock: dict[str, float]):
+        self._client = client
         self._clock = clock
-        self._lock = lock
 
-    def call(self, session: Any, tool: str, arguments: dict) -> Any:
+    async def call_tool(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return self._served.call(session, tool, arguments)
+            return await self._client.call_tool(*args, **kwargs)
         finally:
-            spent = time.perf_counter() - started
-            with self._lock:
-                self._clock["tool_s"] += spent
-                self._clock["calls"] += 1
+            self._clock["tool_s"] += time.perf_counter() - started
+            self._clock["calls"] += 1
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._served, name)
+        return getattr(self._client, name)
 
 
 def ensure_demo(out: Path) -> None:
@@ -172,11 +170,10 @@ def run_set(
             for c in combos[name]
         ]
         with open_environment(folder, name, call_timeout_s=cfg.call_timeout_s) as env:
-            timed = TimedServer(env, clock, threading.Lock())
 
             async def main() -> list:
-                async with Client(build_mcp_server(timed)) as client:
-                    return await run_each(client, plans)
+                async with Client(build_mcp_server(env)) as client:
+                    return await run_each(TimedClient(client, clock), plans)
 
             runs = anyio.run(main)
         passed = sum(run.passed for run, _ in runs)

@@ -19,8 +19,17 @@ import pytest
 from tests.conftest import DEMO_CONFIG
 from tests.processes import alive, children
 
-STEP_MARKER = "for flow 's06-database-generation'"  # the step's subflow started
+S06_CALL = '"call_key":"s06/'
+"""A ledger line of an s06 model call: s06's items are running."""
 DEADLINE_S = 600
+
+
+def _s06_running(out: Path) -> bool:
+    """Whether the run's usage ledger (appended call by call) holds an s06 call."""
+    ledger = out / ".agentskiller" / "ledger"
+    return ledger.is_dir() and any(
+        S06_CALL in path.read_text(errors="replace") for path in ledger.glob("*.jsonl")
+    )
 
 
 def _interrupt_demo(tmp_path: Path, number: signal.Signals) -> tuple[int, dict, set]:
@@ -45,7 +54,7 @@ def _interrupt_demo(tmp_path: Path, number: signal.Signals) -> tuple[int, dict, 
             argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path
         )
         deadline = time.monotonic() + DEADLINE_S
-        while STEP_MARKER not in log.read_text(errors="replace"):
+        while not _s06_running(tmp_path / "out"):
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the demo never reached s06"
             time.sleep(0.2)
