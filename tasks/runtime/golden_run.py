@@ -56,9 +56,13 @@ async def run_golden(
             return _failed(
                 session, steps, "tool_error", f"call {index} ({bound.tool}): {content}"
             )
-        after = await state_hash(session)
-        wrote = after != before
-        before = after
+        # Only a write tool can change the state (a read tool that writes is a
+        # contract violation the runtime turns into an error result), so the
+        # state is read after writes only.
+        wrote = False
+        if bound.tool in write_tools:
+            after = await state_hash(session)
+            wrote, before = after != before, after
         steps.append(
             GoldenStep(
                 tool=bound.tool, call=bound, ok=True, result=content, wrote=wrote
