@@ -52,6 +52,13 @@ class TimedClient:
             self._clock["tool_s"] += time.perf_counter() - started
             self._clock["calls"] += 1
 
+    async def read_resource(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._client.read_resource(*args, **kwargs)
+        finally:
+            self._clock["state_s"] += time.perf_counter() - started
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
@@ -162,7 +169,7 @@ def run_set(
     def one(name: str) -> tuple[int, float, dict[str, float]]:
         """(validated, this environment's own wall seconds, its tool clock)."""
         began = time.perf_counter()
-        clock = {"tool_s": 0.0, "calls": 0}
+        clock = {"tool_s": 0.0, "calls": 0, "state_s": 0.0}
         folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
         materialize_environment(folder, **parts[name])
         plans = [
@@ -186,6 +193,7 @@ def run_set(
     passed = sum(d[0] for d in done)
     busy = sum(d[1] for d in done)
     tool = sum(d[2]["tool_s"] for d in done)
+    state = sum(d[2]["state_s"] for d in done)
     total = sum(len(v) for v in combos.values())
     return {
         "combinations": total,
@@ -199,6 +207,9 @@ def run_set(
         # environments; the share of it not spent answering tool calls
         "environment_s": round(busy, 3),
         "outside_tool_share": round(1 - tool / busy, 3),
+        # state-hash and diff reads are MCP round trips to the environment too
+        "state_read_s": round(state, 3),
+        "outside_environment_share": round(1 - (tool + state) / busy, 3),
     }
 
 
