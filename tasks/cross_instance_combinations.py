@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from schemas.agent_task import TaskTemplate
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
@@ -43,14 +43,11 @@ from schemas.instance_plan import (
     InstancePlan,
     InstancePlanDraft,
     InstanceSelection,
-    SelectionFixDraft,
-    SelectionScriptDraft,
 )
 from schemas.server import McpServer
 from schemas.validated_task import InstanceCombination
-from tasks.code_loop import Proposal, Verdict, Version, ask_for_edits, run_code_loop
+from tasks.code_loop import Version, run_code_loop
 from tasks.core.data_contract import table_seed
-from tasks.core.data_scripts import script_problems
 from tasks.core.instance_creation import (
     Candidate,
     creation_check,
@@ -60,7 +57,7 @@ from tasks.core.instance_plans import ToolParameters, canonical_plan, plan_probl
 from tasks.core.instance_plans import tool_parameters as listed_parameters
 from tasks.core.policy import filter_policy
 from tasks.environment_build import materialize_environment
-from tasks.instance_combinations import SelectionSettings, typed_failure
+from tasks.instance_combinations import ScriptJob, SelectionSettings, typed_failure
 from tasks.items import producer
 from tasks.llm.bound import StepLLM
 from tasks.llm.errors import InvalidModelOutput
@@ -257,10 +254,13 @@ def _outcome(
 
 
 @dataclass(frozen=True)
-class _CreationJob:
+class _CreationJob(ScriptJob):
     """The creation code of one fused template as a `CodeJob`: a run passes
     when at least one created combination executed successfully."""
 
+    write_prompt: ClassVar[str] = WRITE_PROMPT
+    fix_prompt: ClassVar[str] = FIX_PROMPT
+    fix_with_context: ClassVar[bool] = True
     llm: StepLLM
     key: str
     settings: SelectionSettings
@@ -272,13 +272,6 @@ class _CreationJob:
     template_id: str
     seed: int
     context: Mapping[str, Any]
-
-    @property
-    def rounds(self) -> int:
-        return self.settings.cfg.max_code_retries
-
-    def write(self) -> str:
-        return self._write(self.key, None, ())
 
     def run(self, code: str) -> CreationRun:
         request = creation_request(
@@ -346,54 +339,3 @@ class _CreationJob:
 
     def passed(self, run: CreationRun) -> bool:
         return run.status == "ok"
-
-    def score(self, run: CreationRun) -> tuple[int, ...]:
-        return (int(run.status == "ok"), len(run.combinations))
-
-    def repair(self, current: Version[str, CreationRun], number: int) -> Proposal[str]:
-        try:
-            return Proposal(self._fix(current.code, current.run.problems, number))
-        except InvalidModelOutput as exc:
-            note = f"repair {number} gave no usable code: {'; '.join(exc.problems)}"
-            return Proposal(None, note=note, give_up=True)
-
-    def judge(
-        self,
-        proposal: Proposal[str],
-        candidate: Version[str, CreationRun],
-        best: Version[str, CreationRun],
-    ) -> Verdict:
-        return "kept"
-
-    def _fix(self, script: str, problems: Sequence[str], number: int) -> str:
-        try:
-            return ask_for_edits(
-                self.llm,
-                FIX_PROMPT,
-                SelectionFixDraft,
-                item_key=f"{self.key}/fix-{number}",
-                source=script,
-                error="\n".join(problems),
-                static=script_problems,
-                max_retries=EDIT_ATTEMPTS,
-                unapplied="The edit blocks did not change the script.",
-                script=script,
-                problems=list(problems),
-                plan=self.plan,
-                **self.context,
-            )
-        except InvalidModelOutput:
-            return self._write(f"{self.key}/rewrite-{number}", script, problems)
-
-    def _write(self, key: str, previous: str | None, problems: Sequence[str]) -> str:
-        answer = self.llm.ask(
-            WRITE_PROMPT,
-            SelectionScriptDraft,
-            item_key=key,
-            check=lambda d: script_problems(d.script),
-            plan=self.plan,
-            previous_script=previous,
-            problems=list(problems),
-            **self.context,
-        )
-        return answer.value.script

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from schemas.agent_task import TaskTemplate
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
@@ -236,17 +236,20 @@ def _outcome(
     return ItemOutcome(item_key=work.item_key, artifacts=(selection, *combos))
 
 
-@dataclass(frozen=True)
-class _SelectionJob:
-    """The selection script of one template as a `CodeJob`: a run passes when at
-    least one combination holds; every repaired version is kept."""
+class ScriptJob:
+    """What the selection (s15) and the creation (s15x) code jobs share: the
+    first script, its repair by edit blocks (a rewrite when no edit applies),
+    the score and keeping every repaired version. A subclass (a frozen
+    dataclass) names its two prompts and holds `llm`, `key`, `settings`, `plan`
+    and `context`; `fix_with_context` says whether repairs see the context too."""
 
+    write_prompt: ClassVar[str]
+    fix_prompt: ClassVar[str]
+    fix_with_context: ClassVar[bool] = False
     llm: StepLLM
     key: str
     settings: SelectionSettings
     plan: InstancePlan
-    rows: Mapping[str, TableRows]
-    seed: int
     context: Mapping[str, Any]
 
     @property
@@ -255,6 +258,74 @@ class _SelectionJob:
 
     def write(self) -> str:
         return self._write(self.key, None, ())
+
+    def score(self, run: Any) -> tuple[int, ...]:
+        return (int(run.status == "ok"), len(run.combinations))
+
+    def repair(self, current: Version[str, Any], number: int) -> Proposal[str]:
+        try:
+            return Proposal(self._fix(current.code, current.run.problems, number))
+        except InvalidModelOutput as exc:
+            note = f"repair {number} gave no usable script: {'; '.join(exc.problems)}"
+            return Proposal(None, note=note, give_up=True)
+
+    def judge(
+        self,
+        proposal: Proposal[str],
+        candidate: Version[str, Any],
+        best: Version[str, Any],
+    ) -> Verdict:
+        return "kept"
+
+    def _fix(self, script: str, problems: Sequence[str], number: int) -> str:
+        extra = dict(self.context) if self.fix_with_context else {}
+        try:
+            return ask_for_edits(
+                self.llm,
+                self.fix_prompt,
+                SelectionFixDraft,
+                item_key=f"{self.key}/fix-{number}",
+                source=script,
+                error="\n".join(problems),
+                static=script_problems,
+                max_retries=EDIT_ATTEMPTS,
+                unapplied="The edit blocks did not change the script.",
+                script=script,
+                problems=list(problems),
+                plan=self.plan,
+                **extra,
+            )
+        except InvalidModelOutput:
+            return self._write(f"{self.key}/rewrite-{number}", script, problems)
+
+    def _write(self, key: str, previous: str | None, problems: Sequence[str]) -> str:
+        answer = self.llm.ask(
+            self.write_prompt,
+            SelectionScriptDraft,
+            item_key=key,
+            check=lambda d: script_problems(d.script),
+            plan=self.plan,
+            previous_script=previous,
+            problems=list(problems),
+            **self.context,
+        )
+        return answer.value.script
+
+
+@dataclass(frozen=True)
+class _SelectionJob(ScriptJob):
+    """The selection script of one template as a `CodeJob`: a run passes when at
+    least one combination holds; every repaired version is kept."""
+
+    write_prompt: ClassVar[str] = WRITE_PROMPT
+    fix_prompt: ClassVar[str] = FIX_PROMPT
+    llm: StepLLM
+    key: str
+    settings: SelectionSettings
+    plan: InstancePlan
+    rows: Mapping[str, TableRows]
+    seed: int
+    context: Mapping[str, Any]
 
     def run(self, code: str) -> SelectionRun:
         request = selection_request(
@@ -272,54 +343,3 @@ class _SelectionJob:
 
     def passed(self, run: SelectionRun) -> bool:
         return run.status == "ok"
-
-    def score(self, run: SelectionRun) -> tuple[int, ...]:
-        return (int(run.status == "ok"), len(run.combinations))
-
-    def repair(self, current: Version[str, SelectionRun], number: int) -> Proposal[str]:
-        problems = current.run.problems
-        try:
-            return Proposal(self._fix(current.code, problems, number))
-        except InvalidModelOutput as exc:
-            note = f"repair {number} gave no usable script: {'; '.join(exc.problems)}"
-            return Proposal(None, note=note, give_up=True)
-
-    def judge(
-        self,
-        proposal: Proposal[str],
-        candidate: Version[str, SelectionRun],
-        best: Version[str, SelectionRun],
-    ) -> Verdict:
-        return "kept"
-
-    def _fix(self, script: str, problems: Sequence[str], number: int) -> str:
-        try:
-            return ask_for_edits(
-                self.llm,
-                FIX_PROMPT,
-                SelectionFixDraft,
-                item_key=f"{self.key}/fix-{number}",
-                source=script,
-                error="\n".join(problems),
-                static=script_problems,
-                max_retries=EDIT_ATTEMPTS,
-                unapplied="The edit blocks did not change the script.",
-                script=script,
-                problems=list(problems),
-                plan=self.plan,
-            )
-        except InvalidModelOutput:
-            return self._write(f"{self.key}/rewrite-{number}", script, problems)
-
-    def _write(self, key: str, previous: str | None, problems: Sequence[str]) -> str:
-        answer = self.llm.ask(
-            WRITE_PROMPT,
-            SelectionScriptDraft,
-            item_key=key,
-            check=lambda d: script_problems(d.script),
-            plan=self.plan,
-            previous_script=previous,
-            problems=list(problems),
-            **self.context,
-        )
-        return answer.value.script
