@@ -332,3 +332,24 @@ CANDIDATES_RELPATH = "cross_domain_combinations/_candidates.json"
 # In the user's state folder (`tasks.settings.user_state_dir`), not in an output dir:
 # where the most recent run wrote, so `agentskiller status` can find it.
 LAST_RUN_FILE = "last-run.json"
+
+
+def rollouts_relpath(environment: str) -> str:
+    """The rollouts of one environment's queries (JSONL, one line per trial)."""
+    return f"rollouts/{_plain_name(environment)}.jsonl"
+
+
+EVALUATION_DIR = "evaluation"
+EVALUATION_RESULTS_RELPATH = f"{EVALUATION_DIR}/results.jsonl"
+EVALUATION_SUMMARY_RELPATH = f"{EVALUATION_DIR}/summary.json"
+EVALUATION_REPORT_RELPATH = f"{EVALUATION_DIR}/report.md"
+
+
+def evaluation_plot_relpath(name: str) -> str:
+    """A PNG plot of the evaluation report, `evaluation/plots/<name>.png`."""
+    return f"{EVALUATION_DIR}/plots/{_plain_name(name)}.png"
+
+
+def training_export_relpath(export_format: str) -> str:
+    """One training export, `exports/<format>.jsonl` (`openai`, `trl`, `sharegpt`)."""
+    return f"exports/{_plain_name(export_format)}.jsonl"

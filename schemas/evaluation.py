@@ -1,0 +1,100 @@
+"""Payloads of evaluation: evaluator verdicts, one result per rollout, and the
+summary of a run (pass@1, pass^k, pass@k per domain and overall).
+
+An `EvaluationResult` keeps the reference's `SampleEvaluationResult` keys (`id`,
+`passed`, `total_score`, `evaluators{name: {passed, score, details, reasoning}}`,
+`task_info`, `error`) and adds the trial, the environment and, under `legacy`,
+the original tool's own scoring where ours deliberately differs (its action
+criterion checks tool names only; its state check ignores deletions), so both
+numbers can be reported. Data only, no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.base import Frozen
+
+EvaluatorName = Literal["action", "state", "nl_assertions", "subjective"]
+
+
+class Verdict(Frozen):
+    """One evaluator's judgement of one rollout."""
+
+    passed: bool
+    score: float = Field(ge=0, le=1)
+    details: dict[str, Any] = Field(default_factory=dict)
+    reasoning: str = ""
+    skipped: bool = Field(
+        default=False,
+        description="The evaluator had nothing to judge (e.g. no NL assertions); "
+        "a skipped verdict passes and is counted apart.",
+    )
+
+
+class EvaluationResult(Frozen):
+    """The evaluation of one rollout (one query, one trial)."""
+
+    id: str = Field(description="The query id.")
+    trial: int = Field(ge=0)
+    environment: str
+    domains: tuple[str, ...] = Field(description="The member servers.")
+    passed: bool
+    total_score: float = Field(ge=0, le=1)
+    evaluators: dict[str, Verdict]
+    legacy: dict[str, Verdict] = Field(
+        default_factory=dict,
+        description="The original tool's scoring of the same rollout, where ours "
+        "differs on purpose.",
+    )
+    task_info: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    turns: int = Field(default=0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+
+
+class Metrics(Frozen):
+    """Pass rates over k trials of each task, and averages per rollout."""
+
+    tasks: int = Field(ge=0)
+    rollouts: int = Field(ge=0)
+    pass_at_1: float
+    pass_hat_k: dict[int, float] = Field(
+        description="k -> mean over tasks of C(c,k)/C(n,k): every one of k "
+        "trials passes (tau-bench's pass^k)."
+    )
+    pass_at_k: dict[int, float] = Field(
+        description="k -> mean over tasks of 1-C(n-c,k)/C(n,k): at least one of "
+        "k trials passes."
+    )
+    legacy_pass_rate: float | None = Field(
+        default=None, description="The original scoring's pass rate, for comparison."
+    )
+    avg_turns: float = 0.0
+    avg_tokens: float = 0.0
+    avg_cost_usd: float = 0.0
+
+
+class EvaluatorCounts(Frozen):
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class EvaluationSummary(Frozen):
+    """`evaluation/summary.json`."""
+
+    overall: Metrics
+    by_domain: dict[str, Metrics]
+    by_evaluator: dict[str, EvaluatorCounts]
+    failure_reasons: dict[str, int] = Field(
+        default_factory=dict, description="Failing evaluator or error kind -> count."
+    )
+    skipped_items: dict[str, int] = Field(
+        default_factory=dict,
+        description="Why input items were not evaluated (e.g. `unknown_query`, "
+        "`truncated_line`) -> count.",
+    )
