@@ -130,3 +130,16 @@ def s3_bucket(s3_endpoint, tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
     bucket = f"test-{tmp_path.name.lower().replace('_', '-')[-40:].strip('-')}"
     create_bucket(s3_endpoint, bucket)
     return bucket
+
+
+@pytest.fixture(scope="session")
+def demo_world(prefect_harness, tmp_path_factory) -> Path:
+    """The demo world run once (s01-s17, `both` mode) for the whole session: its
+    output folder, with queries, validated tasks, servers and policies. Shared by
+    every test that asks for it, so treat it as read-only (copy it to change it)."""
+    from flows.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("demo-world")
+    report = run_pipeline(config_path=str(DEMO_CONFIG), output_dir=str(out))
+    assert report.status == "ok", report
+    return out
