@@ -31,7 +31,10 @@ SEED_DOMAINS_REFERENCE: tuple[str, ...] = (
     "media",
 )
 
-RoleName = Literal["textual", "coding"]
+RoleName = Literal["textual", "coding", "assistant", "user_simulator"]
+"""`textual` and `coding` answer the synthesis steps (both required); rollouts
+talk through `assistant` (the agent under test) and `user_simulator` (the
+persona), each configured only when rollouts use a model for it."""
 
 
 class ModelRole(Frozen):
@@ -47,6 +50,19 @@ class ModelRole(Frozen):
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
+    input_cost_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million prompt tokens (cost reports)."
+    )
+    output_cost_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million completion tokens."
+    )
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What these tokens cost at this role's prices."""
+        return (
+            prompt_tokens * self.input_cost_per_mtok
+            + completion_tokens * self.output_cost_per_mtok
+        ) / 1_000_000
 
 
 class LLMConfig(Frozen):
