@@ -318,6 +318,40 @@ class QueryConfig(StepModel):
     max_attempts: int = Field(default=3, ge=1)
 
 
+AssistantKind = Literal["model", "oracle", "do_nothing", "wrong_argument"]
+"""Who answers as the assistant: the configured model, or a built-in reference
+agent that checks the checkers (the golden calls; no call at all; the golden calls
+with one wrong argument)."""
+UserKind = Literal["model", "scripted"]
+
+
+class RolloutConfig(Frozen):
+    """r01: conversations between a simulated user and an assistant, with the
+    assistant's tool calls run against a fresh session of the query's
+    environment."""
+
+    trials: int = Field(default=1, ge=1, le=64, description="k: trials per query.")
+    max_turns: int = Field(default=20, ge=1)
+    max_steps_per_turn: int = Field(
+        default=10,
+        ge=1,
+        description="Assistant calls per turn before the user is asked.",
+    )
+    assistant: AssistantKind = "model"
+    assistant_role: RoleName = "assistant"
+    assistant_model: str | None = None
+    user: UserKind = "model"
+    user_role: RoleName = "user_simulator"
+    user_model: str | None = None
+    environments: tuple[str, ...] = Field(
+        default=(), description="Only these environments' queries (empty: all)."
+    )
+    max_queries: int | None = Field(
+        default=None, ge=1, description="At most this many queries (sorted by id)."
+    )
+    tool_timeout_s: float = Field(default=30.0, gt=0)
+
+
 class StepsConfig(Frozen):
     s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
     s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
@@ -336,6 +370,7 @@ class StepsConfig(Frozen):
     s15_instance_combinations: InstanceConfig = InstanceConfig()
     s16_task_filtering: TaskFilterConfig = TaskFilterConfig()
     s17_query_generation: QueryConfig = QueryConfig()
+    r01_rollouts: RolloutConfig = RolloutConfig()
 
 
 _NOT_IN_PREFECT_NAMES = "/%&<>"
