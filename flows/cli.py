@@ -50,7 +50,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
         mode = loaded.config.run.task_mode
         steps = select_steps(
-            step=args.step, start=args.start, until=args.until, mode=mode
+            step=args.step,
+            start=args.start,
+            until=args.until,
+            mode=mode,
+            optional=loaded.config.steps.r01_rollouts.enabled,
         )
     except (ConfigError, UnknownStep) as exc:
         return fail(str(exc))

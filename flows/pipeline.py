@@ -161,7 +161,13 @@ def run_pipeline(
     if problems:
         raise ConfigError("; ".join(problems), path=loaded.path)
     mode = loaded.config.run.task_mode
-    steps = select_steps(step=step, start=start, until=until, mode=mode)
+    steps = select_steps(
+        step=step,
+        start=start,
+        until=until,
+        mode=mode,
+        optional=loaded.config.steps.r01_rollouts.enabled,
+    )
     missing = prerequisite_problems(mode, out, steps)
     if missing:
         raise ConfigError("; ".join(missing), path=loaded.path)

@@ -330,6 +330,12 @@ class RolloutConfig(Frozen):
     assistant's tool calls run against a fresh session of the query's
     environment."""
 
+    enabled: bool = Field(
+        default=False,
+        description="`agentskiller run` also runs rollouts and evaluation (r01, "
+        "r02) after the task steps; `agentskiller rollout` / `evaluate` run them "
+        "either way.",
+    )
     trials: int = Field(default=1, ge=1, le=64, description="k: trials per query.")
     max_turns: int = Field(default=20, ge=1)
     max_steps_per_turn: int = Field(
@@ -352,6 +358,19 @@ class RolloutConfig(Frozen):
     tool_timeout_s: float = Field(default=30.0, gt=0)
 
 
+class EvaluationConfig(StepModel):
+    """r02: score every rollout. Actions and the final state are checked
+    deterministically; the NL assertions (written once per task) and the rubric
+    review are LLM judges on this step's role."""
+
+    ordered_actions: bool = Field(
+        default=False, description="Golden calls must also happen in their order."
+    )
+    nl_assertions: bool = True
+    subjective: bool = True
+    judge_attempts: int = Field(default=2, ge=1, description="Attempts per judge call.")
+
+
 class StepsConfig(Frozen):
     s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
     s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
@@ -371,6 +390,7 @@ class StepsConfig(Frozen):
     s16_task_filtering: TaskFilterConfig = TaskFilterConfig()
     s17_query_generation: QueryConfig = QueryConfig()
     r01_rollouts: RolloutConfig = RolloutConfig()
+    r02_evaluation: EvaluationConfig = EvaluationConfig()
 
 
 _NOT_IN_PREFECT_NAMES = "/%&<>"

@@ -178,3 +178,10 @@ class Rollout(Frozen):
 
 def rollout_key(query_id: str, trial: int) -> str:
     return f"{query_id}#{trial}"
+
+
+class RolloutSet(Frozen):
+    """The rollouts of one environment, as `rollouts/<Environment>.jsonl`."""
+
+    environment: str
+    rollouts: tuple[Rollout, ...]

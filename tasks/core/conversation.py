@@ -26,6 +26,7 @@ from schemas.rollout import (
 )
 
 Assistant = Callable[[Sequence[ChatMessage]], ChatMessage]
+"""The conversation so far -> the assistant's next message."""
 Executor = Callable[[Sequence[ToolCall]], list[ChatMessage]]
 
 _THOUGHTS = re.compile(

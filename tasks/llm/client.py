@@ -86,6 +86,22 @@ class LLMClient(Protocol):
         """The model name a call on `role` uses: the override, else the role's."""
         ...
 
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        call_key: str,
+        role: RoleName,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+    ) -> ChatReply:
+        """One free-form chat turn: the model's message, unvalidated."""
+        ...
+
+    def cost_usd(self, role: RoleName, prompt_tokens: int, completion: int) -> float:
+        """What a role's tokens cost at its configured prices."""
+        ...
+
 
 @dataclass(frozen=True)
 class RoleEndpoint:
