@@ -40,7 +40,7 @@ def openai_tool(tool: Any) -> dict[str, Any]:
         "function": {
             "name": tool.name,
             "description": tool.description or "",
-            "parameters": tool.inputSchema,
+            "parameters": tool.input_schema,
         },
     }
 
