@@ -127,7 +127,14 @@ class EvaluationSummary(Frozen):
     """`evaluation/summary.json`."""
 
     overall: Metrics
-    by_domain: dict[str, Metrics]
+    by_domain: dict[str, Metrics] = Field(
+        description="Member server -> metrics; a cross-domain task counts once "
+        "for each of its members, as in the reference."
+    )
+    by_environment: dict[str, Metrics] = Field(
+        default_factory=dict,
+        description="Environment (server or fused combination) -> metrics.",
+    )
     by_evaluator: dict[str, EvaluatorCounts]
     failure_reasons: dict[str, int] = Field(
         default_factory=dict, description="Failing evaluator or error kind -> count."

@@ -7,7 +7,7 @@ original tool's name-set criterion (reported under `legacy`). Pure functions.
 Our rule. Every golden call must be matched by a distinct successful agent call
 with the same tool name whose arguments agree with the golden call's: each argument
 the golden call sets must be present with an equal value (compared as JSON values,
-`tasks.core.agent_calls.json_key`; a golden `null` also matches an absent
+`tasks.core.agent_calls.value_key`; a golden `null` also matches an absent
 argument). Arguments the golden call does not set are free: the golden call
 records what the task requires (the plan binds every argument it cares about,
 `confirm: true` included), and an agent that also passes an optional argument the
@@ -22,7 +22,7 @@ never count as done.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from schemas.environment import CONFIRM_PARAMETER
@@ -30,25 +30,20 @@ from schemas.evaluation import Verdict
 from schemas.fusion import member_tool_name
 from schemas.golden import GoldenCall
 from schemas.rollout import ToolRoute
-from tasks.core.agent_calls import AgentCall, json_key
-
-_NULL = json_key(None)
+from tasks.core.agent_calls import AgentCall, value_key
 
 
-def _spec(call: GoldenCall) -> dict[str, str]:
-    return {name: json_key(value) for name, value in call.arguments.items()}
+def _spec(call: GoldenCall) -> dict[str, Hashable]:
+    return {name: value_key(value) for name, value in call.arguments.items()}
 
 
-def _mismatches(spec: Mapping[str, str], call: AgentCall) -> list[str]:
-    """The golden arguments the agent call does not match."""
+def _mismatches(spec: Mapping[str, Hashable], call: AgentCall) -> list[str]:
+    """The golden arguments the agent call does not match (an absent argument
+    has the key of null)."""
     if call.arguments is None:
         return list(spec)
-    args = call.arguments
-    return [
-        name
-        for name, want in spec.items()
-        if (json_key(args[name]) if name in args else _NULL) != want
-    ]
+    keys = call.keys
+    return [name for name, want in spec.items() if keys.get(name) != want]
 
 
 def _max_matching(candidates: Sequence[Sequence[int]], n_calls: int) -> list[int]:
@@ -92,7 +87,7 @@ def _ordered_matching(candidates: Sequence[Sequence[int]]) -> list[int]:
 
 
 def _closest(
-    spec: Mapping[str, str],
+    spec: Mapping[str, Hashable],
     golden: GoldenCall,
     calls: Sequence[AgentCall],
     paired_with: Mapping[int, int],

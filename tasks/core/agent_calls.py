@@ -5,14 +5,14 @@ in message order, with its arguments parsed from the JSON text the model wrote a
 whether it succeeded, read from the tool message that answered it. The one rule for
 "this tool result is an error" lives here (`is_error_result`): the episode runtime
 answers a tool error, and arguments that are not a JSON object, with a JSON object
-carrying an `"error"` key. Also `json_key`, the canonical form in which argument
-and column values are compared. Pure functions, no side effects.
+carrying an `"error"` key. Also `value_key`, the form in which argument and
+column values are compared. Pure functions, no side effects.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ class AgentCall:
         raw_arguments: The arguments exactly as the model wrote them.
         ok: True when a tool message answered the call without an error.
         call_id: The tool call id.
+        keys: Argument -> its `value_key`, for comparisons.
     """
 
     index: int
@@ -66,6 +67,7 @@ class AgentCall:
     raw_arguments: str
     ok: bool
     call_id: str
+    keys: dict[str, Hashable]
 
     def describe(self) -> dict[str, Any]:
         """The call as evaluation details show it."""
@@ -114,6 +116,7 @@ def agent_calls(messages: Sequence[ChatMessage]) -> list[AgentCall]:
                     and answered
                     and not is_error_result(results[tool_call.id]),
                     call_id=tool_call.id,
+                    keys={k: value_key(v) for k, v in (arguments or {}).items()},
                 )
             )
     return calls
@@ -131,26 +134,25 @@ def parse_arguments(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def json_key(value: Any) -> str:
-    """The canonical JSON text of a value, for equality across JSON round trips.
+def value_key(value: Any) -> Hashable:
+    """The form in which argument and column values are compared: equal keys
+    mean equal JSON values.
 
     JSON has one number type, so an integral float equals the integer (`50.0` ==
     `50`); booleans stay distinct from numbers (`true` != `1`), strings from
     numbers (`"5"` != `5`), and strings compare exactly (case included). Tuples
-    and lists are the same array; object keys are compared sorted.
+    and lists are the same array; objects compare regardless of key order.
     """
-    return json.dumps(
-        _canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+    if value is None or isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("num", value)
     if isinstance(value, float):
-        return int(value) if value.is_integer() else value
+        return ("num", int(value) if value.is_integer() else value)
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return ("obj", frozenset((str(k), value_key(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return str(value)
+        return ("arr", tuple(value_key(v) for v in value))
+    return ("other", repr(value))

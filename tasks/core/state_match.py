@@ -8,12 +8,12 @@ original tool's lenient criterion (reported under `legacy`). Pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from schemas.environment import DatabaseDiff, TableDiff
 from schemas.evaluation import TableMismatch, ValueMismatch, Verdict
-from tasks.core.agent_calls import json_key
+from tasks.core.agent_calls import value_key
 
 LEGACY_IGNORED_COLUMNS = frozenset({"created_at", "updated_at", "timestamp"})
 """Columns the original dropped from every record before comparing."""
@@ -56,7 +56,7 @@ def _table_mismatch(expected: TableDiff, actual: TableDiff) -> TableMismatch:
                 missing.setdefault(row, {})[column] = want[column][1]
             elif column not in want:
                 extra.setdefault(row, {})[column] = got[column][1]
-            elif json_key(want[column][1]) != json_key(got[column][1]):
+            elif value_key(want[column][1]) != value_key(got[column][1]):
                 different.setdefault(row, {})[column] = ValueMismatch(
                     expected=want[column][1], actual=got[column][1]
                 )
@@ -149,9 +149,9 @@ def _legacy_value(value: Any) -> Any:
     return value
 
 
-def _legacy_columns(columns: Mapping[str, tuple[Any, Any]]) -> dict[str, str]:
+def _legacy_columns(columns: Mapping[str, tuple[Any, Any]]) -> dict[str, Hashable]:
     return {
-        column: json_key(_legacy_value(change[1]))
+        column: value_key(_legacy_value(change[1]))
         for column, change in columns.items()
         if column not in LEGACY_IGNORED_COLUMNS
     }

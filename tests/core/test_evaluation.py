@@ -20,7 +20,7 @@ from schemas.rollout import (
     ToolRoute,
 )
 from schemas.validated_task import AgentTask
-from tasks.core.agent_calls import agent_calls, is_error_result, json_key
+from tasks.core.agent_calls import agent_calls, is_error_result, value_key
 from tasks.core.evaluation import evaluate_rollout
 
 BASE_HASH = "0" * 64
@@ -289,11 +289,11 @@ def test_a_golden_argument_the_agent_leaves_out_fails_even_confirm():
 
 
 def test_values_compare_as_json_numbers_bools_and_strings_stay_distinct():
-    assert json_key(50.0) == json_key(50)
-    assert json_key({"b": [1.0, 2], "a": None}) == json_key({"a": None, "b": (1, 2)})
-    assert json_key(True) != json_key(1)
-    assert json_key("5") != json_key(5)
-    assert json_key("Scheduled") != json_key("scheduled")
+    assert value_key(50.0) == value_key(50)
+    assert value_key({"b": [1.0, 2], "a": None}) == value_key({"a": None, "b": (1, 2)})
+    assert value_key(True) != value_key(1)
+    assert value_key("5") != value_key(5)
+    assert value_key("Scheduled") != value_key("scheduled")
 
 
 def test_a_golden_null_matches_an_absent_argument():
