@@ -369,6 +369,12 @@ class EvaluationConfig(StepModel):
     nl_assertions: bool = True
     subjective: bool = True
     judge_attempts: int = Field(default=2, ge=1, description="Attempts per judge call.")
+    rollout_files: tuple[str, ...] = Field(
+        default=(),
+        description="More rollout JSONL files to evaluate (your own harness's, in "
+        "the rollout record format), relative to the output location or absolute; "
+        "r01's own files are always evaluated.",
+    )
 
 
 class StepsConfig(Frozen):

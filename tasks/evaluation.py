@@ -13,12 +13,16 @@ Side effects: model calls only.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
 from schemas.config import EvaluationConfig
 from schemas.evaluation import (
     AssertionJudgement,
     AssertionsDraft,
     EvaluationResult,
+    EvaluationSummary,
     SubjectiveJudgement,
     TaskAssertions,
     Verdict,
@@ -36,6 +40,7 @@ from tasks.core.judging import (
     subjective_verdict,
     transcript_text,
 )
+from tasks.core.metrics import summarize
 from tasks.items import invalid_output, producer
 from tasks.llm.errors import InvalidModelOutput
 from tasks.resources import ItemEnv
@@ -161,3 +166,33 @@ def _review(
     except InvalidModelOutput as exc:
         return failed_judge(f"the rubric judge never answered validly: {exc}")
     return subjective_verdict(answer.value)
+
+
+def summarize_results(
+    work: WorkItem,
+    env: ItemEnv,
+    *,
+    results: tuple[Artifact[EvaluationResult], ...],
+    skipped: dict[str, int],
+) -> ItemOutcome:
+    """The run's summary: pass@1, pass^k and pass@k overall, per domain and per
+    environment, evaluator counts, failure reasons and skipped inputs."""
+    del env
+    ordered = sorted(results, key=lambda r: (r.payload.id, r.payload.trial))
+    artifact = Artifact[EvaluationSummary].build(
+        kind="evaluation_summary",
+        id="summary",
+        payload=summarize([r.payload for r in ordered], skipped=skipped),
+        parents=[r.ref for r in ordered],
+        producer=producer(work),
+    )
+    return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
+
+
+def results_jsonl(results: Sequence[EvaluationResult]) -> str:
+    """`evaluation/results.jsonl`: one result per line, by query and trial."""
+    ordered = sorted(results, key=lambda r: (r.id, r.trial))
+    return "".join(
+        json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n"
+        for r in ordered
+    )
