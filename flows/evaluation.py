@@ -12,8 +12,6 @@ and `evaluation/summary.json`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
 from schemas.artifact import FailedItem
@@ -22,14 +20,16 @@ from schemas.run import RunRef
 from schemas.validated_task import AgentTask, UserQuery
 from tasks import evaluation as r02
 from tasks import rollout_plan as plan
-from tasks.core.rollout_records import Skipped, join_queries, read_rollouts
+from tasks.core.rollout_records import Skipped, join_queries
 from tasks.items import dependency_failed
+from tasks.rollout_files import read_all, rollout_files
 from tasks.step_run import StepRun
-from tasks.store.location import StorePath
-from tasks.store.paths import (
-    EVALUATION_RESULTS_RELPATH,
-    EVALUATION_SUMMARY_RELPATH,
-    ROLLOUTS_DIR,
+from tasks.store.paths import EVALUATION_RESULTS_RELPATH, EVALUATION_SUMMARY_RELPATH
+
+NOTHING_TO_EVALUATE = (
+    "there are no rollouts to evaluate here: run r01 first (agentskiller rollout "
+    "--config ...) or name your own rollout files in "
+    "steps.r02_evaluation.rollout_files"
 )
 
 
@@ -50,12 +50,12 @@ def evaluate_rollouts(run: RunRef) -> StepReport:
         for q in store.load_outputs(name, UserQuery, kind="user_query")
         if q.payload.lineage.id in tasks
     }
-    skipped = Skipped()
-    rollouts = []
-    for source, path in _rollout_files(step, cfg.rollout_files):
-        found = read_rollouts(path.read_text(), source=source)
-        rollouts.extend(found.rollouts)
-        skipped.extend(found.skipped)
+    files, missing = rollout_files(store, cfg.rollout_files)
+    for problem in missing:
+        step.fail(dependency_failed("r02", problem.split(" ", 1)[0], problem))
+    if not files:
+        step.fail(dependency_failed("r02", "rollouts", NOTHING_TO_EVALUATE))
+    rollouts, skipped = read_all(files)
     if not rollouts and not skipped.counts:
         return step.finish(outputs=[], exports={}, note="no rollouts to evaluate")
     joined = join_queries(rollouts, task_of)
@@ -112,45 +112,6 @@ def evaluate_rollouts(run: RunRef) -> StepReport:
         inputs=len(rollouts),
         produced=len(results),
     )
-
-
-def _rollout_files(
-    step: StepRun, extra: tuple[str, ...]
-) -> list[tuple[str, StorePath]]:
-    """r01's rollout files (from its manifest, so files of an earlier run with
-    other settings are not mixed in) and the configured extra ones; a missing
-    extra file, or nothing to evaluate, is a `dependency_failed` item."""
-    layout = step.store.layout
-    manifest = step.store.read_manifest("r01_rollouts")
-    found = [
-        (relpath, layout.export_path(relpath))
-        for relpath in sorted(manifest.exports if manifest else {})
-        if relpath.startswith(ROLLOUTS_DIR + "/")
-    ]
-    for name in extra:
-        path = Path(name) if Path(name).is_absolute() else layout.export_path(name)
-        if path.exists():
-            found.append((name, path))
-            continue
-        step.fail(
-            dependency_failed(
-                "r02",
-                name,
-                f"steps.r02_evaluation.rollout_files: {name} does not exist "
-                f"(looked at {path})",
-            )
-        )
-    if not found:
-        step.fail(
-            dependency_failed(
-                "r02",
-                "rollouts",
-                "there are no rollouts to evaluate here: run r01 first "
-                "(agentskiller rollout --config ...) or name your own rollout "
-                "files in steps.r02_evaluation.rollout_files",
-            )
-        )
-    return found
 
 
 def _skipped_items(skipped: Skipped) -> list[FailedItem]:

@@ -97,15 +97,16 @@ def run_rollouts(run: RunRef) -> StepReport:
             rollouts_relpath(s.id): (s, r01.rollouts_jsonl(s.payload.rollouts))
             for s in sets
         },
-        note=_note(cfg.trials, len(queries), [r.payload for r in rollouts]),
+        note=_note(cfg.trials, len(works), [r.payload for r in rollouts]),
         inputs=len(works),
         produced=len(rollouts),
     )
 
 
-def _note(trials: int, queries: int, rollouts: list[Rollout]) -> str:
+def _note(trials: int, planned: int, rollouts: list[Rollout]) -> str:
     stopped = sum(r.stop_reason == "user_token" for r in rollouts)
     return (
-        f"{len(rollouts)} rollout(s) of {queries} quer(ies) x {trials} trial(s); "
+        f"{len(rollouts)} of {planned} rollout(s) ({planned // trials} quer(ies) x "
+        f"{trials} trial(s)); "
         f"{stopped} ended by the user, {len(rollouts) - stopped} at the turn limit"
     )

@@ -82,13 +82,15 @@ def converse_rollout(
     session = f"rollout-{uuid.uuid4().hex}"
     texts = [p.payload.markdown for p in (*policy, *merged_policy)]
     ledger = _Usage()
+    system = env.prompts.render(ASSISTANT_PROMPT, policy="\n\n".join(texts)).text
     try:
         if agent_task.overlay:
             served.start_session(session, agent_task.overlay)
         with ToolSession(build_mcp_server(served), session) as tools:
             done = _converse(
-                work, env, cfg, query.payload, agent_task, tools, texts, ledger
+                work, env, cfg, query.payload, agent_task, tools, system, ledger
             )
+            offered = tools.tools()
             final_hash, final_diff = tools.state_hash(), tools.diff()
             format_errors = tools.format_errors
     except (EnvironmentLost, WorkerFailure, OverlayError) as exc:
@@ -113,6 +115,8 @@ def converse_rollout(
         models=ledger.models,
         tool_names=_routes(served),
         usage=ledger.usage,
+        system_prompt=system,
+        tools=tuple(offered),
         format_errors=format_errors,
         final_state_hash=final_hash,
         final_diff=final_diff,
@@ -153,7 +157,7 @@ def _converse(
     query: UserQuery,
     task: AgentTask,
     tools: ToolSession,
-    policy: Sequence[str],
+    system: str,
     ledger: _Usage,
 ) -> Conversation:
     offered = tools.tools()
@@ -161,7 +165,7 @@ def _converse(
     opening = tuple(ChatMessage(role="user", content=m.content) for m in query.messages)
     return converse(
         opening,
-        assistant=_assistant(work, env, cfg, task, (offered, writes), policy, ledger),
+        assistant=_assistant(work, env, cfg, task, (offered, writes), system, ledger),
         user=_user(work, env, cfg, query, ledger),
         execute=tools.call_all,
         max_turns=cfg.max_turns,
@@ -175,7 +179,7 @@ def _assistant(
     cfg: RolloutConfig,
     task: AgentTask,
     tools: tuple[list[dict[str, Any]], frozenset[str]],
-    policy: Sequence[str],
+    system: str,
     ledger: _Usage,
 ) -> Assistant:
     offered, writes = tools
@@ -189,7 +193,6 @@ def _assistant(
         ledger.models["assistant"] = "builtin:wrong_argument"
         return agents.wrong_argument(task, writes)
     llm = env.model("assistant")
-    system = env.prompts.render(ASSISTANT_PROMPT, policy="\n\n".join(policy)).text
     turns = iter(range(10**9))
 
     def answer(messages: Sequence[ChatMessage]) -> ChatMessage:
