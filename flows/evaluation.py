@@ -20,7 +20,7 @@ from schemas.run import RunRef
 from schemas.validated_task import AgentTask, UserQuery
 from tasks import evaluation as r02
 from tasks import rollout_plan as plan
-from tasks.core.rollout_records import Skipped, join_queries
+from tasks.core.rollout_records import Skipped, join_queries, unique_rollouts
 from tasks.items import dependency_failed
 from tasks.rollout_files import read_all, rollout_files
 from tasks.step_run import StepRun
@@ -58,7 +58,7 @@ def evaluate_rollouts(run: RunRef) -> StepReport:
     rollouts, skipped = read_all(files)
     if not rollouts and not skipped.counts:
         return step.finish(outputs=[], exports={}, note="no rollouts to evaluate")
-    joined = join_queries(rollouts, task_of)
+    joined = join_queries(unique_rollouts(rollouts, skipped), task_of)
     skipped.extend(joined.skipped)
     step.fail(*_skipped_items(skipped))
     judged_tasks = {t.id: t for t, _ in joined.pairs}
