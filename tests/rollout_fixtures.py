@@ -8,14 +8,18 @@ A dental clinic (`DentalAppointments`) and a fused clinic-and-billing environmen
   state diff has missing and unexpected changes);
 - `q-book#0` fails the state check: it books but never writes the invoice;
 - `q-book#1` was cut short by a transport error;
-- `q-extra#0` has no evaluation result.
+- `q-extra#0` has no evaluation result (and no query).
+
+`write_run` lays them out in an output directory as the pipeline would.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from schemas.artifact import RunStamp
 from schemas.environment import DatabaseDiff, TableDiff
 from schemas.evaluation import (
     EvaluationResult,
@@ -32,7 +36,21 @@ from schemas.rollout import (
     TokenUsage,
     ToolCall,
 )
-from schemas.validated_task import AgentTask
+from schemas.validated_task import (
+    AgentTask,
+    QueryLineage,
+    QueryMessage,
+    QueryTaskInfo,
+    UserQuery,
+)
+from tasks.store.artifacts import ArtifactStore
+from tasks.store.paths import (
+    EVALUATION_RESULTS_RELPATH,
+    OutputLayout,
+    queries_relpath,
+    rollouts_relpath,
+)
+from tests.dental_policy import artifact
 
 CLINIC = "DentalAppointments"
 FUSED = "DentalAppointments_TreatmentBilling"
@@ -363,4 +381,52 @@ def summary() -> EvaluationSummary:
         },
         failure_reasons={"state": 2, "action": 2, "transport": 1},
         skipped_items={"truncated_line": 1},
+    )
+
+
+def write_run(out: Path, *, evaluated: bool = True) -> OutputLayout:
+    """An output directory with these rollouts (`rollouts/<Env>.jsonl`), their
+    queries (`queries/<Env>.jsonl`) whose lineage names the golden tasks stored as
+    `agent_task` artifacts, and, when `evaluated`, `evaluation/results.jsonl`."""
+    layout = OutputLayout(out)
+    store = ArtifactStore(layout)
+    queries: dict[str, list[str]] = {}
+    for query_id, task in golden_tasks().items():
+        made = artifact("agent_task", query_id, task)
+        store.put(made, RunStamp())
+        queries.setdefault(task.environment, []).append(
+            _query(query_id, made.id, made.content_hash, task).model_dump_json()
+        )
+    lines: dict[str, list[str]] = {}
+    for rollout in rollouts():
+        lines.setdefault(rollout.environment, []).append(json.dumps(rollout.record()))
+    files = {queries_relpath(env): q for env, q in queries.items()}
+    files |= {rollouts_relpath(env): r for env, r in lines.items()}
+    if evaluated:
+        files[EVALUATION_RESULTS_RELPATH] = [
+            json.dumps(r.model_dump(mode="json")) for r in results()
+        ]
+    for relpath, records in files.items():
+        path = layout.export_path(relpath)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in records), encoding="utf-8")
+    return layout
+
+
+def _query(query_id: str, task_id: str, digest: str, task: AgentTask) -> UserQuery:
+    return UserQuery(
+        id=query_id,
+        messages=(QueryMessage(content="Hello."),),
+        user_system_prompt="You are a patient of the clinic.",
+        task_info=QueryTaskInfo(
+            trajectory=task.trajectory,
+            instruction=task.instruction,
+            reason_for_call=task.reason_for_call,
+            known_info="",
+            trajectory_hash=task.trajectory_hash,
+            combo_id=task.combo_id,
+        ),
+        environment=task.environment,
+        expected_state_hash=task.expected_state_hash,
+        lineage=QueryLineage(id=task_id, content_hash=digest),
     )
