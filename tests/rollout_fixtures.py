@@ -36,13 +36,7 @@ from schemas.rollout import (
     TokenUsage,
     ToolCall,
 )
-from schemas.validated_task import (
-    AgentTask,
-    QueryLineage,
-    QueryMessage,
-    QueryTaskInfo,
-    UserQuery,
-)
+from schemas.validated_task import AgentTask
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.paths import (
     EVALUATION_RESULTS_RELPATH,
@@ -388,6 +382,9 @@ def write_run(out: Path, *, evaluated: bool = True) -> OutputLayout:
     """An output directory with these rollouts (`rollouts/<Env>.jsonl`), their
     queries (`queries/<Env>.jsonl`) whose lineage names the golden tasks stored as
     `agent_task` artifacts, and, when `evaluated`, `evaluation/results.jsonl`."""
+    # The check-task tests' query builder (imported here: it loads the runtime).
+    from tests.tasks.test_check_task import _query as query_for
+
     layout = OutputLayout(out)
     store = ArtifactStore(layout)
     queries: dict[str, list[str]] = {}
@@ -395,7 +392,7 @@ def write_run(out: Path, *, evaluated: bool = True) -> OutputLayout:
         made = artifact("agent_task", query_id, task)
         store.put(made, RunStamp())
         queries.setdefault(task.environment, []).append(
-            _query(query_id, made.id, made.content_hash, task).model_dump_json()
+            query_for(made, query_id).model_dump_json()
         )
     lines: dict[str, list[str]] = {}
     for rollout in rollouts():
@@ -411,22 +408,3 @@ def write_run(out: Path, *, evaluated: bool = True) -> OutputLayout:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(line + "\n" for line in records), encoding="utf-8")
     return layout
-
-
-def _query(query_id: str, task_id: str, digest: str, task: AgentTask) -> UserQuery:
-    return UserQuery(
-        id=query_id,
-        messages=(QueryMessage(content="Hello."),),
-        user_system_prompt="You are a patient of the clinic.",
-        task_info=QueryTaskInfo(
-            trajectory=task.trajectory,
-            instruction=task.instruction,
-            reason_for_call=task.reason_for_call,
-            known_info="",
-            trajectory_hash=task.trajectory_hash,
-            combo_id=task.combo_id,
-        ),
-        environment=task.environment,
-        expected_state_hash=task.expected_state_hash,
-        lineage=QueryLineage(id=task_id, content_hash=digest),
-    )
