@@ -145,3 +145,21 @@ def test_a_screenshot_is_taken_at_the_window_size(page: Path, tmp_path: Path):
     """The screenshot helper the README image comes from writes a 1400x1000 PNG."""
     png = screenshot(page_url(page), tmp_path / "shot.png")
     assert _size(png.read_bytes()) == (1400, 1000)
+
+
+def test_choosing_a_filter_rewrites_the_fragment_and_the_list(page: Path, tmp_path):
+    """A `change` on the outcome select (dispatched by a script added to a copy of
+    the page, as a click would) moves the filter into the fragment, drops a
+    `?query`, and redraws the list."""
+    choose = (
+        "<script>var s = document.querySelector('select[name=outcome]');"
+        "s.value = 'passed'; s.dispatchEvent(new Event('change', {bubbles: true}));"
+        "document.body.setAttribute('data-url', location.search + location.hash);"
+        "</script></body>"
+    )
+    copy = tmp_path / "viewer.html"
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", choose))
+    dom = dump_dom(f"{page_url(copy)}?outcome=failed")
+    assert _listed(dom) == {"q-cancel#0": "passed"}
+    [body] = [attrs for tag, attrs in _parse(dom).tags if tag == "body"]
+    assert body["data-url"] == "#outcome=passed"

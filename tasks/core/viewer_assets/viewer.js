@@ -47,7 +47,8 @@
     Object.keys(next).forEach(function (name) {
       if (next[name]) params.set(name, next[name]);
     });
-    history.replaceState(null, "", "#" + params.toString());
+    // Drop any ?query: once a filter is chosen, the fragment alone holds the state.
+    history.replaceState(null, "", window.location.pathname + "#" + params.toString());
     render();
   }
 
