@@ -30,7 +30,7 @@ from schemas.environment import DatabaseDiff
 from schemas.validated_task import AgentTask, UserQuery
 from tasks.runtime.golden_run import mcp_state_hash, session_diff, session_meta
 from tasks.store.artifacts import ArtifactStore
-from tasks.store.paths import OutputLayout
+from tasks.store.paths import QUERIES_DIR, QUERIES_GLOB, OutputLayout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,8 +62,8 @@ def find_query(output_dir: Path, query_id: str) -> UserQuery:
     Raises:
         QueryNotFound: naming the folder searched.
     """
-    folder = output_dir / "queries"
-    for path in sorted(folder.glob("*.jsonl")):
+    folder = output_dir / QUERIES_DIR
+    for path in sorted(folder.glob(QUERIES_GLOB)):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip() and json.loads(line).get("id") == query_id:
                 return UserQuery.model_validate_json(line)

@@ -265,9 +265,14 @@ def validated_tasks_relpath(environment: str) -> str:
     return f"validated_tasks/{_plain_name(environment)}/validated_combos.json"
 
 
+QUERIES_DIR = "queries"
+QUERIES_GLOB = "*.jsonl"
+"""The query files of every environment, `queries/*.jsonl` (one per environment)."""
+
+
 def queries_relpath(environment: str) -> str:
     """s17's user queries of one server or fused environment (JSONL)."""
-    return f"queries/{_plain_name(environment)}.jsonl"
+    return f"{QUERIES_DIR}/{_plain_name(environment)}.jsonl"
 
 
 def task_templates_relpath(source: str) -> str:
@@ -335,6 +340,8 @@ LAST_RUN_FILE = "last-run.json"
 
 
 ROLLOUTS_DIR = "rollouts"
+ROLLOUTS_GLOB = "*.jsonl"
+"""The rollout files of every environment, `rollouts/*.jsonl`."""
 
 
 def rollouts_relpath(environment: str) -> str:
@@ -346,11 +353,19 @@ EVALUATION_DIR = "evaluation"
 EVALUATION_RESULTS_RELPATH = f"{EVALUATION_DIR}/results.jsonl"
 EVALUATION_SUMMARY_RELPATH = f"{EVALUATION_DIR}/summary.json"
 EVALUATION_REPORT_RELPATH = f"{EVALUATION_DIR}/report.md"
+EVALUATION_VIEWER_RELPATH = f"{EVALUATION_DIR}/viewer.html"
+"""`agentskiller view`'s static HTML viewer of rollouts and verdicts."""
 
 
 def evaluation_plot_relpath(name: str) -> str:
     """A PNG plot of the evaluation report, `evaluation/plots/<name>.png`."""
     return f"{EVALUATION_DIR}/plots/{_plain_name(name)}.png"
+
+
+def evaluation_plot_link(name: str) -> str:
+    """The link to a plot from the report (`EVALUATION_REPORT_RELPATH`)."""
+    plot = PurePosixPath(evaluation_plot_relpath(name))
+    return plot.relative_to(PurePosixPath(EVALUATION_REPORT_RELPATH).parent).as_posix()
 
 
 def training_export_relpath(export_format: str) -> str:
