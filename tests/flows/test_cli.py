@@ -72,11 +72,12 @@ def test_run_rejects_unknown_step_listing_valid_ones(capsys):
 
 def test_real_model_config_without_key_says_how_to_set_one(monkeypatch, capsys):
     """The full-scale config with no API key explains the variable and the demo,
-    once, though both model roles name the same variable."""
+    once, though every model role names the same variable."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert main(["run", "--config", str(REPO / "configs" / "config.yaml")]) == 2
     assert capsys.readouterr().err == (
-        "error: llm.roles.coding and llm.roles.textual: environment variable "
+        "error: llm.roles.assistant, llm.roles.coding, llm.roles.textual and "
+        "llm.roles.user_simulator: environment variable "
         "OPENAI_API_KEY is not set; export it (local servers accept any value), or "
         "run the offline demo: agentskiller run --config configs/demo.yaml\n"
     )
