@@ -265,9 +265,12 @@ def validated_tasks_relpath(environment: str) -> str:
     return f"validated_tasks/{_plain_name(environment)}/validated_combos.json"
 
 
+QUERIES_DIR = "queries"
+
+
 def queries_relpath(environment: str) -> str:
     """s17's user queries of one server or fused environment (JSONL)."""
-    return f"queries/{_plain_name(environment)}.jsonl"
+    return f"{QUERIES_DIR}/{_plain_name(environment)}.jsonl"
 
 
 def task_templates_relpath(source: str) -> str:
