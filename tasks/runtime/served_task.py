@@ -83,8 +83,12 @@ def find_query(output_dir: Path, query_id: str) -> UserQuery:
     for query in iter_queries(output_dir):
         if query.id == query_id:
             return query
-    folder = output_dir / QUERIES_DIR
-    raise QueryNotFound(f"no query {query_id!r} in {folder}/*.jsonl")
+    raise missing_query(output_dir, query_id)
+
+
+def missing_query(output_dir: Path, query_id: str) -> QueryNotFound:
+    """The error for a query id that no query file holds."""
+    return QueryNotFound(f"no query {query_id!r} in {output_dir / QUERIES_DIR}/*.jsonl")
 
 
 def load_task(output_dir: Path, query: UserQuery) -> AgentTask:
