@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from schemas.base import Frozen
+from schemas.rollout import ErrorKind
 
 EvaluatorName = Literal["action", "state", "nl_assertions", "subjective"]
 
@@ -34,6 +35,38 @@ class Verdict(Frozen):
     )
 
 
+class ValueMismatch(Frozen):
+    """A column's new value in the golden diff and in the agent's."""
+
+    expected: Any
+    actual: Any
+
+
+class TableMismatch(Frozen):
+    """How the agent's changes to one table differ from the golden changes.
+
+    Attributes:
+        missing_inserts: Rows the golden run inserted and the agent did not.
+        unexpected_inserts: Rows the agent inserted and the golden run did not.
+        missing_updates: Row -> column -> golden new value, for column updates
+            the agent did not make.
+        extra_updates: Row -> column -> agent's new value, for column updates
+            the golden run did not make.
+        different_updates: Row -> column -> both new values, where both updated
+            the column to different values.
+        missing_deletions: Rows the golden run deleted and the agent kept.
+        unexpected_deletions: Rows the agent deleted and the golden run kept.
+    """
+
+    missing_inserts: tuple[str, ...] = ()
+    unexpected_inserts: tuple[str, ...] = ()
+    missing_updates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    extra_updates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    different_updates: dict[str, dict[str, ValueMismatch]] = Field(default_factory=dict)
+    missing_deletions: tuple[str, ...] = ()
+    unexpected_deletions: tuple[str, ...] = ()
+
+
 class EvaluationResult(Frozen):
     """The evaluation of one rollout (one query, one trial)."""
 
@@ -49,8 +82,14 @@ class EvaluationResult(Frozen):
         description="The original tool's scoring of the same rollout, where ours "
         "differs on purpose.",
     )
+    legacy_passed: bool | None = Field(
+        default=None,
+        description="Whether the original tool's scoring passes the rollout: "
+        "its action and environment criteria, and the judges' verdicts.",
+    )
     task_info: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    error_kind: ErrorKind | None = None
     turns: int = Field(default=0, ge=0)
     tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
@@ -88,7 +127,14 @@ class EvaluationSummary(Frozen):
     """`evaluation/summary.json`."""
 
     overall: Metrics
-    by_domain: dict[str, Metrics]
+    by_domain: dict[str, Metrics] = Field(
+        description="Member server -> metrics; a cross-domain task counts once "
+        "for each of its members, as in the reference."
+    )
+    by_environment: dict[str, Metrics] = Field(
+        default_factory=dict,
+        description="Environment (server or fused combination) -> metrics.",
+    )
     by_evaluator: dict[str, EvaluatorCounts]
     failure_reasons: dict[str, int] = Field(
         default_factory=dict, description="Failing evaluator or error kind -> count."
