@@ -80,6 +80,7 @@ class ServedEnvironment:
     Attributes:
         key: What it serves.
         url: The streamable-HTTP endpoint (None over stdio).
+        port: Its HTTP port (None over stdio).
         tools: The tools as the live server lists them.
         episodes: Episodes holding a session on it now.
         sessions: Episodes it has served in all.
@@ -88,6 +89,7 @@ class ServedEnvironment:
 
     key: LaunchKey
     url: str | None = None
+    port: int | None = None
     tools: tuple[Tool, ...] = ()
     episodes: int = 0
     sessions: int = 0
@@ -349,9 +351,10 @@ class EnvironmentPool:
         served._stop = anyio.Event()
         async with contextlib.AsyncExitStack() as stack:
             if self.transport == "http":
-                served.url = await stack.enter_async_context(
+                served.port = await stack.enter_async_context(
                     _http_process(self.output_dir, task, self._scratch, self.host)
                 )
+                served.url = f"http://{_connect_host(self.host)}:{served.port}/mcp"
                 client = Client(served.url)
             else:
                 client = Client(stdio_server(self.output_dir, task, self._scratch))
@@ -380,9 +383,9 @@ class EnvironmentPool:
 @contextlib.asynccontextmanager
 async def _http_process(
     output_dir: Path, task: AgentTask, scratch: Path, host: str
-) -> AsyncIterator[str]:
+) -> AsyncIterator[int]:
     """A streamable-HTTP server process of the task's environment, ready for
-    clients; yields its endpoint URL and stops it (and its worker) on exit."""
+    clients; yields its port and stops it (and its worker) on exit."""
     port = _free_port(host)
     argv = serve_command(
         output_dir, task, scratch, transport="http", host=host, port=port
@@ -400,9 +403,8 @@ async def _http_process(
             env=get_default_environment(),
         )
     try:
-        connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        await _await_listening(process, connect_host, port, log_path)
-        yield f"http://{connect_host}:{port}/mcp"
+        await _await_listening(process, _connect_host(host), port, log_path)
+        yield port
     finally:
         await _end(process)
 
@@ -437,8 +439,13 @@ async def _end(process: subprocess.Popen[bytes]) -> None:
 
 def _free_port(host: str) -> int:
     with socket.socket() as probe:
-        probe.bind((host if host not in ("", "0.0.0.0") else "127.0.0.1", 0))
+        probe.bind((_connect_host(host), 0))
         return int(probe.getsockname()[1])
+
+
+def _connect_host(host: str) -> str:
+    """Where this machine reaches a server bound to `host`."""
+    return "127.0.0.1" if host in ("", "0.0.0.0") else host
 
 
 def _describe(exc: BaseException) -> str:

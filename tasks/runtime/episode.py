@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,7 @@ from tasks.runtime.chat import (
     as_chat_message,
     as_tool_call,
     control_tokens,
+    count_format_errors,
     error_content,
     openai_tool,
     parse_arguments,
@@ -208,6 +209,25 @@ class Episode:
             typed = typed.model_copy(update={"content": text})
         self.messages.append(typed)
         return typed
+
+    def use_transcript(self, messages: Sequence[MessageLike]) -> None:
+        """Replace the conversation with one the trainer kept itself (an agent
+        that called the tools over MCP directly): system messages are dropped,
+        the opening user messages are kept as they are, later user messages are
+        read as `add` reads them, and format errors are counted from the
+        assistant's tool calls."""
+        typed = [as_chat_message(m) for m in messages]
+        typed = [m for m in typed if m.role != "system"]
+        opening = 0
+        while opening < min(len(typed), len(self.query.messages)):
+            if typed[opening].role != "user":
+                break
+            opening += 1
+        self.messages = typed[:opening]
+        self._stops, self._user_turns, self._rollout = set(), 0, None
+        self.format_errors = count_format_errors(typed)
+        for message in typed[opening:]:
+            self.add(message)
 
     @property
     def stopped(self) -> bool:
