@@ -84,7 +84,10 @@ def episode_app(output_dir: Path, *, host: str = "127.0.0.1") -> Starlette:
             for episode in list(episodes.values()):
                 episode.close()
             episodes.clear()
-            await anyio.to_thread.run_sync(pools.pop().close)
+            pool = pools.pop()
+            running = len(pool.running())
+            await anyio.to_thread.run_sync(pool.close)
+            print(f"stopped {running} environment process(es)", file=sys.stderr)
 
     def found(request: Request) -> Episode:
         episode_id = request.path_params["episode_id"]
