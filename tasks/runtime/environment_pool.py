@@ -19,6 +19,7 @@ folder.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -28,13 +29,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
-from mcp.client.stdio import get_default_environment
+from mcp.client.stdio import get_default_environment, stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, CallToolResult, Tool
 
@@ -349,17 +350,12 @@ class EnvironmentPool:
         tools, report started, then hold the connection until stopped; a
         connection that ends on its own is recorded in `served.lost`."""
         served._stop = anyio.Event()
-        async with contextlib.AsyncExitStack() as stack:
-            if self.transport == "http":
-                served.port = await stack.enter_async_context(
-                    _http_process(self.output_dir, task, self._scratch, self.host)
-                )
-                served.url = f"http://{_connect_host(self.host)}:{served.port}/mcp"
-                client = Client(served.url)
-            else:
-                client = Client(stdio_server(self.output_dir, task, self._scratch))
-            started = False
-            try:
+        log_path = self._scratch / f"{task.environment}-{secrets.token_hex(4)}.log"
+        started = False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                log = stack.enter_context(log_path.open("w", encoding="utf-8"))
+                client = await self._client(served, task, stack, log)
                 async with client:
                     with anyio.fail_after(START_TIMEOUT_S):
                         served.tools = tuple((await client.list_tools()).tools)
@@ -367,50 +363,72 @@ class EnvironmentPool:
                     started = True
                     task_status.started()
                     await served._stop.wait()
-            except Exception as exc:
-                # The one place a connection's end is recorded: every later
-                # request of an episode on it raises EnvironmentLost.
-                if not started:
-                    raise EnvironmentStartError(
-                        f"cannot start the {task.environment} environment: {exc}"
-                    ) from exc
-                served.lost = _describe(exc)
-            finally:
-                served.client = None
-                served.lost = served.lost or "the pool stopped it"
+        except Exception as exc:
+            # The one place a connection's end is recorded: every later
+            # request of an episode on it raises EnvironmentLost.
+            if not started:
+                raise EnvironmentStartError(
+                    f"cannot start the {task.environment} environment "
+                    f"({_describe(exc)}); its log ends: {_tail(log_path)}"
+                ) from exc
+            served.lost = _describe(exc)
+        finally:
+            served.client = None
+            served.lost = served.lost or "the pool stopped it"
+
+    async def _client(
+        self,
+        served: ServedEnvironment,
+        task: AgentTask,
+        stack: contextlib.AsyncExitStack,
+        log: TextIO,
+    ) -> Client:
+        """A client of a new process of the task's environment (over HTTP, the
+        process is started and listening first)."""
+        if self.transport == "stdio":
+            server = stdio_server(self.output_dir, task, self._scratch)
+            return Client(stdio_client(server, errlog=log))
+        served.port = await stack.enter_async_context(
+            _http_process(self.output_dir, task, self._scratch, self.host, log)
+        )
+        served.url = f"http://{_connect_host(self.host)}:{served.port}/mcp"
+        return Client(served.url)
 
 
 @contextlib.asynccontextmanager
 async def _http_process(
-    output_dir: Path, task: AgentTask, scratch: Path, host: str
+    output_dir: Path, task: AgentTask, scratch: Path, host: str, log: TextIO
 ) -> AsyncIterator[int]:
     """A streamable-HTTP server process of the task's environment, ready for
-    clients; yields its port and stops it (and its worker) on exit."""
+    clients, its output in `log`; yields its port and stops it (and its worker)
+    on exit.
+
+    Raises:
+        EnvironmentStartError: If it exits or does not listen in time.
+    """
     port = _free_port(host)
     argv = serve_command(
         output_dir, task, scratch, transport="http", host=host, port=port
     )
-    log_path = scratch / f"{task.environment}-{port}.log"
-    with log_path.open("wb") as log:
-        # Started on the portal's thread, which lives as long as the pool: the
-        # server's parent-death signal fires only when the pool ends.
-        process = subprocess.Popen(
-            argv,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=get_default_environment(),
-        )
+    # Started on the portal's thread, which lives as long as the pool: the
+    # server's parent-death signal fires only when the pool ends.
+    process = subprocess.Popen(
+        argv,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env=get_default_environment(),
+    )
     try:
-        await _await_listening(process, _connect_host(host), port, log_path)
+        await _await_listening(process, _connect_host(host), port)
         yield port
     finally:
         await _end(process)
 
 
 async def _await_listening(
-    process: subprocess.Popen[bytes], host: str, port: int, log: Path
+    process: subprocess.Popen[bytes], host: str, port: int
 ) -> None:
     with anyio.move_on_after(START_TIMEOUT_S):
         while process.poll() is None:
@@ -421,9 +439,8 @@ async def _await_listening(
                 continue
             await stream.aclose()
             return
-    tail = log.read_bytes()[-_LOG_TAIL_BYTES:].decode(errors="replace")
     state = "exited" if process.poll() is not None else "did not listen"
-    raise EnvironmentStartError(f"the server on port {port} {state}: {tail}")
+    raise EnvironmentStartError(f"the server on port {port} {state}")
 
 
 async def _end(process: subprocess.Popen[bytes]) -> None:
@@ -446,6 +463,11 @@ def _free_port(host: str) -> int:
 def _connect_host(host: str) -> str:
     """Where this machine reaches a server bound to `host`."""
     return "127.0.0.1" if host in ("", "0.0.0.0") else host
+
+
+def _tail(log: Path) -> str:
+    text = log.read_bytes()[-_LOG_TAIL_BYTES:].decode(errors="replace").strip()
+    return text or "(nothing)"
 
 
 def _describe(exc: BaseException) -> str:

@@ -129,7 +129,8 @@ def serve_command(
         The full argv, interpreter first.
     """
     argv = [*parent_death_prefix(), sys.executable, "-m", "tasks.runtime.serve"]
-    argv += [task.environment, "--output-dir", str(output_dir)]
+    # Absolute: the server runs in the project root, not the caller's directory.
+    argv += [task.environment, "--output-dir", str(output_dir.resolve())]
     argv += ["--simulation-time", task.simulation_time, "--seed", str(task.seed)]
     argv += ["--transport", transport]
     if transport == "http":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import pytest
 from schemas.rollout import ChatMessage
 from schemas.validated_task import UserQuery
 from tasks.core.evaluation import is_error_result
-from tasks.runtime.environment_pool import EnvironmentLost, EnvironmentPool
+from tasks.runtime.environment_pool import (
+    EnvironmentLost,
+    EnvironmentPool,
+    EnvironmentStartError,
+)
 from tasks.runtime.episode import Episode
 from tasks.runtime.served_task import QueryNotFound, iter_queries
 from tests.processes import descendants
@@ -147,6 +152,18 @@ def test_an_unknown_query_id_is_named_in_the_error(
     """No process is started for it."""
     with pytest.raises(QueryNotFound, match="q-does-not-exist"):
         Episode.start(demo_world, "q-does-not-exist", pool=episode_pool)
+
+
+def test_an_environment_that_cannot_start_is_reported_with_its_log(
+    demo_world: Path, tmp_path: Path
+):
+    """The server's own last words (here: missing data) are in the error."""
+    broken = tmp_path / "out"
+    shutil.copytree(demo_world, broken)
+    (broken / "entities.json").unlink()
+    query = _query(broken, "CardServices")
+    with pytest.raises(EnvironmentStartError, match=r"entities\.json does not exist"):
+        Episode.start(broken, query.id)
 
 
 def test_an_environment_killed_mid_episode_is_environment_lost_and_never_passes(
