@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from schemas.evaluation import EvaluationResult
 from schemas.rollout import ChatMessage, Rollout
-from tasks.runtime.environment_pool import EnvironmentLost
 from tasks.runtime.episode import Episode
+from tasks.runtime.served_environment import EnvironmentLost
 
 DEFAULT_MAX_TURNS = 10
 DEFAULT_MAX_STEPS_PER_TURN = 20

@@ -53,11 +53,8 @@ from tasks.runtime.chat import (
     parse_arguments,
     result_content,
 )
-from tasks.runtime.environment_pool import (
-    EnvironmentLost,
-    EnvironmentPool,
-    ServedEnvironment,
-)
+from tasks.runtime.environment_pool import EnvironmentPool
+from tasks.runtime.served_environment import EnvironmentLost, ServedEnvironment
 from tasks.runtime.served_task import policy_text, tool_routes
 
 MessageLike = ChatMessage | Mapping[str, Any] | Any

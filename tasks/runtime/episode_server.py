@@ -42,12 +42,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tasks.runtime.environment_pool import (
-    EnvironmentLost,
-    EnvironmentPool,
-    EnvironmentStartError,
-)
+from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.episode import Episode
+from tasks.runtime.served_environment import EnvironmentLost, EnvironmentStartError
 from tasks.runtime.served_task import QueryNotFound
 from tasks.store.artifacts import StoreError
 from tasks.store.paths import QUERIES_DIR

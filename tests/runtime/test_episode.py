@@ -17,12 +17,9 @@ import pytest
 from schemas.rollout import ChatMessage
 from schemas.validated_task import UserQuery
 from tasks.core.evaluation import is_error_result
-from tasks.runtime.environment_pool import (
-    EnvironmentLost,
-    EnvironmentPool,
-    EnvironmentStartError,
-)
+from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.episode import Episode
+from tasks.runtime.served_environment import EnvironmentLost, EnvironmentStartError
 from tasks.runtime.served_task import QueryNotFound, iter_queries
 from tests.processes import descendants
 from tests.runtime.processes import await_gone
