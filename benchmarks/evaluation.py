@@ -146,10 +146,9 @@ def _agent_calls(
     elif agent == "reordered":
         rng.shuffle(calls)
     elif agent == "extra_reads":
+        reads = [c for i, c in enumerate(calls) if i not in writes]
         for _ in range(rng.randint(1, 4)):
-            calls.insert(
-                rng.randrange(len(calls) + 1), calls[rng.randrange(len(calls))]
-            )
+            calls.insert(rng.randrange(len(calls) + 1), rng.choice(reads))
     elif agent == "tool_error":
         tool, args, _ = calls[writes[0]]
         calls[writes[0]] = (tool, args, {"error": "record is locked"})
@@ -274,7 +273,7 @@ def run(n_rollouts: int, n_tasks: int, seed: int) -> dict[str, Any]:
         "read_rollouts_per_s": n_rollouts / read_s,
         "pass_at_1": summary.overall.pass_at_1,
         "pass_hat_k": {
-            k: summary.overall.pass_hat_k[k]
+            k: round(summary.overall.pass_hat_k[k], 3)
             for k in sorted(summary.overall.pass_hat_k)[:3]
         },
         "legacy_pass_rate": summary.overall.legacy_pass_rate,

@@ -27,6 +27,7 @@ from flows.cli_inspect import (
     cmd_status,
 )
 from flows.cli_output import fail, print_report
+from flows.cli_rollouts import add_rollout_commands
 from tasks.settings import environment, prepare_prefect_environment
 from tasks.steps import UnknownStep, select_steps
 from tasks.store.config_loader import (
@@ -45,12 +46,19 @@ EXIT_CODES = {"ok": 0, "failed": 1, "error": 1, "starved": 3}
 """Exit code per run status; 2 is bad input, 128 + n a signal."""
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, overrides: dict | None = None) -> int:
+    """`run` (and `rollout` / `evaluate`, which pick a step and override keys)."""
     try:
-        loaded = with_overrides(load_config(Path(args.config)), args.output_dir)
+        loaded = with_overrides(
+            load_config(Path(args.config)), args.output_dir, overrides=overrides
+        )
         mode = loaded.config.run.task_mode
         steps = select_steps(
-            step=args.step, start=args.start, until=args.until, mode=mode
+            step=args.step,
+            start=args.start,
+            until=args.until,
+            mode=mode,
+            optional=loaded.config.steps.r01_rollouts.enabled,
         )
     except (ConfigError, UnknownStep) as exc:
         return fail(str(exc))
@@ -84,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 start=args.start,
                 until=args.until,
                 retry_failed=args.retry_failed,
+                overrides=overrides,
                 return_state=True,
             )
     except PrefectUnavailable as exc:
@@ -269,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     episodes.add_argument("--host", default="127.0.0.1")
     episodes.add_argument("--port", type=int, default=8100)
     episodes.set_defaults(func=cmd_serve_episodes)
+
+    add_rollout_commands(sub, cmd_run)
     return parser
 
 

@@ -138,12 +138,15 @@ def run_pipeline(
     until: str | None = None,
     seed_domains: list[str] | None = None,
     retry_failed: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> RunReport | State:
     """Run the selected steps (default: all) on one configuration.
 
     `seed_domains` replaces the configured seeds, for one run per domain (give each
     such run its own `output_dir`). `retry_failed` runs again the items whose
-    cached outcome is a failure (other items stay cached).
+    cached outcome is a failure (other items stay cached). `overrides` replace
+    configured values by dotted key (`steps.r01_rollouts.assistant`), in every
+    process of the run.
 
     Raises:
         ConfigError: the configuration or the environment is unusable.
@@ -155,13 +158,19 @@ def run_pipeline(
         The report; when the run did not end ok, a `Failed` state whose data is
         the report.
     """
-    loaded, overrides, out = _load(config_path, output_dir, seed_domains)
+    loaded, overrides, out = _load(config_path, output_dir, seed_domains, overrides)
     env = environment()
     problems = preflight(loaded, env)
     if problems:
         raise ConfigError("; ".join(problems), path=loaded.path)
     mode = loaded.config.run.task_mode
-    steps = select_steps(step=step, start=start, until=until, mode=mode)
+    steps = select_steps(
+        step=step,
+        start=start,
+        until=until,
+        mode=mode,
+        optional=loaded.config.steps.r01_rollouts.enabled,
+    )
     missing = prerequisite_problems(mode, out, steps)
     if missing:
         raise ConfigError("; ".join(missing), path=loaded.path)
@@ -263,13 +272,16 @@ def _describe(exc: Exception) -> str:
 
 
 def _load(
-    config_path: str, output_dir: str | None, seed_domains: list[str] | None
+    config_path: str,
+    output_dir: str | None,
+    seed_domains: list[str] | None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[LoadedConfig, dict[str, Any], StorePath]:
     """The run's configuration with its overrides, the overrides (as every process
     of the run applies them) and the absolute output location (path or URL)."""
     loaded = load_config(Path(config_path))
     out = resolve_output_dir(with_overrides(loaded, output_dir), Path.cwd())
-    overrides: dict[str, Any] = {"run.output_dir": str(out)}
+    overrides: dict[str, Any] = {**(extra or {}), "run.output_dir": str(out)}
     if seed_domains:
         overrides["steps.s01_domain_expansion.seed_domains"] = seed_domains
     return with_overrides(loaded, overrides=overrides), overrides, out

@@ -16,8 +16,13 @@ the reference's `Server.tool` form.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from prefect import flow
 
+from schemas.agent_task import TaskTemplateSet
+from schemas.artifact import Artifact, FailedItem
 from schemas.report import StepReport
 from schemas.run import RunRef
 from tasks import cross_template_plan as cross_plan
@@ -32,28 +37,14 @@ from tasks.store.paths import task_templates_relpath
 def write_task_templates(run: RunRef) -> StepReport:
     """Write and judge a template for each chosen trajectory of each server."""
     step = StepRun("s14", run)
-    cfg = step.config.steps.s14_task_templates
     sources, unbuilt = plan.single_domain_sources(step.store)
-    step.fail(*unbuilt)
-    works = plan.template_items(step, cfg, sources)
-    outcomes = step.run_items(works)
-    collected = step.run_items(plan.collect_items(step, sources, works, outcomes))
-    templates = [a for o in outcomes for a in o.artifacts]
-    sets = [a for o in collected for a in o.artifacts]
-    rejected = sum(
-        o.failure is not None and o.failure.reason == "rejected_by_judge"
-        for o in outcomes
-    )
-    return step.finish(
-        outputs=[*templates, *sets],
-        exports={
-            task_templates_relpath(s.id): (s, task_templates_export(s.payload))
-            for s in sets
-        },
-        note=f"{len(templates)} of {len(works)} template(s) kept, {rejected} "
-        f"rejected by the judge, {len(unbuilt)} server(s) without a build or graph",
-        inputs=len(works),
-        produced=len(templates),
+    return template_step(
+        step,
+        sources,
+        unbuilt,
+        export=lambda s: task_templates_export(s.payload),
+        kind="template(s)",
+        missing_note=f"{len(unbuilt)} server(s) without a build or graph",
     )
 
 
@@ -61,31 +52,46 @@ def write_task_templates(run: RunRef) -> StepReport:
 def write_cross_domain_templates(run: RunRef) -> StepReport:
     """Write and judge a template for each fused trajectory of each combination."""
     step = StepRun("s14x", run)
-    cfg = step.config.steps.s14_task_templates
     sources, unmerged = cross_plan.cross_domain_sources(step.store)
-    step.fail(*unmerged)
-    works = plan.template_items(step, cfg, sources)
+    fused = {s.source.name: s.origin["fused_set"].payload for s in sources}
+    return template_step(
+        step,
+        sources,
+        unmerged,
+        export=lambda s: cross_domain_templates_export(s.payload, fused[s.id]),
+        kind="cross-domain template(s)",
+        missing_note=f"{len(unmerged)} combination(s) without a merged policy",
+    )
+
+
+def template_step(
+    step: StepRun,
+    sources: Sequence[plan.SourceInputs],
+    missing: Sequence[FailedItem],
+    *,
+    export: Callable[[Artifact[TaskTemplateSet]], Any],
+    kind: str,
+    missing_note: str,
+) -> StepReport:
+    """s14's work on its sources, s14x's on the fused ones: the template items,
+    then each source's collecting item. `missing` are the sources' failures
+    found before any item ran; `export` gives a template set's exported file;
+    `kind` and `missing_note` word the step's note."""
+    step.fail(*missing)
+    works = plan.template_items(step, step.config.steps.s14_task_templates, sources)
     outcomes = step.run_items(works)
     collected = step.run_items(plan.collect_items(step, sources, works, outcomes))
     templates = [a for o in outcomes for a in o.artifacts]
     sets = [a for o in collected for a in o.artifacts]
-    fused = {s.source.name: s.origin["fused_set"].payload for s in sources}
     rejected = sum(
         o.failure is not None and o.failure.reason == "rejected_by_judge"
         for o in outcomes
     )
     return step.finish(
         outputs=[*templates, *sets],
-        exports={
-            task_templates_relpath(s.id): (
-                s,
-                cross_domain_templates_export(s.payload, fused[s.id]),
-            )
-            for s in sets
-        },
-        note=f"{len(templates)} of {len(works)} cross-domain template(s) kept, "
-        f"{rejected} rejected by the judge, {len(unmerged)} combination(s) "
-        "without a merged policy",
+        exports={task_templates_relpath(s.id): (s, export(s)) for s in sets},
+        note=f"{len(templates)} of {len(works)} {kind} kept, {rejected} "
+        f"rejected by the judge, {missing_note}",
         inputs=len(works),
         produced=len(templates),
     )

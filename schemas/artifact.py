@@ -56,6 +56,11 @@ ArtifactKind = Literal[
     "task_template",
     "task_template_set",
     "combination_selection",
+    "rollout",
+    "rollout_set",
+    "task_assertions",
+    "evaluation_result",
+    "evaluation_summary",
 ]
 
 

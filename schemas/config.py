@@ -31,7 +31,10 @@ SEED_DOMAINS_REFERENCE: tuple[str, ...] = (
     "media",
 )
 
-RoleName = Literal["textual", "coding"]
+RoleName = Literal["textual", "coding", "assistant", "user_simulator"]
+"""`textual` and `coding` answer the synthesis steps (both required); rollouts
+talk through `assistant` (the agent under test) and `user_simulator` (the
+persona), each configured only when rollouts use a model for it."""
 
 
 class ModelRole(Frozen):
@@ -47,6 +50,19 @@ class ModelRole(Frozen):
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
+    input_cost_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million prompt tokens (cost reports)."
+    )
+    output_cost_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million completion tokens."
+    )
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What these tokens cost at this role's prices."""
+        return (
+            prompt_tokens * self.input_cost_per_mtok
+            + completion_tokens * self.output_cost_per_mtok
+        ) / 1_000_000
 
 
 class LLMConfig(Frozen):
@@ -302,6 +318,65 @@ class QueryConfig(StepModel):
     max_attempts: int = Field(default=3, ge=1)
 
 
+AssistantKind = Literal["model", "oracle", "do_nothing", "wrong_argument"]
+"""Who answers as the assistant: the configured model, or a built-in reference
+agent that checks the checkers (the golden calls; no call at all; the golden calls
+with one wrong argument)."""
+UserKind = Literal["model", "scripted"]
+
+
+class RolloutConfig(Frozen):
+    """r01: conversations between a simulated user and an assistant, with the
+    assistant's tool calls run against a fresh session of the query's
+    environment."""
+
+    enabled: bool = Field(
+        default=False,
+        description="`agentskiller run` also runs rollouts and evaluation (r01, "
+        "r02) after the task steps; `agentskiller rollout` / `evaluate` run them "
+        "either way.",
+    )
+    trials: int = Field(default=1, ge=1, le=64, description="k: trials per query.")
+    max_turns: int = Field(default=20, ge=1)
+    max_steps_per_turn: int = Field(
+        default=10,
+        ge=1,
+        description="Assistant calls per turn before the user is asked.",
+    )
+    assistant: AssistantKind = "model"
+    assistant_role: RoleName = "assistant"
+    assistant_model: str | None = None
+    user: UserKind = "model"
+    user_role: RoleName = "user_simulator"
+    user_model: str | None = None
+    environments: tuple[str, ...] = Field(
+        default=(), description="Only these environments' queries (empty: all)."
+    )
+    max_queries: int | None = Field(
+        default=None, ge=1, description="At most this many queries (sorted by id)."
+    )
+    tool_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class EvaluationConfig(StepModel):
+    """r02: score every rollout. Actions and the final state are checked
+    deterministically; the NL assertions (written once per task) and the rubric
+    review are LLM judges on this step's role."""
+
+    ordered_actions: bool = Field(
+        default=False, description="Golden calls must also happen in their order."
+    )
+    nl_assertions: bool = True
+    subjective: bool = True
+    judge_attempts: int = Field(default=2, ge=1, description="Attempts per judge call.")
+    rollout_files: tuple[str, ...] = Field(
+        default=(),
+        description="More rollout JSONL files to evaluate (your own harness's, in "
+        "the rollout record format), relative to the output location or absolute; "
+        "r01's own files are always evaluated.",
+    )
+
+
 class StepsConfig(Frozen):
     s01_domain_expansion: DomainExpansionConfig = DomainExpansionConfig()
     s02_entity_extraction: EntityExtractionConfig = EntityExtractionConfig()
@@ -320,6 +395,8 @@ class StepsConfig(Frozen):
     s15_instance_combinations: InstanceConfig = InstanceConfig()
     s16_task_filtering: TaskFilterConfig = TaskFilterConfig()
     s17_query_generation: QueryConfig = QueryConfig()
+    r01_rollouts: RolloutConfig = RolloutConfig()
+    r02_evaluation: EvaluationConfig = EvaluationConfig()
 
 
 _NOT_IN_PREFECT_NAMES = "/%&<>"

@@ -44,18 +44,39 @@ class ScriptedHttpError(Frozen):
     message: str = "scripted error"
 
 
+class ScriptedToolCall(Frozen):
+    """One tool call of a free-form chat answer (a rollout's assistant turn):
+    the tool's name and either its arguments or, for malformed ones, the text."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | None = None
+    raw_arguments: str | None = None
+
+    @model_validator(mode="after")
+    def _one_argument_form(self) -> ScriptedToolCall:
+        if (self.arguments is None) == (self.raw_arguments is None):
+            raise ValueError(
+                f"tool call {self.name!r} needs exactly one of arguments or "
+                "raw_arguments"
+            )
+        return self
+
+
 class CassetteAnswer(Frozen):
     """The model answer a cassette gives for one (call key, attempt).
 
-    Exactly one of `tool_arguments` (a tool call with these arguments), `content`
-    (a plain assistant message) or `raw_arguments` (a tool call whose argument text
-    is not a JSON object, kept verbatim so replay reproduces the re-ask it caused)
-    is set.
+    A structured-output answer sets exactly one of `tool_arguments` (a tool call
+    with these arguments), `content` (a plain assistant message) or
+    `raw_arguments` (a tool call whose argument text is not a JSON object, kept
+    verbatim so replay reproduces the re-ask it caused). A free-form chat answer
+    (rollouts) sets `tool_calls` (named calls, in order), with or without
+    `content`.
     """
 
     tool_arguments: dict[str, Any] | None = None
     content: str | None = None
     raw_arguments: str | None = None
+    tool_calls: tuple[ScriptedToolCall, ...] | None = Field(default=None, min_length=1)
     truncated: bool = Field(
         default=False,
         description="The answer was cut off at the token limit; replay reports "
@@ -70,6 +91,13 @@ class CassetteAnswer(Frozen):
             for name in ("tool_arguments", "content", "raw_arguments")
             if getattr(self, name) is not None
         ]
+        if self.tool_calls is not None:
+            if self.tool_arguments is not None or self.raw_arguments is not None:
+                raise ValueError(
+                    "a cassette answer with tool_calls may add content, but not "
+                    "tool_arguments or raw_arguments"
+                )
+            return self
         if len(given) != 1:
             raise ValueError(
                 "a cassette answer needs exactly one of tool_arguments, content or "

@@ -117,6 +117,14 @@ class Rollout(Frozen):
     usage: dict[str, TokenUsage] = Field(
         default_factory=dict, description="Role -> tokens and cost."
     )
+    system_prompt: str | None = Field(
+        default=None, description="The assistant's system prompt (policy included)."
+    )
+    tools: tuple[dict[str, Any], ...] = Field(
+        default=(),
+        description="The OpenAI function tools the assistant was offered, under "
+        "the names it calls them by.",
+    )
     format_errors: int = Field(
         default=0,
         ge=0,
@@ -157,6 +165,8 @@ class Rollout(Frozen):
             "models": dict(self.models),
             "tool_names": {k: v.model_dump() for k, v in self.tool_names.items()},
             "usage": {k: v.model_dump() for k, v in self.usage.items()},
+            "system_prompt": self.system_prompt,
+            "tools": list(self.tools),
             "format_errors": self.format_errors,
             "final_state_hash": self.final_state_hash,
             "final_diff": None
@@ -178,3 +188,10 @@ class Rollout(Frozen):
 
 def rollout_key(query_id: str, trial: int) -> str:
     return f"{query_id}#{trial}"
+
+
+class RolloutSet(Frozen):
+    """The rollouts of one environment, as `rollouts/<Environment>.jsonl`."""
+
+    environment: str
+    rollouts: tuple[Rollout, ...]

@@ -27,7 +27,6 @@ from schemas.config import InstanceConfig
 from schemas.database import DataTable, TableSummary
 from schemas.instance_plan import InstanceSelection
 from schemas.policy import PolicyDocument
-from schemas.server import McpServer
 from tasks import inputs
 from tasks import instance_combinations as s15
 from tasks.core.combination_exports import (
@@ -38,10 +37,12 @@ from tasks.core.combination_exports import (
 from tasks.core.instance_selection import keep_going
 from tasks.core.server_tables import select_owned
 from tasks.fanout import StepTally, run_items
+from tasks.instance_scripts import SelectionSettings
 from tasks.items import InputValue, dependency_failed
 from tasks.step_run import StepRun
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.paths import combinations_relpath, sampling_code_relpath
+from tasks.task_args import TaskFunction
 
 TEMPLATE_STEP = "s14_task_templates"
 
@@ -75,12 +76,7 @@ def single_domain_templates(
     server lacks one is a `dependency_failed` item (with its template)."""
     templates = store.load_outputs(TEMPLATE_STEP, TaskTemplate, kind="task_template")
     blueprints = {b.payload.server_name: b for b in inputs.blueprints(store)}
-    servers = {
-        s.payload.server_name: s
-        for s in store.load_outputs(
-            "s09_mcp_server_implementation", McpServer, kind="mcp_server"
-        )
-    }
+    servers = inputs.servers_by_name(store)
     policies = {
         p.payload.server_name: p
         for p in store.load_outputs(
@@ -112,17 +108,7 @@ def single_domain_templates(
             if not ok
         ]
         if lacking:
-            missing.append(
-                (
-                    template,
-                    dependency_failed(
-                        s15.STEP,
-                        s15.item_key(server, tmpl.trajectory_hash, 1),
-                        f"{server} lacks {', '.join(lacking)}, so its template "
-                        f"{tmpl.trajectory_hash} gets no combinations",
-                    ),
-                )
-            )
+            missing.append(unready_template(s15.STEP, template, lacking))
             continue
         assert blueprint is not None
         found.append(
@@ -140,28 +126,56 @@ def single_domain_templates(
     return found, missing
 
 
-def combination_item(
-    step: StepRun, cfg: InstanceConfig, src: TemplateInputs, round_number: int
-) -> WorkItem:
-    """The item of one template in one round."""
-    tmpl = src.template.payload
-    return step.item(
-        s15.item_key(src.server, tmpl.trajectory_hash, round_number),
-        s15.select_instance_combinations,
-        inputs={"template": src.template, **src.artifacts},
-        params={
-            "settings": s15.SelectionSettings(
-                cfg=cfg,
-                seed=step.config.run.seed,
-                simulation_time=step.config.run.simulation_time,
-            ),
-            "round_number": round_number,
-        },
-        llm=step.llm(cfg),
-        models={s15.PLAN_MODEL: step.llm(s15.plan_model(cfg))},
-        prompts=s15.PROMPTS,
+def unready_template(
+    step: str, template: Artifact[TaskTemplate], lacking: Sequence[str]
+) -> tuple[Artifact[TaskTemplate], FailedItem]:
+    """A template whose environment (`source`) lacks inputs, with the
+    `dependency_failed` item of its first round."""
+    tmpl = template.payload
+    return template, dependency_failed(
+        step,
+        s15.item_key(tmpl.source, tmpl.trajectory_hash, 1),
+        f"{tmpl.source} lacks {', '.join(lacking)}, so its template "
+        f"{tmpl.trajectory_hash} gets no combinations",
     )
 
+
+@dataclass(frozen=True)
+class RoundItem:
+    """Makes the item of one template in one round for a step's `task` (s15's
+    selection, s15x's creation), its plan call on the plan role under
+    `plan_model`."""
+
+    task: TaskFunction
+    plan_model: str
+    prompts: tuple[str, ...]
+
+    def __call__(
+        self, step: StepRun, cfg: InstanceConfig, src: TemplateInputs, round_number: int
+    ) -> WorkItem:
+        tmpl = src.template.payload
+        return step.item(
+            s15.item_key(src.server, tmpl.trajectory_hash, round_number),
+            self.task,
+            inputs={"template": src.template, **src.artifacts},
+            params={
+                "settings": SelectionSettings(
+                    cfg=cfg,
+                    seed=step.config.run.seed,
+                    simulation_time=step.config.run.simulation_time,
+                ),
+                "round_number": round_number,
+            },
+            llm=step.llm(cfg),
+            models={self.plan_model: step.llm(s15.plan_model(cfg))},
+            prompts=self.prompts,
+        )
+
+
+combination_item = RoundItem(
+    s15.select_instance_combinations, s15.PLAN_MODEL, s15.PROMPTS
+)
+"""The s15 item of one template in one round."""
 
 ItemBuilder = Callable[[StepRun, InstanceConfig, TemplateInputs, int], WorkItem]
 """Makes the item of one template in one round (s15's, or s15x's creation)."""

@@ -13,18 +13,13 @@ side effects beyond reading the store.
 from __future__ import annotations
 
 from schemas.agent_task import TaskTemplate
-from schemas.artifact import Artifact, FailedItem, WorkItem
-from schemas.config import InstanceConfig
+from schemas.artifact import Artifact, FailedItem
 from schemas.database import DataTable
 from schemas.fusion import MergedPolicy, members
-from schemas.server import McpServer
 from tasks import cross_instance_combinations as s15x
 from tasks import inputs
-from tasks import instance_combinations as s15
-from tasks.combination_plan import TemplateInputs
+from tasks.combination_plan import RoundItem, TemplateInputs, unready_template
 from tasks.core.server_tables import select_owned
-from tasks.items import dependency_failed
-from tasks.step_run import StepRun
 from tasks.store.artifacts import ArtifactStore
 
 CROSS_TEMPLATE_STEP = "s14x_cross_domain_task_templates"
@@ -39,12 +34,7 @@ def cross_domain_templates(
         CROSS_TEMPLATE_STEP, TaskTemplate, kind="task_template"
     )
     blueprints = {b.payload.server_name: b for b in inputs.blueprints(store)}
-    servers = {
-        s.payload.server_name: s
-        for s in store.load_outputs(
-            "s09_mcp_server_implementation", McpServer, kind="mcp_server"
-        )
-    }
+    servers = inputs.servers_by_name(store)
     policies = {
         p.payload.fused_name: p
         for p in store.load_outputs(
@@ -70,17 +60,7 @@ def cross_domain_templates(
                 picked |= {t.id: t for t in present}
                 lacking += [f"{server} table {t}" for t in absent]
         if lacking:
-            missing.append(
-                (
-                    template,
-                    dependency_failed(
-                        s15x.STEP,
-                        s15.item_key(fused, tmpl.trajectory_hash, 1),
-                        f"{fused} lacks {', '.join(lacking)}, so its template "
-                        f"{tmpl.trajectory_hash} gets no combinations",
-                    ),
-                )
-            )
+            missing.append(unready_template(s15x.STEP, template, lacking))
             continue
         found.append(
             TemplateInputs(
@@ -97,24 +77,7 @@ def cross_domain_templates(
     return found, missing
 
 
-def creation_item(
-    step: StepRun, cfg: InstanceConfig, src: TemplateInputs, round_number: int
-) -> WorkItem:
-    """The s15x item of one cross-domain template in one round."""
-    tmpl = src.template.payload
-    return step.item(
-        s15.item_key(src.server, tmpl.trajectory_hash, round_number),
-        s15x.create_instance_combinations,
-        inputs={"template": src.template, **src.artifacts},
-        params={
-            "settings": s15.SelectionSettings(
-                cfg=cfg,
-                seed=step.config.run.seed,
-                simulation_time=step.config.run.simulation_time,
-            ),
-            "round_number": round_number,
-        },
-        llm=step.llm(cfg),
-        models={s15x.PLAN_MODEL: step.llm(s15.plan_model(cfg))},
-        prompts=s15x.PROMPTS,
-    )
+creation_item = RoundItem(
+    s15x.create_instance_combinations, s15x.PLAN_MODEL, s15x.PROMPTS
+)
+"""The s15x item of one cross-domain template in one round."""

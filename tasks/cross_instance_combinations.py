@@ -24,9 +24,8 @@ temporary folder.
 
 from __future__ import annotations
 
-import random
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,33 +38,32 @@ from schemas.entity import EntityCatalogue
 from schemas.environment import EnvironmentSpec
 from schemas.fused_environment import FusedEnvironmentSpec
 from schemas.fusion import MergedPolicy
-from schemas.instance_plan import (
-    InstancePlan,
-    InstancePlanDraft,
-    InstanceSelection,
-)
+from schemas.instance_plan import InstancePlan
 from schemas.server import McpServer
 from schemas.validated_task import InstanceCombination
-from tasks.code_loop import Version, run_code_loop
+from tasks.code_loop import LoopResult
 from tasks.core.data_contract import table_seed
 from tasks.core.instance_creation import (
     Candidate,
     creation_check,
     creation_request,
 )
-from tasks.core.instance_plans import ToolParameters, canonical_plan, plan_problems
+from tasks.core.instance_plans import ToolParameters
 from tasks.core.instance_plans import tool_parameters as listed_parameters
+from tasks.core.instance_selection import choose
 from tasks.core.policy import filter_policy
 from tasks.environment_build import materialize_environment
-from tasks.instance_combinations import ScriptJob, SelectionSettings, typed_failure
-from tasks.items import producer
-from tasks.llm.bound import StepLLM
-from tasks.llm.errors import InvalidModelOutput
-from tasks.machinery import MachineryError
+from tasks.instance_scripts import (
+    ScriptJob,
+    SelectionSettings,
+    checked_plan,
+    finished_loop,
+    kept_outcome,
+    template_combination,
+)
 from tasks.resources import ItemEnv
 from tasks.runtime.database import Database
 from tasks.runtime.fusion import served_spec
-from tasks.runtime.sandbox import run_sandboxed
 from tasks.runtime.serve import open_environment
 from tasks.runtime.targets import (
     declared_confirm_tools,
@@ -80,7 +78,6 @@ PLAN_PROMPT = "s15x/plan_creation"
 WRITE_PROMPT = "s15x/write_creation"
 FIX_PROMPT = "s15x/fix_creation"
 PROMPTS = (PLAN_PROMPT, WRITE_PROMPT, FIX_PROMPT)
-EDIT_ATTEMPTS = 2
 
 
 def create_instance_combinations(
@@ -127,29 +124,25 @@ def create_instance_combinations(
             "policy": filter_policy(policy.payload.parsed, tmpl.trajectory),
             "simulation_time": settings.simulation_time,
         }
-        tools = _agent_parameters(target, servers)
-        try:
-            plan = _plan(env.model(PLAN_MODEL), work.item_key, spec, tools, context)
-        except InvalidModelOutput as exc:
-            return typed_failure(work, "plan_invalid", exc.summary, exc.problems)
+        plan = checked_plan(
+            work,
+            env.model(PLAN_MODEL),
+            PLAN_PROMPT,
+            _agent_parameters(target, servers),
+            {name: frozenset(t.columns) for name, t in spec.tables.items()},
+            context,
+        )
+        if not isinstance(plan, InstancePlan):
+            return plan
         seed = table_seed(settings.seed, work.item_key)
         job = _CreationJob(
-            env.llm, work.item_key, settings, plan, spec, base, folder, tmpl,
-            template.id, seed, context,
+            llm=env.llm, key=work.item_key, settings=settings, plan=plan, seed=seed,
+            context=context, spec=spec, base=base, folder=folder, template=template,
         )  # fmt: skip
-        try:
-            loop = run_code_loop(job)
-        except InvalidModelOutput as exc:
-            return typed_failure(work, "script_failed", exc.summary, exc.problems)
-    final = loop.final
-    if final.run.status != "ok":
-        return typed_failure(
-            work,
-            final.run.status,
-            f"no combination executed after {loop.runs} run(s) of the creation code",
-            final.run.problems,
-        )
-    return _outcome(work, template, plan, final, loop.runs, seed)
+        loop = finished_loop(work, job)
+    if not isinstance(loop, LoopResult):
+        return loop
+    return kept_outcome(work, template, plan, loop, seed, loop.final.run.combinations)
 
 
 @dataclass(frozen=True)
@@ -193,66 +186,6 @@ def _agent_parameters(
     }
 
 
-def _plan(
-    llm: StepLLM,
-    key: str,
-    spec: EnvironmentSpec,
-    tools: Mapping[str, ToolParameters],
-    context: Mapping[str, Any],
-) -> InstancePlan:
-    columns = {name: frozenset(t.columns) for name, t in spec.tables.items()}
-    trajectory = context["template"].trajectory
-    answer = llm.ask(
-        PLAN_PROMPT,
-        InstancePlanDraft,
-        item_key=f"{key}/plan",
-        check=lambda d: plan_problems(d, trajectory, tools, columns),
-        tools={name: tools[name] for name in trajectory if name in tools},
-        **context,
-    )
-    return canonical_plan(answer.value)
-
-
-def _outcome(
-    work: WorkItem,
-    template: Artifact[TaskTemplate],
-    plan: InstancePlan,
-    final: Version[str, CreationRun],
-    runs: int,
-    seed: int,
-) -> ItemOutcome:
-    tmpl = template.payload
-    made = producer(work, seed=seed)
-    selection = Artifact[InstanceSelection].build(
-        kind="instance_selection",
-        id=f"{tmpl.source}/{tmpl.trajectory_hash}",
-        payload=InstanceSelection(
-            environment=tmpl.source,
-            template_id=template.id,
-            trajectory=tmpl.trajectory,
-            trajectory_hash=tmpl.trajectory_hash,
-            plan=plan,
-            script=final.code,
-            runs=runs,
-            found=len(final.run.combinations),
-            rejected=final.run.rejected,
-        ),
-        parents=[template.ref],
-        producer=made,
-    )
-    combos = [
-        Artifact[InstanceCombination].build(
-            kind="instance_combination",
-            id=combo.combo_id,
-            payload=combo,
-            parents=[template.ref, selection.ref],
-            producer=made,
-        )
-        for combo in final.run.combinations
-    ]
-    return ItemOutcome(item_key=work.item_key, artifacts=(selection, *combos))
-
-
 @dataclass(frozen=True)
 class _CreationJob(ScriptJob):
     """The creation code of one fused template as a `CodeJob`: a run passes
@@ -261,17 +194,14 @@ class _CreationJob(ScriptJob):
     write_prompt: ClassVar[str] = WRITE_PROMPT
     fix_prompt: ClassVar[str] = FIX_PROMPT
     fix_with_context: ClassVar[bool] = True
-    llm: StepLLM
-    key: str
-    settings: SelectionSettings
-    plan: InstancePlan
+    script_name: ClassVar[str] = "creation script"
+    exhausted: ClassVar[str] = (
+        "no combination executed after {runs} run(s) of the creation code"
+    )
     spec: EnvironmentSpec
     base: Database
     folder: Path
-    template: TaskTemplate
-    template_id: str
-    seed: int
-    context: Mapping[str, Any]
+    template: Artifact[TaskTemplate]
 
     def run(self, code: str) -> CreationRun:
         request = creation_request(
@@ -284,10 +214,7 @@ class _CreationJob(ScriptJob):
             simulation_time=self.settings.simulation_time,
             timeout_s=self.settings.cfg.code_timeout_s,
         )
-        result = run_sandboxed(request)
-        if result.status == "sandbox_error":
-            raise MachineryError("running a creation script", result.message)
-        check = creation_check(result, self.plan, self.spec, self.base)
+        check = creation_check(self.sandboxed(request), self.plan, self.spec, self.base)
         if check.status != "ok":
             return CreationRun(check.status, problems=check.problems)
         return self._execute(check.candidates, check.rejected)
@@ -295,16 +222,23 @@ class _CreationJob(ScriptJob):
     def _execute(self, candidates: Sequence[Candidate], rejected: int) -> CreationRun:
         """Execute the sampled candidates, each in a fresh session with its
         overlay; keep those that passed."""
-        count = self.settings.cfg.samples_per_template
-        picked = (
-            sorted(random.Random(self.seed).sample(range(len(candidates)), count))
-            if len(candidates) > count
-            else range(len(candidates))
-        )
-        combos = [self._combination(candidates[i], n) for n, i in enumerate(picked)]
+        tmpl = self.template.payload
+        combos = [
+            template_combination(
+                self.template,
+                candidate.selected,
+                combo_id=candidate.combo_id(tmpl.source, tmpl.trajectory_hash),
+                scope="cross_domain",
+                sample_index=index,
+                overlay=candidate.overlay,
+            )
+            for index, candidate in enumerate(
+                choose(candidates, self.settings.cfg.samples_per_template, self.seed)
+            )
+        ]
         with open_environment(
             self.folder,
-            self.template.source,
+            tmpl.source,
             simulation_time=self.settings.simulation_time,
             seed=self.settings.seed,
         ) as served:
@@ -319,23 +253,3 @@ class _CreationJob(ScriptJob):
         if not kept:
             return CreationRun("execution_failed", (), problems, rejected + failed)
         return CreationRun("ok", kept, problems, rejected + failed)
-
-    def _combination(self, candidate: Candidate, index: int) -> InstanceCombination:
-        tmpl = self.template
-        return InstanceCombination(
-            combo_id=candidate.combo_id(tmpl.source, tmpl.trajectory_hash),
-            environment=tmpl.source,
-            scope="cross_domain",
-            template_id=self.template_id,
-            trajectory=tmpl.trajectory,
-            trajectory_hash=tmpl.trajectory_hash,
-            instruction=tmpl.instruction,
-            reason_for_call=tmpl.reason_for_call,
-            instances=candidate.selected.instances,
-            calls=candidate.selected.calls,
-            overlay=candidate.overlay,
-            sample_index=index,
-        )
-
-    def passed(self, run: CreationRun) -> bool:
-        return run.status == "ok"

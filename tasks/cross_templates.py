@@ -8,18 +8,13 @@ template (`source` the fused name, `domains` the members, `is_cross_domain`
 true, the trajectory in agent-facing names because later steps execute it) and
 a `task_template_set` per combination. The writer sees the merged policy
 filtered to the trajectory's tools and the members' tables; its draft is checked
-and re-asked like s14's, and the judge scores it like s14's (one call). Side
-effects: model calls only.
+and re-asked like s14's, and the judge scores it like s14's (one call), both by
+s14's `judged_template`. Side effects: model calls only.
 """
 
 from __future__ import annotations
 
-from schemas.agent_task import (
-    TaskTemplate,
-    TaskTemplateDraft,
-    TaskTemplateSet,
-    TemplateStats,
-)
+from schemas.agent_task import TaskTemplate, TemplateStats
 from schemas.artifact import Artifact, FailedItem, ItemOutcome, WorkItem
 from schemas.blueprint import ServerBlueprint
 from schemas.config import TemplateConfig
@@ -29,12 +24,10 @@ from schemas.fused_trajectory import FusedTrajectory, FusedTrajectorySet
 from schemas.fusion import MergedPolicy
 from schemas.policy import SchemaTable
 from tasks import task_templates as s14
-from tasks.core import task_templates as rules
 from tasks.core.policy import filter_policy
 from tasks.core.policy_rules import schema_tables
 from tasks.core.server_tables import select_owned
-from tasks.items import dependency_failed, invalid_output, producer
-from tasks.llm.errors import InvalidModelOutput
+from tasks.items import dependency_failed
 from tasks.resources import ItemEnv
 
 STEP = "s14x"
@@ -94,45 +87,21 @@ def write_cross_domain_template(
     for name in dict.fromkeys(trajectory):
         server, tool = merged.tool_names[name]
         named[name] = functions[server][tool]
-    try:
-        answer = env.llm.ask(
-            WRITE_PROMPT,
-            TaskTemplateDraft,
-            item_key=f"write/{work.item_key}",
-            check=lambda draft: rules.template_problems(draft, tables),
-            servers=domains,
-            trajectory=trajectory,
-            motivation=fused.payload.motivation,
-            functions=named,
-            tables=tables,
-            policy=filter_policy(merged.parsed, trajectory),
-        )
-        draft = answer.value
-        scores = s14.judged(env, work, trajectory, draft) if cfg.enable_judge else None
-    except InvalidModelOutput as exc:
-        return invalid_output(work, exc)
-    if scores is not None and scores.overall_score < cfg.judge_threshold:
-        return s14.rejected_outcome(work, scores, cfg.judge_threshold)
-    template = TaskTemplate(
+    return s14.judged_template(
+        work,
+        env,
+        cfg,
+        prompt_id=WRITE_PROMPT,
         source=source,
-        trajectory=tuple(trajectory),
-        trajectory_hash=rules.trajectory_hash(trajectory),
-        instruction=draft.instruction.strip(),
-        reason_for_call=draft.reason_for_call.strip(),
-        placeholders=rules.placeholders(draft.instruction),
-        scores=scores,
-        domains=tuple(domains),
-        is_cross_domain=True,
+        domains=domains,
+        trajectory=trajectory,
+        tables=tables,
+        parents=[fused, merged_policy, *blueprints, catalogue, *summaries],
+        servers=domains,
+        motivation=fused.payload.motivation,
+        functions=named,
+        policy=filter_policy(merged.parsed, trajectory),
     )
-    parents = [fused, merged_policy, *blueprints, catalogue, *summaries]
-    artifact = Artifact[TaskTemplate].build(
-        kind="task_template",
-        id=work.item_key,
-        payload=template,
-        parents=[p.ref for p in parents],
-        producer=producer(work, prompt=answer.prompt, model_id=answer.model_id),
-    )
-    return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
 def collect_cross_domain_templates(
@@ -146,16 +115,4 @@ def collect_cross_domain_templates(
     templates: tuple[Artifact[TaskTemplate], ...],
 ) -> ItemOutcome:
     """The template file of one combination: its kept templates and counts."""
-    artifact = Artifact[TaskTemplateSet].build(
-        kind="task_template_set",
-        id=source,
-        payload=TaskTemplateSet(
-            source=source,
-            templates=tuple(t.payload for t in templates),
-            stats=stats,
-            is_cross_domain=True,
-        ),
-        parents=[fused_set.ref, *(t.ref for t in templates)],
-        producer=producer(work),
-    )
-    return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
+    return s14.template_set(work, source, domains, stats, fused_set, templates)

@@ -231,6 +231,11 @@ class ItemEnv:
     def embedder(self) -> Embedder:
         return self._res.embedder
 
+    @property
+    def prompts(self) -> PromptLibrary:
+        """The prompt library (for texts rendered without a model call)."""
+        return self._res.prompts
+
     def vectors(self, table: str) -> VectorIndex:
         """A LanceDB table of the run's output location."""
         return self._res.vectors(table)

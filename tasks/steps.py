@@ -196,6 +196,24 @@ STEPS: tuple[StepInfo, ...] = (
         True,
         "flows.cross_tasks:generate_cross_domain_queries",
     ),
+    StepInfo(
+        "r01",
+        "r01_rollouts",
+        "Rollouts & Evaluation",
+        "Converse: a simulated user and the assistant, tool calls over MCP in a "
+        "fresh session per trial",
+        True,
+        "flows.rollouts:run_rollouts",
+    ),
+    StepInfo(
+        "r02",
+        "r02_evaluation",
+        "Rollouts & Evaluation",
+        "Score every rollout (actions, final state, NL assertions, rubric) and "
+        "report pass^k",
+        True,
+        "flows.evaluation:evaluate_rollouts",
+    ),
 )
 
 
@@ -209,8 +227,10 @@ class Phase:
 
     `modes` are the pipeline modes whose path goes through the phase; a phase a
     mode skips is also skipped as a dependency (the next phases follow the ones
-    before it). `uses` names phases whose outputs this phase reads: when the
-    mode skips such a phase, its outputs must already be in the output location
+    before it). An `optional` phase is on a run's path only when the run asks
+    for it (rollouts and evaluation: `steps.r01_rollouts.enabled`). `uses`
+    names phases whose outputs this phase reads: when the mode skips such a
+    phase, its outputs must already be in the output location
     (from an earlier run), or the run refuses to start (`missing_prerequisites`).
     """
 
@@ -219,6 +239,7 @@ class Phase:
     after: tuple[str, ...] = ()
     modes: frozenset[str] = frozenset(MODES)
     uses: tuple[str, ...] = ()
+    optional: bool = False
 
 
 PHASES: tuple[Phase, ...] = (
@@ -245,6 +266,12 @@ PHASES: tuple[Phase, ...] = (
         after=("fusion",),
         modes=frozenset({"cross_domain", "both"}),
     ),
+    Phase(
+        "evaluation",
+        ("r01", "r02"),
+        after=("single_tasks", "cross_tasks"),
+        optional=True,
+    ),
 )
 
 
@@ -252,7 +279,9 @@ class PhaseGraphError(ValueError):
     """The phase graph names an unknown phase or step, or has a cycle."""
 
 
-def phase_order(mode: Mode = "both", phases: Sequence[Phase] = PHASES) -> list[Phase]:
+def phase_order(
+    mode: Mode = "both", phases: Sequence[Phase] = PHASES, *, optional: bool = False
+) -> list[Phase]:
     """The phases on `mode`'s path, each after every phase it depends on.
 
     Among phases that are ready at the same time, declaration order decides, so
@@ -278,13 +307,13 @@ def phase_order(mode: Mode = "both", phases: Sequence[Phase] = PHASES) -> list[P
             raise PhaseGraphError(f"the phases {cycle} depend on each other")
         pending.remove(ready)
         done.add(ready.name)
-        if mode in ready.modes:
+        if mode in ready.modes and (optional or not ready.optional):
             placed.append(ready)
     return placed
 
 
 def pipeline_steps(
-    mode: Mode = "both", phases: Sequence[Phase] = PHASES
+    mode: Mode = "both", phases: Sequence[Phase] = PHASES, *, optional: bool = False
 ) -> tuple[StepInfo, ...]:
     """The steps a full run of `mode` executes, in order.
 
@@ -293,7 +322,7 @@ def pipeline_steps(
     """
     by_id = {s.id: s for s in STEPS}
     ordered: list[StepInfo] = []
-    for phase in phase_order(mode, phases):
+    for phase in phase_order(mode, phases, optional=optional):
         for step_id in phase.steps:
             if step_id not in by_id:
                 raise PhaseGraphError(
@@ -363,6 +392,7 @@ def select_steps(
     start: str | None = None,
     until: str | None = None,
     mode: Mode = "both",
+    optional: bool = False,
 ) -> tuple[StepInfo, ...]:
     """The steps a run executes, from --step / --from / --until, on the path of
     `mode` (`run.task_mode`).
@@ -373,7 +403,7 @@ def select_steps(
     """
     if step is not None:
         return (resolve_step(step),)
-    steps = pipeline_steps(mode)
+    steps = pipeline_steps(mode, optional=optional)
     ids = [s.id for s in steps]
     for name in (start, until):
         if name is not None and resolve_step(name).id not in ids:

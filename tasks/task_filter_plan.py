@@ -10,6 +10,7 @@ report filtered out. No side effects beyond recording failures on the step.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from schemas.artifact import Artifact, FailedItem, WorkItem
 from schemas.blueprint import ServerBlueprint
@@ -43,35 +44,21 @@ def plan_environments(
         grouped.setdefault(combo.payload.environment, []).append(combo)
     works = []
     for name, group in sorted(grouped.items()):
-        servers_of = members(name)
-        lacking = [s for s in servers_of if s not in blueprints or s not in servers]
-        picked: dict[str, Artifact[DataTable]] = {}
-        for server in servers_of:
-            if server in blueprints:
-                present, absent = select_owned(blueprints[server].payload, tables)
-                picked |= {t.id: t for t in present}
-                lacking += [f"{server} table {t}" for t in absent]
-        if lacking:
-            step.fail(
-                dependency_failed(
-                    step.info.id,
-                    name,
-                    f"{name} cannot be served: no build or data for "
-                    f"{', '.join(lacking)}",
-                )
-            )
+        made_of = environment_inputs(
+            name,
+            blueprints=blueprints,
+            catalogue=catalogue,
+            tables=tables,
+            servers=servers,
+        )
+        if isinstance(made_of, FailedItem):
+            step.fail(made_of.model_copy(update={"step": step.info.id}))
             continue
         works.append(
             step.item(
                 name,
                 s16.validate_combinations,
-                inputs={
-                    "combinations": group,
-                    "blueprints": [blueprints[s] for s in servers_of],
-                    "catalogue": catalogue,
-                    "tables": sorted(picked.values(), key=lambda t: t.id),
-                    "servers": [servers[s] for s in servers_of],
-                },
+                inputs={"combinations": group, **made_of},
                 params={
                     "cfg": cfg,
                     "simulation_time": step.config.run.simulation_time,
@@ -81,6 +68,40 @@ def plan_environments(
             )
         )
     return works
+
+
+def environment_inputs(
+    name: str,
+    *,
+    blueprints: Mapping[str, Artifact[ServerBlueprint]],
+    catalogue: Artifact[EntityCatalogue],
+    tables: Sequence[Artifact[DataTable]],
+    servers: Mapping[str, Artifact[McpServer]],
+) -> dict[str, Any] | FailedItem:
+    """The artifacts an environment (a server or a fused combination) is made
+    of, as work-item inputs (`blueprints`, `catalogue`, `tables`, `servers`;
+    see `tasks.environment_build`), or a `dependency_failed` item naming every
+    member without a blueprint, built server or data table."""
+    servers_of = members(name)
+    lacking = [s for s in servers_of if s not in blueprints or s not in servers]
+    picked: dict[str, Artifact[DataTable]] = {}
+    for server in servers_of:
+        if server in blueprints:
+            present, absent = select_owned(blueprints[server].payload, tables)
+            picked |= {t.id: t for t in present}
+            lacking += [f"{server} table {t}" for t in absent]
+    if lacking:
+        return dependency_failed(
+            s16.STEP,
+            name,
+            f"{name} cannot be served: no build or data for {', '.join(lacking)}",
+        )
+    return {
+        "blueprints": [blueprints[s] for s in servers_of],
+        "catalogue": catalogue,
+        "tables": sorted(picked.values(), key=lambda t: t.id),
+        "servers": [servers[s] for s in servers_of],
+    }
 
 
 def filtered_failures(

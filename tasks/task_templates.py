@@ -10,14 +10,16 @@ The writer's draft is re-asked until its placeholders name real tables and
 columns and it holds no "if ... then ..."; the judge's five scores are averaged
 by us, and a template under the threshold is a `rejected_by_judge` item. A judge
 that never answers validly fails the item (`invalid_output`): no template is
-kept unscored. Failed and rejected items are cached like kept ones. Side
-effects: model calls only.
+kept unscored. Failed and rejected items are cached like kept ones. s14x
+(`tasks.cross_templates`) writes, judges and collects through the same
+`judged_template` and `template_set`. Side effects: model calls only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.agent_task import (
     TaskTemplate,
@@ -32,7 +34,7 @@ from schemas.blueprint import ServerBlueprint
 from schemas.config import StepModel, TemplateConfig
 from schemas.database import TableSummary
 from schemas.entity import EntityCatalogue
-from schemas.policy import PolicyDocument
+from schemas.policy import PolicyDocument, SchemaTable
 from schemas.server import McpServer
 from schemas.tool_graph import ToolGraph
 from tasks.core import task_templates as rules
@@ -148,16 +150,47 @@ def write_task_template(
         blueprint.payload, catalogue.payload, [s.payload for s in summaries]
     )
     policies = {policy.payload.server_name: policy.payload.parsed}
+    return judged_template(
+        work,
+        env,
+        cfg,
+        prompt_id=WRITE_PROMPT,
+        source=source,
+        domains=domains,
+        trajectory=trajectory,
+        tables=tables,
+        parents=[graph, blueprint, catalogue, *summaries, policy, server],
+        blueprint=blueprint.payload,
+        policy=rules.trajectory_policy(policies, trajectory, source),
+    )
+
+
+def judged_template(
+    work: WorkItem,
+    env: ItemEnv,
+    cfg: TemplateConfig,
+    *,
+    prompt_id: str,
+    source: str,
+    domains: Sequence[str],
+    trajectory: list[str],
+    tables: Sequence[SchemaTable],
+    parents: Sequence[Artifact],
+    **context: Any,
+) -> ItemOutcome:
+    """The template of one trajectory (s14's or s14x's writer), or why there is
+    none: the writer sees the trajectory, `tables` and `context` and is re-asked
+    until its placeholders name real tables and columns; the judge (when
+    enabled) scores the draft, and one under the threshold is rejected."""
     try:
         answer: Answer[TaskTemplateDraft] = env.llm.ask(
-            WRITE_PROMPT,
+            prompt_id,
             TaskTemplateDraft,
             item_key=f"write/{work.item_key}",
             check=lambda draft: rules.template_problems(draft, tables),
             trajectory=trajectory,
-            blueprint=blueprint.payload,
             tables=tables,
-            policy=rules.trajectory_policy(policies, trajectory, source),
+            **context,
         )
         draft = answer.value
         scores = judged(env, work, trajectory, draft) if cfg.enable_judge else None
@@ -176,7 +209,6 @@ def write_task_template(
         domains=tuple(domains),
         is_cross_domain=bool(domains),
     )
-    parents = [graph, blueprint, catalogue, *summaries, policy, server]
     artifact = Artifact[TaskTemplate].build(
         kind="task_template",
         id=work.item_key,
@@ -198,6 +230,19 @@ def collect_task_templates(
     templates: tuple[Artifact[TaskTemplate], ...],
 ) -> ItemOutcome:
     """The template file of one source: its kept templates and their stats."""
+    return template_set(work, source, domains, stats, graph, templates)
+
+
+def template_set(
+    work: WorkItem,
+    source: str,
+    domains: Sequence[str],
+    stats: TemplateStats,
+    origin: Artifact,
+    templates: Sequence[Artifact[TaskTemplate]],
+) -> ItemOutcome:
+    """The `task_template_set` of one source (s14's or s14x's): its kept
+    templates and their stats, built from `origin` (its trajectories)."""
     artifact = Artifact[TaskTemplateSet].build(
         kind="task_template_set",
         id=source,
@@ -207,7 +252,7 @@ def collect_task_templates(
             stats=stats,
             is_cross_domain=bool(domains),
         ),
-        parents=[graph.ref, *(t.ref for t in templates)],
+        parents=[origin.ref, *(t.ref for t in templates)],
         producer=producer(work),
     )
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))

@@ -1,6 +1,7 @@
 """The DentalAppointments world of the s15 tests: table rows, a template that
-cancels a booked appointment, a plan draft that passes every check, and
-selection scripts (a working one and ways to break it)."""
+cancels a booked appointment, a plan draft that passes every check, selection
+scripts (a working one and ways to break it), and the entity-bound arguments
+that checked plans and planned calls share."""
 
 from __future__ import annotations
 
@@ -54,6 +55,19 @@ ROWS = {
         ),
     ),
 }
+
+
+def entity_arg(instance: str, field: str) -> dict:
+    """An argument bound to a field of one instance (the same shape in a checked
+    plan's step and in a planned call)."""
+    return {"source": "entity", "instance": instance, "field": field}
+
+
+AUTHORIZE_PATIENT = {
+    "tool": "authorize_patient",
+    "arguments": {"patient_id": entity_arg("Patient", "patient_id")},
+}
+"""A plan step or planned call that authorizes the Patient instance."""
 
 
 def plan_data() -> dict:

@@ -23,37 +23,29 @@ at least one record.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from schemas.base import canonical_json, sha256_hex
 from schemas.environment import EnvironmentSpec
 from schemas.instance_plan import InstancePlan
 from schemas.sandbox import SandboxRequest, SandboxResult
-from tasks.core.data_scripts import output_text
 from tasks.core.instance_plans import value_keys
 from tasks.core.instance_selection import (
-    MAX_REPORTED,
+    RunStatus,
     Selected,
     TableRows,
     check_combination,
     combo_id,
-    problem_text,
+    script_output,
+    script_request,
 )
 from tasks.runtime.database import Database
 from tasks.runtime.overlay import overlay_issues
 
 SCRIPT_FILE = "create.py"
-INPUT_FILE = "input.json"
-TABLES_DIR = "tables"
 MAX_CANDIDATES = 100
 """Combinations of one run that are checked, at most."""
-
-CreationStatus = Literal[
-    "ok", "timeout", "script_failed", "no_combination", "bad_reference"
-]
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ class Candidate:
 class CreationCheck:
     """What one run of a creation script gave, before execution."""
 
-    status: CreationStatus
+    status: RunStatus
     candidates: tuple[Candidate, ...] = ()
     problems: tuple[str, ...] = ()
     rejected: int = 0
@@ -113,15 +105,12 @@ def creation_request(
         "seed": seed,
         "simulation_time": simulation_time,
     }
-    files = {SCRIPT_FILE: script, INPUT_FILE: json.dumps(given, indent=2)}
-    for name in spec.tables:
-        files[f"{TABLES_DIR}/{name}.json"] = json.dumps(base.table(name).all())
-    return SandboxRequest(
-        argv=("python", SCRIPT_FILE),
-        files=files,
+    return script_request(
+        SCRIPT_FILE,
+        script,
+        given,
+        {name: base.table(name).all() for name in spec.tables},
         timeout_s=timeout_s,
-        cpu_s=max(1, math.ceil(timeout_s)),
-        collect=("output.json",),
     )
 
 
@@ -129,44 +118,15 @@ def creation_check(
     result: SandboxResult, plan: InstancePlan, spec: EnvironmentSpec, base: Database
 ) -> CreationCheck:
     """The typed outcome of a finished run (the sandbox itself worked)."""
-    if result.status == "timeout":
-        return CreationCheck("timeout", problems=(problem_text(result),))
-    if not result.ok:
-        return CreationCheck("script_failed", problems=(problem_text(result),))
-    text = output_text(result)
-    try:
-        data = json.loads(text) if text is not None else None
-    except ValueError as exc:
-        return CreationCheck("script_failed", problems=(f"output.json: {exc}",))
-    found = data.get("combinations") if isinstance(data, dict) else None
-    if not isinstance(found, list):
-        return CreationCheck(
-            "script_failed",
-            problems=('output.json must be an object {"combinations": [...]}',),
-        )
-    if not found:
-        return CreationCheck(
-            "no_combination",
-            problems=("the script created no combination; create at least one",),
-        )
-    kept: list[Candidate] = []
-    seen: set[str] = set()
-    problems: list[str] = []
-    for n, raw in enumerate(found[:MAX_CANDIDATES]):
-        checked = check_created(raw, plan, spec, base)
-        if isinstance(checked, Candidate):
-            key = canonical_json(
-                {"i": checked.selected.instances, "o": checked.overlay}
-            )
-            if key not in seen:
-                seen.add(key)
-                kept.append(checked)
-        else:
-            problems += [f"combination {n}: {p}" for p in checked]
-    status: CreationStatus = "ok" if kept else "bad_reference"
-    return CreationCheck(
-        status, tuple(kept), tuple(problems[:MAX_REPORTED]), len(found) - len(kept)
+    out = script_output(
+        result,
+        lambda raw: check_created(raw, plan, spec, base),
+        lambda c: canonical_json({"i": c.selected.instances, "o": c.overlay}),
+        not_json="output.json",
+        none_found="the script created no combination; create at least one",
+        limit=MAX_CANDIDATES,
     )
+    return CreationCheck(out.status, out.kept, out.problems, out.rejected)
 
 
 def check_created(

@@ -5,7 +5,8 @@ Input: a model-written selection script, the checked `InstancePlan`, the rows of
 the server's own tables (with their primary keys), a seed and the simulation
 time. Output: the `SandboxRequest` that runs the script on copies of the tables,
 the `SelectionRun` of a finished run (its typed status, the combinations that
-hold, the problems of those that do not), the declarative calls of a combination
+hold, the problems of those that do not; s15x's creation check reads its output
+the same way, `script_output`), the declarative calls of a combination
 (built from the plan, checked with `bind_call`), combination ids, the seeded
 choice of the kept combinations and the convergence rule of the rounds. Pure: the
 caller runs the request.
@@ -24,9 +25,9 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from schemas.base import canonical_json, sha256_hex
 from schemas.golden import EntityFieldArg, LiteralArg, PlannedCall, StepResultArg
@@ -39,6 +40,7 @@ from tasks.core.instance_plans import value_key, value_keys
 SCRIPT_FILE = "select.py"
 INPUT_FILE = "input.json"
 TABLES_DIR = "tables"
+T = TypeVar("T")
 MAX_REPORTED = 8
 """Rejected combinations whose problems go back to the model, at most."""
 
@@ -88,11 +90,31 @@ def selection_request(
         "seed": seed,
         "simulation_time": simulation_time,
     }
-    files = {SCRIPT_FILE: script, INPUT_FILE: json.dumps(spec, indent=2)}
-    for name, table in tables.items():
-        files[f"{TABLES_DIR}/{name}.json"] = json.dumps(list(table.rows))
+    return script_request(
+        SCRIPT_FILE,
+        script,
+        spec,
+        {name: table.rows for name, table in tables.items()},
+        timeout_s=timeout_s,
+    )
+
+
+def script_request(
+    script_file: str,
+    script: str,
+    given: Mapping[str, Any],
+    tables: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    timeout_s: float,
+) -> SandboxRequest:
+    """The sandboxed run of a combination script (s15's selection, s15x's
+    creation): `script_file`, `input.json` (`given`) and one copy
+    `tables/<Table>.json` per table; it collects `output.json`."""
+    files = {script_file: script, INPUT_FILE: json.dumps(given, indent=2)}
+    for name, rows in tables.items():
+        files[f"{TABLES_DIR}/{name}.json"] = json.dumps(list(rows))
     return SandboxRequest(
-        argv=("python", SCRIPT_FILE),
+        argv=("python", script_file),
         files=files,
         timeout_s=timeout_s,
         cpu_s=max(1, math.ceil(timeout_s)),
@@ -104,44 +126,69 @@ def selection_run(
     result: SandboxResult, plan: InstancePlan, tables: Mapping[str, TableRows]
 ) -> SelectionRun:
     """The typed outcome of a finished run (the sandbox itself worked)."""
+    out = script_output(
+        result,
+        lambda raw: check_combination(raw, plan, tables),
+        lambda c: canonical_json({"i": c.instances, "c": _dump(c.calls)}),
+        not_json="output.json is not JSON",
+        none_found="the script found no combination; relax the filters that "
+        "exclude every record, keeping the plan's constraints",
+    )
+    return SelectionRun(out.status, out.kept, out.problems, out.rejected)
+
+
+class ScriptOutput(NamedTuple, Generic[T]):
+    """What a finished combination script wrote, checked."""
+
+    status: RunStatus
+    kept: tuple[T, ...] = ()
+    problems: tuple[str, ...] = ()
+    rejected: int = 0
+
+
+def script_output(
+    result: SandboxResult,
+    check: Callable[[Any], T | list[str]],
+    key: Callable[[T], str],
+    *,
+    not_json: str,
+    none_found: str,
+    limit: int | None = None,
+) -> ScriptOutput[T]:
+    """The combinations a finished run wrote (the sandbox itself worked): those
+    that pass `check`, each once (by `key`), with the problems of the others
+    (at most `MAX_REPORTED`); at most `limit` are checked. A run that failed,
+    wrote no JSON (`not_json` starts the problem) or no combination
+    (`none_found`) has no combinations."""
     if result.status == "timeout":
-        return SelectionRun("timeout", problems=(problem_text(result),))
+        return ScriptOutput("timeout", problems=(problem_text(result),))
     if not result.ok:
-        return SelectionRun("script_failed", problems=(problem_text(result),))
+        return ScriptOutput("script_failed", problems=(problem_text(result),))
     text = output_text(result)
     try:
         data = json.loads(text) if text is not None else None
     except ValueError as exc:
-        why = f"output.json is not JSON: {exc}"
-        return SelectionRun("script_failed", problems=(why,))
+        return ScriptOutput("script_failed", problems=(f"{not_json}: {exc}",))
     found = data.get("combinations") if isinstance(data, dict) else None
     if not isinstance(found, list):
-        return SelectionRun(
+        return ScriptOutput(
             "script_failed",
             problems=('output.json must be an object {"combinations": [...]}',),
         )
     if not found:
-        return SelectionRun(
-            "no_combination",
-            problems=(
-                "the script found no combination; relax the filters that "
-                "exclude every record, keeping the plan's constraints",
-            ),
-        )
-    kept: list[Selected] = []
+        return ScriptOutput("no_combination", problems=(none_found,))
+    kept: list[T] = []
     seen: set[str] = set()
     problems: list[str] = []
-    for n, raw in enumerate(found):
-        checked = check_combination(raw, plan, tables)
-        if isinstance(checked, Selected):
-            key = canonical_json({"i": checked.instances, "c": _dump(checked.calls)})
-            if key not in seen:
-                seen.add(key)
-                kept.append(checked)
-        else:
+    for n, raw in enumerate(found[:limit]):
+        checked = check(raw)
+        if isinstance(checked, list):
             problems += [f"combination {n}: {p}" for p in checked]
+        elif (ident := key(checked)) not in seen:
+            seen.add(ident)
+            kept.append(checked)
     status: RunStatus = "ok" if kept else "bad_reference"
-    return SelectionRun(
+    return ScriptOutput(
         status, tuple(kept), tuple(problems[:MAX_REPORTED]), len(found) - len(kept)
     )
 
@@ -241,9 +288,9 @@ def combo_id(environment: str, trajectory_hash: str, combo: Selected) -> str:
     )
 
 
-def choose(combos: Sequence[Selected], k: int, seed: int) -> list[Selected]:
+def choose(combos: Sequence[T], k: int, seed: int) -> list[T]:
     """`k` of the combinations (all when fewer), drawn with `seed`, in the order
-    the script gave them."""
+    the script gave them (s15's selected ones, s15x's created candidates)."""
     if len(combos) <= k:
         return list(combos)
     picked = sorted(random.Random(seed).sample(range(len(combos)), k))

@@ -27,8 +27,8 @@ from schemas.evaluation import (
     EvaluatorCounts,
     Metrics,
 )
+from tasks.core.rollout_records import DUPLICATE_ROLLOUT
 
-DUPLICATE_ROLLOUT = "duplicate_rollout"
 """Skip reason of a second result for the same (query id, trial)."""
 
 

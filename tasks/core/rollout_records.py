@@ -23,6 +23,8 @@ TRUNCATED_LINE = "truncated_line"
 INVALID_JSON = "invalid_json"
 INVALID_RECORD = "invalid_record"
 """Valid JSON, but not an object or not a rollout record."""
+DUPLICATE_ROLLOUT = "duplicate_rollout"
+"""A second record of the same (query id, trial)."""
 UNKNOWN_QUERY = "unknown_query"
 """The rollout's id matches no query."""
 
@@ -145,3 +147,22 @@ def join_queries(
             continue
         pairs.append((task, rollout))
     return JoinedRollouts(pairs=pairs, skipped=skipped)
+
+
+def unique_rollouts(rollouts: Iterable[Rollout], skipped: Skipped) -> list[Rollout]:
+    """The first rollout of each (query id, trial); later ones are recorded in
+    `skipped` as `duplicate_rollout` (two files holding the same trial)."""
+    seen: set[tuple[str, int]] = set()
+    kept: list[Rollout] = []
+    for rollout in rollouts:
+        key = (rollout.id, rollout.trial)
+        if key in seen:
+            skipped.add(
+                DUPLICATE_ROLLOUT,
+                f"rollout {rollout.rollout_id}: a second record of this query and "
+                "trial (the first is evaluated)",
+            )
+            continue
+        seen.add(key)
+        kept.append(rollout)
+    return kept

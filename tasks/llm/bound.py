@@ -8,7 +8,7 @@ the prompt identity needed for producer records. No side effects beyond the call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from schemas.base import stable_hash
 from schemas.config import RoleName
-from tasks.llm.client import LLMClient
+from tasks.llm.client import ChatReply, LLMClient
 from tasks.llm.prompting import PromptLibrary, RenderedPrompt
 
 T = TypeVar("T", bound=BaseModel)
@@ -91,3 +91,29 @@ class StepLLM:
             max_retries=max_retries if max_retries is not None else self.max_retries,
         )
         return Answer(value=value, prompt=prompt, model_id=self.model_id)
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        item_key: str,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> ChatReply:
+        """One free-form chat turn on this step's role and model, keyed
+        `<step>/<item key>` (a rollout turn: `r01/<query>#<trial>/assistant/3`).
+
+        Raises:
+            tasks.llm.errors.LLMUnavailable: the endpoint could not be reached.
+            tasks.llm.errors.CassetteMiss: replay mode had no recorded answer.
+        """
+        return self.client.chat(
+            messages,
+            call_key=f"{self.step}/{item_key}",
+            role=self.role,
+            tools=tools,
+            model=self.model_override,
+        )
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What these tokens cost at the role's configured prices."""
+        return self.client.cost_usd(self.role, prompt_tokens, completion_tokens)

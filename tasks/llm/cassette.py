@@ -25,13 +25,17 @@ import httpx2
 import yaml
 from pydantic import ValidationError
 
-from schemas.llm import CassetteAnswer, CassetteDocument
+from schemas.llm import CassetteAnswer, CassetteDocument, ScriptedToolCall
 from tasks.llm.errors import CassetteFormatError, CassetteMiss
 
 CALL_KEY_HEADER = "X-AgentSkiller-Call-Key"
 ROLE_HEADER = "X-AgentSkiller-Role"
 PROMPT_TURNS_HEADER = "X-AgentSkiller-Prompt-Turns"
 """Assistant messages already in the caller's prompt (not re-asks); default 0."""
+
+FREE_FORM_HEADER = "X-AgentSkiller-Free-Form"
+"""Set on free-form chat requests (rollout turns): recording keeps the whole
+message (text and every named tool call), not one structured answer."""
 
 _HEADER_SAFE = "/:-_.~@+=,;!*()[]"
 
@@ -363,7 +367,25 @@ class ReplayResponder:
         answer: CassetteAnswer,
     ) -> Reply:
         digest = hashlib.sha256(f"{call_key}\n{attempt}".encode()).hexdigest()
-        if answer.content is not None:
+        if answer.tool_calls is not None:
+            calls = [
+                {
+                    "id": f"call_{digest[:12]}_{index}",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _argument_text(call)},
+                }
+                for index, call in enumerate(answer.tool_calls)
+            ]
+            message = {
+                "role": "assistant",
+                "content": answer.content,
+                "tool_calls": calls,
+            }
+            finish_reason = "tool_calls"
+            answer_text = (answer.content or "") + "".join(
+                c["function"]["arguments"] for c in calls
+            )
+        elif answer.content is not None:
             message: dict[str, Any] = {"role": "assistant", "content": answer.content}
             finish_reason = "stop"
             answer_text = answer.content
@@ -415,6 +437,12 @@ class ReplayResponder:
             },
         }
         return _json(200, completion)
+
+
+def _argument_text(call: ScriptedToolCall) -> str:
+    if call.arguments is not None:
+        return json.dumps(call.arguments, ensure_ascii=False)
+    return call.raw_arguments or ""
 
 
 def _requested_function(request: Mapping[str, Any]) -> str | None:

@@ -15,7 +15,7 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -31,8 +31,10 @@ from pydantic import BaseModel
 
 from schemas.base import checking
 from schemas.config import LLMConfig, ModelRole, RoleName
+from schemas.rollout import ChatMessage, FunctionCall, ToolCall
 from tasks.llm.cassette import (
     CALL_KEY_HEADER,
+    FREE_FORM_HEADER,
     PROMPT_TURNS_HEADER,
     ROLE_HEADER,
     Cassette,
@@ -82,6 +84,22 @@ class LLMClient(Protocol):
 
     def model_for(self, role: RoleName, override: str | None = None) -> str:
         """The model name a call on `role` uses: the override, else the role's."""
+        ...
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        call_key: str,
+        role: RoleName,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+    ) -> ChatReply:
+        """One free-form chat turn: the model's message, unvalidated."""
+        ...
+
+    def cost_usd(self, role: RoleName, prompt_tokens: int, completion: int) -> float:
+        """What a role's tokens cost at its configured prices."""
         ...
 
 
@@ -138,6 +156,7 @@ class InstructorLLM:
         self._slots = threading.BoundedSemaphore(llm.max_concurrency)
         self._http: list[httpx2.Client] = []
         self._clients: dict[str, instructor.Instructor] = {}
+        self._raw: dict[str, openai.OpenAI] = {}
         for role, endpoint in self._endpoints.items():
             http = httpx2.Client(transport=endpoint.transport, timeout=llm.timeout_s)
             self._http.append(http)
@@ -148,6 +167,7 @@ class InstructorLLM:
                 max_retries=0,
                 timeout=llm.timeout_s,
             )
+            self._raw[role] = raw
             self._clients[role] = instructor.from_openai(
                 raw, mode=instructor.Mode.TOOLS
             )
@@ -226,6 +246,63 @@ class InstructorLLM:
                 raise translated from exc
         return result
 
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        call_key: str,
+        role: RoleName,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+    ) -> ChatReply:
+        """One free-form chat turn (a rollout's assistant or simulated user):
+        the model's message as it came, text and tool calls, nothing validated.
+
+        Args:
+            messages: The conversation so far, OpenAI-shaped (its assistant
+                turns are the conversation's, not re-asks).
+            call_key: Stable key of this turn; the cassette key in record and
+                replay modes.
+            role: Which configured role answers.
+            tools: OpenAI function tools the model may call.
+            model: Overrides the role's model.
+
+        Raises:
+            CassetteMiss: replay mode and the cassette has no answer.
+            LLMUnavailable: the endpoint gave no answer (the subclass says why).
+            LLMError: the role is not configured.
+        """
+        if role not in self._raw:
+            raise LLMError(
+                f"LLM call {call_key!r} needs llm.roles.{role}, which the "
+                "configuration does not define"
+            )
+        prompt_turns = sum(1 for m in messages if m.get("role") == "assistant")
+        headers = {
+            CALL_KEY_HEADER: encode_header_value(call_key),
+            ROLE_HEADER: role,
+            PROMPT_TURNS_HEADER: str(prompt_turns),
+            FREE_FORM_HEADER: "1",
+        }
+        extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
+        with self._slots:
+            try:
+                completion = self._raw[role].chat.completions.create(
+                    model=self.model_for(role, model),
+                    messages=list(messages),  # type: ignore[arg-type]
+                    extra_headers=headers,
+                    **extra,
+                    **_sampling(self.llm.roles[role]),
+                )
+            except openai.OpenAIError as exc:
+                raise self._translate(exc, call_key, role) from exc
+        return chat_reply(completion, self.model_for(role, model))
+
+    def cost_usd(self, role: RoleName, prompt_tokens: int, completion: int) -> float:
+        """What a role's tokens cost at its configured prices (0 when unpriced)."""
+        spec = self.llm.roles.get(role)
+        return 0.0 if spec is None else spec.cost_usd(prompt_tokens, completion)
+
     def close(self) -> None:
         """Close the HTTP clients (and with them the transport stacks)."""
         for http in self._http:
@@ -258,6 +335,49 @@ class InstructorLLM:
             # our code, not bad model output: surface it unchanged.
             return cause if isinstance(cause, Exception) else exc
         return LLMError(f"LLM call {call_key!r} failed: {cause}")
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """A free-form chat answer: the assistant message and what it used."""
+
+    message: ChatMessage
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: bool
+
+
+def chat_reply(completion: Any, model: str) -> ChatReply:
+    """Our message type from an openai chat completion (first choice)."""
+    choice = completion.choices[0]
+    raw = choice.message
+    calls = tuple(
+        ToolCall(
+            id=call.id,
+            function=FunctionCall(
+                name=call.function.name, arguments=call.function.arguments or ""
+            ),
+        )
+        for call in (raw.tool_calls or ())
+    )
+    reasoning = getattr(raw, "reasoning_content", None)
+    message = ChatMessage(
+        role="assistant",
+        content=raw.content,
+        tool_calls=calls or None,
+        reasoning_content=reasoning
+        if isinstance(reasoning, str) and reasoning
+        else None,
+    )
+    usage = completion.usage
+    return ChatReply(
+        message=message,
+        model=str(completion.model or model),
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        truncated=choice.finish_reason == "length",
+    )
 
 
 def _truncated(

@@ -28,8 +28,15 @@ from typing import Any
 
 import httpx2
 
-from schemas.llm import CallOutcome, CallRecord, CallSource, CassetteAnswer
+from schemas.llm import (
+    CallOutcome,
+    CallRecord,
+    CallSource,
+    CassetteAnswer,
+    ScriptedToolCall,
+)
 from tasks.llm.cassette import (
+    FREE_FORM_HEADER,
     ROLE_HEADER,
     CassetteWriter,
     call_key_of,
@@ -275,7 +282,8 @@ class RecordingTransport(httpx2.BaseTransport):
 
     The answer is stored under the request's call key and re-ask attempt: the first
     tool call's arguments (parsed; kept verbatim when they are not a JSON object),
-    else the message content.
+    else the message content; a free-form chat request (a rollout turn, marked
+    by its header) keeps the text and every named tool call.
     """
 
     def __init__(self, inner: httpx2.BaseTransport, writer: CassetteWriter) -> None:
@@ -288,7 +296,8 @@ class RecordingTransport(httpx2.BaseTransport):
         if call_key is None or response.status_code != 200 or not _is_chat(request):
             return response
         response.read()
-        answer = _answer_from_completion(_response_json(response))
+        free_form = FREE_FORM_HEADER.lower() in {k.lower() for k in request.headers}
+        answer = _answer_from_completion(_response_json(response), free_form=free_form)
         if answer is not None:
             attempt = request_attempt(_request_json(request), request.headers)
             self.writer.append(call_key, attempt, answer)
@@ -358,13 +367,17 @@ def _outcome(status: int, payload: dict[str, Any]) -> CallOutcome:
     return "http_error"
 
 
-def _answer_from_completion(payload: dict[str, Any]) -> CassetteAnswer | None:
+def _answer_from_completion(
+    payload: dict[str, Any], *, free_form: bool = False
+) -> CassetteAnswer | None:
     choices = payload.get("choices") or []
     message = choices[0].get("message") if choices else None
     if not isinstance(message, dict):
         return None
     truncated = choices[0].get("finish_reason") == "length"
     tool_calls = message.get("tool_calls") or []
+    if free_form:
+        return _free_form_answer(message, tool_calls, truncated)
     if tool_calls:
         raw = str((tool_calls[0].get("function") or {}).get("arguments") or "")
         try:
@@ -378,3 +391,31 @@ def _answer_from_completion(payload: dict[str, Any]) -> CassetteAnswer | None:
     if not isinstance(content, str):
         return None
     return CassetteAnswer(content=content, truncated=truncated)
+
+
+def _free_form_answer(
+    message: dict[str, Any], tool_calls: list[Any], truncated: bool
+) -> CassetteAnswer | None:
+    """A chat answer as recorded: its text and every named tool call, in order."""
+    calls: list[ScriptedToolCall] = []
+    for call in tool_calls:
+        function = call.get("function") or {}
+        raw = str(function.get("arguments") or "")
+        try:
+            arguments = json.loads(raw)
+        except json.JSONDecodeError:
+            arguments = None
+        name = str(function.get("name") or "")
+        if isinstance(arguments, dict):
+            calls.append(ScriptedToolCall(name=name, arguments=arguments))
+        else:
+            calls.append(ScriptedToolCall(name=name, raw_arguments=raw))
+    content = message.get("content")
+    text = content if isinstance(content, str) else None
+    if calls:
+        return CassetteAnswer(
+            tool_calls=tuple(calls), content=text, truncated=truncated
+        )
+    if text is None:
+        return None
+    return CassetteAnswer(content=text, truncated=truncated)

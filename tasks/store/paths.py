@@ -337,9 +337,12 @@ CANDIDATES_RELPATH = "cross_domain_combinations/_candidates.json"
 LAST_RUN_FILE = "last-run.json"
 
 
+ROLLOUTS_DIR = "rollouts"
+
+
 def rollouts_relpath(environment: str) -> str:
     """The rollouts of one environment's queries (JSONL, one line per trial)."""
-    return f"rollouts/{_plain_name(environment)}.jsonl"
+    return f"{ROLLOUTS_DIR}/{_plain_name(environment)}.jsonl"
 
 
 EVALUATION_DIR = "evaluation"

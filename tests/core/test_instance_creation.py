@@ -21,6 +21,7 @@ from tasks.core.instance_creation import (
 )
 from tasks.runtime.sandbox import run_sandboxed
 from tasks.runtime.serve import load_environment
+from tests.dental_combinations import AUTHORIZE_PATIENT, entity_arg
 from tests.runtime import ANA, FIXTURE_DIR, FUTURE, SERVER, SIMULATION_TIME
 
 PLAN = InstancePlan.model_validate(
@@ -30,24 +31,11 @@ PLAN = InstancePlan.model_validate(
             "Clinic": {"table": "Clinic", "constraints": ["a new clinic"]},
         },
         "steps": [
-            {
-                "tool": "authorize_patient",
-                "arguments": {
-                    "patient_id": {
-                        "source": "entity",
-                        "instance": "Patient",
-                        "field": "patient_id",
-                    }
-                },
-            },
+            AUTHORIZE_PATIENT,
             {
                 "tool": "book_appointment",
                 "arguments": {
-                    "clinic_id": {
-                        "source": "entity",
-                        "instance": "Clinic",
-                        "field": "clinic_id",
-                    },
+                    "clinic_id": entity_arg("Clinic", "clinic_id"),
                     "scheduled_at": {"source": "value", "domain": [FUTURE]},
                 },
             },

@@ -12,6 +12,7 @@ from tasks.core.query_checks import (
     required_values,
     unmark,
 )
+from tests.dental_combinations import AUTHORIZE_PATIENT, entity_arg
 
 INSTANCES = {
     "Patient": {"patient_id": "p-1", "full_name": "Ada  Byron", "age": 36},
@@ -20,24 +21,11 @@ INSTANCES = {
 CALLS = [
     PlannedCall.model_validate(call)
     for call in (
-        {
-            "tool": "authorize_patient",
-            "arguments": {
-                "patient_id": {
-                    "source": "entity",
-                    "instance": "Patient",
-                    "field": "patient_id",
-                }
-            },
-        },
+        AUTHORIZE_PATIENT,
         {
             "tool": "book_appointment",
             "arguments": {
-                "clinic_id": {
-                    "source": "entity",
-                    "instance": "Clinic",
-                    "field": "clinic_id",
-                },
+                "clinic_id": entity_arg("Clinic", "clinic_id"),
                 "scheduled_at": {
                     "source": "literal",
                     "value": "2025-02-10T10:00:00-05:00",

@@ -1,0 +1,157 @@
+"""A synchronous MCP client on one named session of a served environment.
+
+Input: what to connect to (an `EnvironmentServer` object, served in memory, or
+`StdioServerParameters` of a `serve-env` process) and the session's name.
+Output: `ToolSession`, usable from plain threads: the environment's tools in
+OpenAI function format, one call per assistant tool call turned into the tool
+message the assistant reads next, and the session's state hash and diff, read
+from the environment's MCP resources as any client could. A tool error or
+arguments that are not a JSON object come back as the tool message
+`{"error": "..."}` (the convention the evaluators read; malformed arguments are
+counted as format errors), never as an exception. A lost connection raises
+`EnvironmentLost`. Side effects: a portal thread running the MCP client, and
+the server process for stdio; both end with `close()`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from mcp import Client, StdioServerParameters
+from mcp.server.mcpserver import MCPServer
+
+from schemas.environment import DatabaseDiff
+from schemas.rollout import ChatMessage, ToolCall
+from tasks.runtime.mcp_exposure import SESSION_META_KEY, STATE_DIFF_URI, STATE_HASH_URI
+
+
+class EnvironmentLost(RuntimeError):
+    """The environment stopped answering (its process died or the link broke)."""
+
+
+def openai_tool(tool: Any) -> dict[str, Any]:
+    """An MCP tool as an OpenAI function tool (same name, its input schema)."""
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description or "",
+            "parameters": tool.input_schema,
+        },
+    }
+
+
+def error_content(message: str) -> str:
+    """The tool message of a failed call: a JSON object with an `error` key."""
+    return json.dumps({"error": message}, ensure_ascii=False)
+
+
+class ToolSession:
+    """One environment session reached over MCP, driven synchronously."""
+
+    def __init__(self, target: MCPServer | StdioServerParameters, session: str) -> None:
+        self.session = session
+        self.format_errors = 0
+        self._meta = {SESSION_META_KEY: session}
+        self._portal_cm: AbstractContextManager[BlockingPortal] = (
+            start_blocking_portal()
+        )
+        self._portal = self._portal_cm.__enter__()
+        self._client_cm = self._portal.wrap_async_context_manager(Client(target))
+        try:
+            self._client: Client = self._client_cm.__enter__()
+        except BaseException:
+            self._portal_cm.__exit__(None, None, None)
+            raise
+        self._listed: list[Any] | None = None
+
+    def tools(self) -> list[dict[str, Any]]:
+        """The environment's tools in OpenAI function format (listed once)."""
+        return [openai_tool(t) for t in self._list()]
+
+    def write_tools(self) -> frozenset[str]:
+        """The tools the environment marks as writes (not read-only)."""
+        return frozenset(
+            t.name
+            for t in self._list()
+            if not (t.annotations and t.annotations.read_only_hint)
+        )
+
+    def _list(self) -> list[Any]:
+        if self._listed is None:
+            self._listed = list(self._do(self._client.list_tools).tools)
+        return self._listed
+
+    def call(self, call: ToolCall) -> ChatMessage:
+        """Run one assistant tool call in this session; its tool message."""
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            arguments, problem = None, f"not JSON ({exc.msg} at {exc.pos})"
+        else:
+            problem = "not a JSON object"
+        if not isinstance(arguments, dict):
+            self.format_errors += 1
+            return self._tool_message(
+                call,
+                error_content(f"the arguments of {call.function.name} are {problem}"),
+            )
+        answer = self._do(
+            lambda: self._client.call_tool(
+                call.function.name, arguments, meta=self._meta
+            )
+        )
+        text = "".join(getattr(part, "text", "") for part in answer.content)
+        return self._tool_message(
+            call, error_content(text) if answer.is_error else text
+        )
+
+    def call_all(self, calls: Sequence[ToolCall]) -> list[ChatMessage]:
+        """Every call of one assistant message, results in call order."""
+        return [self.call(c) for c in calls]
+
+    def state_hash(self) -> str:
+        found = self._do(
+            lambda: self._client.read_resource(STATE_HASH_URI, meta=self._meta)
+        )
+        return found.contents[0].text
+
+    def diff(self) -> DatabaseDiff:
+        found = self._do(
+            lambda: self._client.read_resource(STATE_DIFF_URI, meta=self._meta)
+        )
+        return DatabaseDiff.model_validate_json(found.contents[0].text)
+
+    def close(self) -> None:
+        try:
+            self._client_cm.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 - a dead server cannot be closed politely
+            pass
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+    def __enter__(self) -> ToolSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _do(self, request: Any) -> Any:
+        try:
+            return self._portal.call(request)
+        except (OSError, EOFError) as exc:
+            raise EnvironmentLost(f"the environment stopped answering: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ in {"ClosedResourceError", "BrokenResourceError"}:
+                raise EnvironmentLost(
+                    f"the environment stopped answering: {type(exc).__name__}"
+                ) from exc
+            raise
+
+    @staticmethod
+    def _tool_message(call: ToolCall, content: str) -> ChatMessage:
+        return ChatMessage(role="tool", content=content, tool_call_id=call.id)
