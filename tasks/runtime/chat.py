@@ -22,7 +22,7 @@ _MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "reasoning_con
 
 
 def openai_tool(tool: Tool) -> dict[str, Any]:
-    """An MCP tool as an OpenAI function tool."""
+    """An MCP tool as an OpenAI function tool (same name, its input schema)."""
     return {
         "type": "function",
         "function": {
@@ -89,6 +89,15 @@ def parse_arguments(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def arguments_error(name: str, text: str) -> str:
+    """Why a call's arguments were refused (`parse_arguments` gave None)."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"the arguments of {name} are not JSON ({exc.msg} at {exc.pos})"
+    return f"the arguments of {name} are not a JSON object: {text[:200]!r}"
+
+
 def count_format_errors(messages: Iterable[ChatMessage]) -> int:
     """Assistant tool calls whose arguments are not a JSON object."""
     return sum(
@@ -100,7 +109,8 @@ def count_format_errors(messages: Iterable[ChatMessage]) -> int:
 
 
 def error_content(message: str) -> str:
-    """The tool-message content of a failed call."""
+    """The tool-message content of a failed call: a JSON object with an
+    `error` key (the convention the evaluators read)."""
     return json.dumps({"error": message}, ensure_ascii=False)
 
 

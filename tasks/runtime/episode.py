@@ -43,7 +43,9 @@ from schemas.rollout import (
     ToolCall,
 )
 from schemas.validated_task import AgentTask, UserQuery
+from tasks.core.conversation import Conversation
 from tasks.runtime.chat import (
+    arguments_error,
     as_chat_message,
     as_tool_call,
     control_tokens,
@@ -107,6 +109,7 @@ class Episode:
         self._owns_pool = owns_pool
         self._stops: set[str] = set()
         self._user_turns = 0
+        self._reached_max_turns = False
         self._rollout: Rollout | None = None
 
     @classmethod
@@ -222,6 +225,7 @@ class Episode:
             opening += 1
         self.messages = typed[:opening]
         self._stops, self._user_turns, self._rollout = set(), 0, None
+        self._reached_max_turns = False
         self.format_errors = count_format_errors(typed)
         for message in typed[opening:]:
             self.add(message)
@@ -238,11 +242,46 @@ class Episode:
         Raises:
             EnvironmentLost: If the environment's process is gone.
         """
-        call = as_tool_call(tool_call)
-        content = self.pool.portal.call(self._run, call)
-        message = ChatMessage(role="tool", content=content, tool_call_id=call.id)
+        [message] = self.run_calls([tool_call])
         self.messages.append(message)
         return message
+
+    def run_calls(self, tool_calls: Sequence[ToolCallLike]) -> list[ChatMessage]:
+        """Run tool calls in order in the episode's session and return their
+        tool messages without appending them (for a loop that keeps the
+        transcript itself, such as `tasks.core.conversation.converse`; give
+        the result to `record`).
+
+        Raises:
+            EnvironmentLost: If the environment's process is gone.
+        """
+        messages = []
+        for index, tool_call in enumerate(tool_calls):
+            call = as_tool_call(tool_call, index)
+            content = self.pool.portal.call(self._run, call)
+            messages.append(
+                ChatMessage(role="tool", content=content, tool_call_id=call.id)
+            )
+        return messages
+
+    def record(self, conversation: Conversation) -> None:
+        """Take a conversation run with `run_calls` as the episode's transcript,
+        with how it ended."""
+        reply = conversation.reply
+        flags = (
+            ()
+            if reply is None
+            else (
+                (STOP_TOKEN, reply.stopped),
+                (TRANSFER_TOKEN, reply.transferred),
+                (OUT_OF_SCOPE_TOKEN, reply.out_of_scope),
+            )
+        )
+        self.messages = list(conversation.messages)
+        self._stops = {token for token, on in flags if on}
+        self._user_turns = conversation.total_turns
+        self._reached_max_turns = conversation.reached_max_turns
+        self._rollout = None
 
     def act(self, message: MessageLike) -> list[ChatMessage]:
         """Append an assistant message and run its tool calls in order.
@@ -334,10 +373,7 @@ class Episode:
         arguments = parse_arguments(call.function.arguments)
         if arguments is None:
             self.format_errors += 1
-            return error_content(
-                f"the arguments of {name} are not a JSON object: "
-                f"{call.function.arguments[:200]!r}"
-            )
+            return error_content(arguments_error(name, call.function.arguments))
         if self.lost is not None:
             raise self.lost
         try:
@@ -364,7 +400,7 @@ class Episode:
                 "out_of_scope": OUT_OF_SCOPE_TOKEN in self._stops,
                 "stop_reason": "user_token",
             }
-        elif max_turns_reached:
+        elif max_turns_reached or self._reached_max_turns:
             stop = {"reached_max_turns": True, "stop_reason": "max_turns"}
         return Rollout(
             id=self.query.id,
@@ -382,6 +418,8 @@ class Episode:
                 self.environment,
                 [t["function"]["name"] for t in self.tools],
             ),
+            system_prompt=self.system_prompt,
+            tools=tuple(self.tools),
             format_errors=self.format_errors,
             final_state_hash=None if final is None else final[0],
             final_diff=None if final is None else final[1],
