@@ -175,6 +175,38 @@ def cmd_serve_episodes(args: argparse.Namespace) -> int:
     return episode_server.main([*argv, "--port", str(args.port)])
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from tasks.rollout_viewer import (
+        NoRollouts,
+        viewer_page,
+        viewer_server,
+        write_viewer,
+    )
+    from tasks.store.paths import OutputLayout
+
+    layout = OutputLayout.at(args.output_dir)
+    try:
+        page = viewer_page(layout)
+    except NoRollouts as exc:
+        return fail(str(exc))
+    written = write_viewer(layout, page, Path(args.write) if args.write else None)
+    print(f"viewer written to {written}")
+    if not args.serve:
+        return 0
+    try:
+        server = viewer_server(page, args.port)
+    except OSError as exc:
+        return fail(f"cannot serve on 127.0.0.1:{args.port}: {exc}")
+    host, port = server.server_address[:2]
+    print(f"serving the viewer at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentskiller", description=__doc__.splitlines()[0]
@@ -280,6 +312,27 @@ def build_parser() -> argparse.ArgumentParser:
     episodes.set_defaults(func=cmd_serve_episodes)
 
     add_rollout_commands(sub, cmd_run)
+
+    view = sub.add_parser(
+        "view",
+        help="write (or serve) a static HTML viewer of rollouts and their verdicts",
+        description="Reads rollouts/*.jsonl, evaluation/results.jsonl (rollouts "
+        "without a result show as not evaluated) and the queries' golden tasks, "
+        "and writes one self-contained HTML file.",
+    )
+    view.add_argument("--output-dir", required=True)
+    view.add_argument(
+        "--write",
+        metavar="FILE",
+        help="where to write it (default: <output-dir>/evaluation/viewer.html)",
+    )
+    view.add_argument(
+        "--serve",
+        action="store_true",
+        help="also serve it on http://127.0.0.1:PORT/ until Ctrl-C",
+    )
+    view.add_argument("--port", type=int, default=8000)
+    view.set_defaults(func=cmd_view)
     return parser
 
 

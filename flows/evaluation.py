@@ -7,24 +7,32 @@ line, broken JSON) or a rollout whose id matches no query is skipped, reported
 as a failed item naming the file and line, and counted in the summary; nothing
 else is lost. Output: `task_assertions` per task, an `evaluation_result` per
 rollout and the `evaluation_summary`, exported as `evaluation/results.jsonl`
-and `evaluation/summary.json`.
+and `evaluation/summary.json`, and the report `evaluation/report.md` with its
+plots (also the run's markdown artifact in the Prefect UI).
 """
 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
 from schemas.artifact import FailedItem
+from schemas.evaluation import EvaluationResult, EvaluationSummary
 from schemas.report import StepReport
 from schemas.run import RunRef
 from schemas.validated_task import AgentTask, UserQuery
 from tasks import evaluation as r02
 from tasks import rollout_plan as plan
 from tasks.core.rollout_records import Skipped, join_queries, unique_rollouts
+from tasks.evaluation_report import write_evaluation_report
 from tasks.items import dependency_failed
 from tasks.rollout_files import read_all, rollout_files
 from tasks.step_run import StepRun
-from tasks.store.paths import EVALUATION_RESULTS_RELPATH, EVALUATION_SUMMARY_RELPATH
+from tasks.store.paths import (
+    EVALUATION_RESULTS_RELPATH,
+    EVALUATION_SUMMARY_RELPATH,
+    OutputLayout,
+)
 
 NOTHING_TO_EVALUATE = (
     "there are no rollouts to evaluate here: run r01 first (agentskiller rollout "
@@ -104,6 +112,8 @@ def evaluate_rollouts(run: RunRef) -> StepReport:
             summary,
             summary.payload.model_dump(mode="json"),
         )
+    for summary in summaries:
+        _publish(store.layout, summary.payload, [r.payload for r in results])
     overall = summaries[0].payload.overall if summaries else None
     return step.finish(
         outputs=[*assertions.values(), *results, *summaries],
@@ -111,6 +121,20 @@ def evaluate_rollouts(run: RunRef) -> StepReport:
         note=_note(len(results), overall, sum(skipped.counts.values())),
         inputs=len(rollouts),
         produced=len(results),
+    )
+
+
+def _publish(
+    layout: OutputLayout, summary: EvaluationSummary, results: list[EvaluationResult]
+) -> None:
+    """Write `evaluation/report.md` with its plots, and show the report in the
+    Prefect UI as the run's markdown artifact."""
+    written = write_evaluation_report(layout, summary, results)
+    report = written[-1].read_text()
+    create_markdown_artifact(
+        markdown=report,
+        key="evaluation-report",
+        description="pass@1, pass^k and pass@k of the rollouts, per domain",
     )
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from schemas.rollout import Rollout
 
@@ -78,22 +78,26 @@ def _summary(exc: Exception, lines: int = 3) -> str:
     return " ".join(part.strip() for part in str(exc).splitlines()[:lines])
 
 
-def read_rollouts(text: str, *, source: str) -> RolloutFile:
-    """Parse rollout JSONL, skipping (and reporting) lines that are not records.
+def read_records(
+    text: str, *, source: str, parse: Callable[[dict[str, Any]], T], what: str
+) -> tuple[list[T], Skipped]:
+    """Parse JSONL records, skipping (and reporting) lines that are not records.
 
     Blank lines are ignored. A last line that does not parse and has no
     newline after it is a `truncated_line` (the writer was killed mid-line);
-    any other line that does not parse is `invalid_json`; valid JSON that is not
-    a rollout record is `invalid_record`.
+    any other line that does not parse is `invalid_json`; valid JSON that
+    `parse` refuses is `invalid_record`.
 
     Args:
         text: The file's text.
         source: The file's name, for the messages.
+        parse: One record's JSON object -> the item (raises ValueError).
+        what: The record kind, for the messages ("rollout record").
 
     Returns:
-        The parsed rollouts and the skipped lines as `<source>:<line>: <why>`.
+        The items in file order and the skipped lines as `<source>:<line>: <why>`.
     """
-    rollouts: list[Rollout] = []
+    items: list[T] = []
     skipped = Skipped()
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
@@ -114,11 +118,17 @@ def read_rollouts(text: str, *, source: str) -> RolloutFile:
             skipped.add(INVALID_RECORD, f"{where}: not a JSON object")
             continue
         try:
-            rollouts.append(Rollout.from_record(record))
+            items.append(parse(record))
         except ValueError as exc:
-            skipped.add(
-                INVALID_RECORD, f"{where}: not a rollout record ({_summary(exc)})"
-            )
+            skipped.add(INVALID_RECORD, f"{where}: not a {what} ({_summary(exc)})")
+    return items, skipped
+
+
+def read_rollouts(text: str, *, source: str) -> RolloutFile:
+    """Parse rollout JSONL (see `read_records`)."""
+    rollouts, skipped = read_records(
+        text, source=source, parse=Rollout.from_record, what="rollout record"
+    )
     return RolloutFile(rollouts=rollouts, skipped=skipped)
 
 

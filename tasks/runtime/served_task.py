@@ -1,7 +1,8 @@
 """A query's task and the command that serves its environment.
 
-Input: an output directory and a query id. `find_query` reads the query from
-`queries/*.jsonl`; `load_task` follows its lineage to the s16 `AgentTask` in the
+Input: an output directory and a query id. `read_queries` is the one reader of
+`queries/*.jsonl` (bad lines skipped with reasons); `find_query` finds a query
+there; `load_task` follows its lineage to the s16 `AgentTask` in the
 artifact store (hash-checked). `serve_command` is the one place that says how a
 task's environment is started as a separate process (`python -m
 tasks.runtime.serve`, its tool modules in the sandboxed worker) with the task's
@@ -28,11 +29,13 @@ from schemas.fused_environment import FusedEnvironmentSummary
 from schemas.fusion import is_fused
 from schemas.rollout import ToolRoute
 from schemas.validated_task import AgentTask, UserQuery
+from tasks.core.rollout_records import Skipped, read_records
 from tasks.runtime.harness import PROJECT_ROOT
 from tasks.runtime.sandbox_host import parent_death_prefix
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.paths import (
     QUERIES_DIR,
+    QUERIES_GLOB,
     OutputLayout,
     fused_environment_relpath,
     policy_relpath,
@@ -65,13 +68,30 @@ class LaunchKey:
         )
 
 
-def iter_queries(output_dir: Path) -> Iterable[UserQuery]:
-    """Every query of the output directory, file by file."""
-    folder = output_dir / QUERIES_DIR
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                yield UserQuery.model_validate_json(line)
+def read_queries(layout: OutputLayout) -> tuple[list[UserQuery], Skipped]:
+    """The user queries of `queries/*.jsonl`, files in name order; lines that
+    are not queries are skipped and reported (`tasks.core.rollout_records`). A
+    missing folder reads as no queries."""
+    folder = layout.export_path(QUERIES_DIR)
+    items: list[UserQuery] = []
+    skipped = Skipped()
+    if not folder.is_dir():
+        return items, skipped
+    for path in sorted(folder.glob(QUERIES_GLOB), key=lambda p: p.name):
+        found, cut = read_records(
+            path.read_text(),
+            source=layout.relpath(path),
+            parse=UserQuery.model_validate,
+            what="query",
+        )
+        items.extend(found)
+        skipped.extend(cut)
+    return items, skipped
+
+
+def iter_queries(output_dir: Path) -> list[UserQuery]:
+    """Every readable query of the output directory, file by file."""
+    return read_queries(OutputLayout(output_dir))[0]
 
 
 def find_query(output_dir: Path, query_id: str) -> UserQuery:
@@ -88,7 +108,8 @@ def find_query(output_dir: Path, query_id: str) -> UserQuery:
 
 def missing_query(output_dir: Path, query_id: str) -> QueryNotFound:
     """The error for a query id that no query file holds."""
-    return QueryNotFound(f"no query {query_id!r} in {output_dir / QUERIES_DIR}/*.jsonl")
+    folder = output_dir / QUERIES_DIR
+    return QueryNotFound(f"no query {query_id!r} in {folder}/{QUERIES_GLOB}")
 
 
 def load_task(output_dir: Path, query: UserQuery) -> AgentTask:

@@ -266,6 +266,8 @@ def validated_tasks_relpath(environment: str) -> str:
 
 
 QUERIES_DIR = "queries"
+QUERIES_GLOB = "*.jsonl"
+"""The query files of every environment, `queries/*.jsonl` (one per environment)."""
 
 
 def queries_relpath(environment: str) -> str:
@@ -338,6 +340,8 @@ LAST_RUN_FILE = "last-run.json"
 
 
 ROLLOUTS_DIR = "rollouts"
+ROLLOUTS_GLOB = "*.jsonl"
+"""The rollout files of every environment, `rollouts/*.jsonl`."""
 
 
 def rollouts_relpath(environment: str) -> str:
@@ -349,11 +353,19 @@ EVALUATION_DIR = "evaluation"
 EVALUATION_RESULTS_RELPATH = f"{EVALUATION_DIR}/results.jsonl"
 EVALUATION_SUMMARY_RELPATH = f"{EVALUATION_DIR}/summary.json"
 EVALUATION_REPORT_RELPATH = f"{EVALUATION_DIR}/report.md"
+EVALUATION_VIEWER_RELPATH = f"{EVALUATION_DIR}/viewer.html"
+"""`agentskiller view`'s static HTML viewer of rollouts and verdicts."""
 
 
 def evaluation_plot_relpath(name: str) -> str:
     """A PNG plot of the evaluation report, `evaluation/plots/<name>.png`."""
     return f"{EVALUATION_DIR}/plots/{_plain_name(name)}.png"
+
+
+def evaluation_plot_link(name: str) -> str:
+    """The link to a plot from the report (`EVALUATION_REPORT_RELPATH`)."""
+    plot = PurePosixPath(evaluation_plot_relpath(name))
+    return plot.relative_to(PurePosixPath(EVALUATION_REPORT_RELPATH).parent).as_posix()
 
 
 def training_export_relpath(export_format: str) -> str:

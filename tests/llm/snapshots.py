@@ -8,13 +8,14 @@ from pathlib import Path
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def check_golden(name: str, text: str, *, update: bool) -> None:
-    """Compare `text` with `golden/<name>.md` (or rewrite that file when updating)."""
-    golden = GOLDEN / f"{name}.md"
+def check_golden(name: str, text: str, *, update: bool, folder: Path = GOLDEN) -> None:
+    """Compare `text` with `<folder>/<name>.md` (or rewrite that file when
+    updating); `folder` defaults to the prompts' `golden/`."""
+    golden = folder / f"{name}.md"
     if update:
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8"), f"prompt {name} changed"
+    assert text == golden.read_text(encoding="utf-8"), f"golden {name} changed"
 
 
 def golden_name(prompt_id: str) -> str:
