@@ -30,7 +30,7 @@ from tasks.runtime.served_environment import Launch, ServedEnvironment
 from tasks.runtime.served_task import (
     LaunchKey,
     ServeTransport,
-    iter_queries,
+    all_queries,
     load_task,
     missing_query,
 )
@@ -113,7 +113,7 @@ class EnvironmentPool:
         with self._lock:
             query = self._queries.get(query_id)
         if query is None:
-            index = {q.id: q for q in iter_queries(self.output_dir)}
+            index = {q.id: q for q in all_queries(self.output_dir)}
             with self._lock:
                 self._queries = index
             if query_id not in index:

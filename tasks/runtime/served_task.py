@@ -89,7 +89,7 @@ def read_queries(layout: OutputLayout) -> tuple[list[UserQuery], Skipped]:
     return items, skipped
 
 
-def iter_queries(output_dir: Path) -> list[UserQuery]:
+def all_queries(output_dir: Path) -> list[UserQuery]:
     """Every readable query of the output directory, file by file."""
     return read_queries(OutputLayout(output_dir))[0]
 
@@ -100,7 +100,7 @@ def find_query(output_dir: Path, query_id: str) -> UserQuery:
     Raises:
         QueryNotFound: naming the folder searched.
     """
-    for query in iter_queries(output_dir):
+    for query in all_queries(output_dir):
         if query.id == query_id:
             return query
     raise missing_query(output_dir, query_id)

@@ -20,7 +20,7 @@ from tasks.core.evaluation import is_error_result
 from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.episode import Episode
 from tasks.runtime.served_environment import EnvironmentLost, EnvironmentStartError
-from tasks.runtime.served_task import QueryNotFound, iter_queries
+from tasks.runtime.served_task import QueryNotFound, all_queries
 from tests.processes import descendants
 from tests.runtime.processes import await_gone
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def _query(out: Path, environment: str) -> UserQuery:
-    return next(q for q in iter_queries(out) if q.environment == environment)
+    return next(q for q in all_queries(out) if q.environment == environment)
 
 
 def _call(index: int, tool: str, arguments: object) -> dict:

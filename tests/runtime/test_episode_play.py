@@ -16,7 +16,7 @@ from tasks.core.reference_agents import do_nothing
 from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.episode import Episode
 from tasks.runtime.episode_play import REFERENCE_ASSISTANTS, play, play_reference
-from tasks.runtime.served_task import iter_queries
+from tasks.runtime.served_task import all_queries
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_on_the_demo_world_only_the_oracle_passes_and_each_failure_has_its_reaso
 ):
     """Every query, every built-in assistant, against the scripted user."""
     outcomes = {}
-    for query in iter_queries(demo_world):
+    for query in all_queries(demo_world):
         for name in REFERENCE_ASSISTANTS:
             with Episode.start(demo_world, query.id, pool=episode_pool) as episode:
                 rollout, result = play_reference(episode, name)
@@ -40,7 +40,7 @@ def test_on_the_demo_world_only_the_oracle_passes_and_each_failure_has_its_reaso
             json.dumps(rollout.record())  # the reference JSONL shape
             verdicts = {k: v.passed for k, v in result.evaluators.items()}
             outcomes[query.id, name] = (writes, result.passed, verdicts)
-    assert len(outcomes) == 3 * sum(1 for _ in iter_queries(demo_world)) > 0
+    assert len(outcomes) == 3 * len(all_queries(demo_world)) > 0
     for (query_id, name), (writes, passed, verdicts) in outcomes.items():
         if name == "oracle":
             assert passed and verdicts == {"action": True, "state": True}, query_id
@@ -59,7 +59,7 @@ def test_a_user_who_never_stops_ends_the_conversation_at_the_turn_limit(
 ):
     """Two turns of assistant answer and user reply, then the limit; the rollout
     says so in the reference's max-turns form."""
-    query = next(iter_queries(demo_world))
+    query = all_queries(demo_world)[0]
     with Episode.start(demo_world, query.id, pool=episode_pool) as episode:
         rollout, result = play(
             episode, do_nothing(episode.task), lambda m: "Please go on.", max_turns=2

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tasks.runtime.served_task import iter_queries
+from tasks.runtime.served_task import all_queries
 from tests.conftest import REPO
 from tests.processes import descendants
 from tests.runtime.conftest import _free_port, _http_server, _wait_until_listening
@@ -43,7 +43,7 @@ def api(demo_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _query_id(demo_world: Path, environment: str) -> str:
-    return next(q.id for q in iter_queries(demo_world) if q.environment == environment)
+    return next(q.id for q in all_queries(demo_world) if q.environment == environment)
 
 
 def _golden_over_mcp(mcp_url: str, calls: list[dict[str, Any]]) -> list[dict]:
