@@ -34,22 +34,12 @@ from mcp.shared.exceptions import MCPError
 
 from schemas.environment import DatabaseDiff
 from schemas.evaluation import EvaluationResult
-from schemas.rollout import (
-    OUT_OF_SCOPE_TOKEN,
-    STOP_TOKEN,
-    TRANSFER_TOKEN,
-    ChatMessage,
-    Rollout,
-    ToolCall,
-)
+from schemas.rollout import ChatMessage, Rollout, ToolCall
 from schemas.validated_task import AgentTask, UserQuery
 from tasks.core.conversation import Conversation
 from tasks.runtime.chat import (
     arguments_error,
-    as_chat_message,
     as_tool_call,
-    control_tokens,
-    count_format_errors,
     error_content,
     openai_tool,
     parse_arguments,
@@ -58,8 +48,8 @@ from tasks.runtime.chat import (
 from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.served_environment import EnvironmentLost, ServedEnvironment
 from tasks.runtime.served_task import policy_text, tool_routes
+from tasks.runtime.transcript import MessageLike, Transcript
 
-MessageLike = ChatMessage | Mapping[str, Any] | Any
 ToolCallLike = ToolCall | Mapping[str, Any] | Any
 
 
@@ -74,8 +64,8 @@ class Episode:
         tools: The environment's tools as OpenAI function tools.
         write_tools: Names of the tools that change state.
         system_prompt: The environment's policy.
-        messages: The conversation so far (no system message).
-        format_errors: Tool calls whose arguments were not a JSON object.
+        transcript: The conversation and how it ended (`messages`,
+            `format_errors` and `stopped` read it).
         lost: Why the environment went away, if it did.
     """
 
@@ -100,16 +90,12 @@ class Episode:
         self.tools = [openai_tool(tool) for tool in served.tools]
         self.write_tools = served.write_tools
         self.system_prompt = policy_text(pool.output_dir, task.environment)
-        self.messages: list[ChatMessage] = [
-            ChatMessage(role="user", content=m.content) for m in query.messages
-        ]
-        self.format_errors = 0
+        self.transcript = Transcript(
+            [ChatMessage(role="user", content=m.content) for m in query.messages]
+        )
         self.lost: EnvironmentLost | None = None
         self._served: ServedEnvironment | None = served
         self._owns_pool = owns_pool
-        self._stops: set[str] = set()
-        self._user_turns = 0
-        self._reached_max_turns = False
         self._rollout: Rollout | None = None
 
     @classmethod
@@ -189,6 +175,21 @@ class Episode:
         head = [{"role": "system", "content": self.system_prompt}] if system else []
         return head + [m.openai() for m in self.messages]
 
+    @property
+    def messages(self) -> list[ChatMessage]:
+        """The conversation so far (no system message)."""
+        return self.transcript.messages
+
+    @property
+    def format_errors(self) -> int:
+        """Tool calls whose arguments were not a JSON object."""
+        return self.transcript.format_errors
+
+    @property
+    def stopped(self) -> bool:
+        """The simulated user ended the conversation with a control token."""
+        return self.transcript.stopped
+
     def add(self, message: MessageLike) -> ChatMessage | None:
         """Append an assistant, user or tool message to the conversation.
 
@@ -199,41 +200,14 @@ class Episode:
         Returns:
             The message appended, or None.
         """
-        typed = as_chat_message(message)
-        if typed.role == "user":
-            self._user_turns += 1
-            found, text = control_tokens(typed.content or "")
-            self._stops |= found
-            if not text:
-                return None
-            typed = typed.model_copy(update={"content": text})
-        self.messages.append(typed)
-        return typed
+        self._rollout = None
+        return self.transcript.add(message)
 
     def use_transcript(self, messages: Sequence[MessageLike]) -> None:
         """Replace the conversation with one the trainer kept itself (an agent
-        that called the tools over MCP directly): system messages are dropped,
-        the opening user messages are kept as they are, later user messages are
-        read as `add` reads them, and format errors are counted from the
-        assistant's tool calls."""
-        typed = [as_chat_message(m) for m in messages]
-        typed = [m for m in typed if m.role != "system"]
-        opening = 0
-        while opening < min(len(typed), len(self.query.messages)):
-            if typed[opening].role != "user":
-                break
-            opening += 1
-        self.messages = typed[:opening]
-        self._stops, self._user_turns, self._rollout = set(), 0, None
-        self._reached_max_turns = False
-        self.format_errors = count_format_errors(typed)
-        for message in typed[opening:]:
-            self.add(message)
-
-    @property
-    def stopped(self) -> bool:
-        """The simulated user ended the conversation with a control token."""
-        return bool(self._stops)
+        that called the tools over MCP directly; `Transcript.replace`)."""
+        self._rollout = None
+        self.transcript.replace(messages)
 
     def step(self, tool_call: ToolCallLike) -> ChatMessage:
         """Run one tool call in the episode's session; append and return the
@@ -243,6 +217,7 @@ class Episode:
             EnvironmentLost: If the environment's process is gone.
         """
         [message] = self.run_calls([tool_call])
+        self._rollout = None
         self.messages.append(message)
         return message
 
@@ -267,21 +242,8 @@ class Episode:
     def record(self, conversation: Conversation) -> None:
         """Take a conversation run with `run_calls` as the episode's transcript,
         with how it ended."""
-        reply = conversation.reply
-        flags = (
-            ()
-            if reply is None
-            else (
-                (STOP_TOKEN, reply.stopped),
-                (TRANSFER_TOKEN, reply.transferred),
-                (OUT_OF_SCOPE_TOKEN, reply.out_of_scope),
-            )
-        )
-        self.messages = list(conversation.messages)
-        self._stops = {token for token, on in flags if on}
-        self._user_turns = conversation.total_turns
-        self._reached_max_turns = conversation.reached_max_turns
         self._rollout = None
+        self.transcript.record(conversation)
 
     def act(self, message: MessageLike) -> list[ChatMessage]:
         """Append an assistant message and run its tool calls in order.
@@ -372,7 +334,7 @@ class Episode:
         name = call.function.name
         arguments = parse_arguments(call.function.arguments)
         if arguments is None:
-            self.format_errors += 1
+            self.transcript.format_errors += 1
             return error_content(arguments_error(name, call.function.arguments))
         if self.lost is not None:
             raise self.lost
@@ -392,16 +354,6 @@ class Episode:
                 final = self.state()
             except EnvironmentLost:
                 final = None
-        stop: dict[str, Any] = {}
-        if self._stops:
-            stop = {
-                "stopped": STOP_TOKEN in self._stops,
-                "transferred": TRANSFER_TOKEN in self._stops,
-                "out_of_scope": OUT_OF_SCOPE_TOKEN in self._stops,
-                "stop_reason": "user_token",
-            }
-        elif max_turns_reached or self._reached_max_turns:
-            stop = {"reached_max_turns": True, "stop_reason": "max_turns"}
         return Rollout(
             id=self.query.id,
             trial=self.trial,
@@ -410,7 +362,7 @@ class Episode:
             success=self.lost is None,
             error=None if self.lost is None else str(self.lost),
             error_kind=None if self.lost is None else "environment",
-            total_turns=self._user_turns,
+            total_turns=self.transcript.total_turns,
             has_reasoning=any(m.reasoning_content for m in self.messages),
             models=self.models,
             tool_names=tool_routes(
@@ -423,5 +375,5 @@ class Episode:
             format_errors=self.format_errors,
             final_state_hash=None if final is None else final[0],
             final_diff=None if final is None else final[1],
-            **stop,
+            **self.transcript.stop_fields(max_turns_reached=max_turns_reached),
         )

@@ -73,7 +73,7 @@ def play(
     except EnvironmentLost:
         # Recorded on the episode: the rollout carries the error and no final
         # state; the transcript is the one the assistant saw last.
-        episode.messages = seen
+        episode.use_transcript(seen)
         return episode.rollout(), episode.finish()
     episode.record(done)
     return episode.rollout(), episode.finish()
