@@ -12,7 +12,10 @@ least `--combinations` made by repeating them under new ids across the
 environments. For each: validated combinations per second (wall), and the share
 of each environment's time spent outside tool execution (tool execution = the
 round trip of each golden call over MCP to the sandboxed worker; the rest is
-start-up, materialising, binding, state and diff reads).
+start-up, materialising, binding, state and diff reads). The golden calls bring
+the session's state back with their results (a write its state hash, the last
+call the diff), so the worker's work for that state is inside those round trips;
+the state read left is the starting hash, once per environment.
 
     python -m benchmarks.validation --output-dir /tmp/bench-demo --combinations 600
 

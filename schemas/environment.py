@@ -1,8 +1,9 @@
 """Environment runtime payloads: the executable description of one MCP server
 (`EnvironmentSpec` with its `TableSpec`s and `ToolSpec`s), what a tool call returns
 (`ToolResult`), how generated code crashed (`ToolCrash`), what loading data found
-(`DataIssue`) and how a session's database differs from the base one
-(`DatabaseDiff`). Inputs: plain values; output: frozen models; no side effects."""
+(`DataIssue`), how a session's database differs from the base one
+(`DatabaseDiff`) and a session's state as a call reports it (`SessionState`).
+Inputs: plain values; output: frozen models; no side effects."""
 
 from __future__ import annotations
 
@@ -255,6 +256,23 @@ class DatabaseDiff(Frozen):
     def empty(self) -> bool:
         """True when no table changed."""
         return all(diff.empty for diff in self.tables.values())
+
+
+StateField = Literal["state_hash", "diff"]
+"""What a call can be asked to report about its session afterwards."""
+
+
+class SessionState(Frozen):
+    """A session's state right after a call, as far as the caller asked for it
+    (both empty for a call in a private session, which leaves no state).
+
+    Attributes:
+        state_hash: sha256 of the session's database state.
+        diff: What the session holds beyond the base data.
+    """
+
+    state_hash: str | None = None
+    diff: DatabaseDiff | None = None
 
 
 class ToolResult(Frozen):

@@ -45,6 +45,9 @@ class StepReport(Frozen):
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = Field(
+        default=0.0, ge=0, description="At the roles' configured token prices."
+    )
     seconds: float = 0.0
     note: str = ""
     failures: tuple[FailedItem, ...] = ()

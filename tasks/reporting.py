@@ -127,7 +127,7 @@ def step_report(
     inputs: int | None = None,
     produced: int | None = None,
 ) -> StepReport:
-    usage = res.usage().by_step().get(info.id, {})
+    usage = res.usage().by_step(res.config.llm.roles).get(info.id, {})
     starved = produced == 0 and inputs is not None
     return StepReport(
         step=info.name,
@@ -141,6 +141,7 @@ def step_report(
         llm_calls=int(usage.get("calls", 0)),
         prompt_tokens=int(usage.get("prompt_tokens", 0)),
         completion_tokens=int(usage.get("completion_tokens", 0)),
+        cost_usd=round(float(usage.get("cost_usd", 0.0)), 6),
         seconds=round(seconds, 3),
         note=note,
         failures=tuple(tally.failures),

@@ -41,7 +41,6 @@ from tasks.items import producer
 from tasks.llm.bound import StepLLM
 from tasks.machinery import MachineryError
 from tasks.resources import ItemEnv
-from tasks.runtime.mcp_exposure import build_mcp_server
 from tasks.runtime.overlay import OverlayError
 from tasks.runtime.sandboxed_environment import SandboxedEnvironment, WorkerFailure
 from tasks.runtime.tool_session import EnvironmentLost, ToolSession
@@ -83,16 +82,22 @@ def converse_rollout(
     texts = [p.payload.markdown for p in (*policy, *merged_policy)]
     ledger = _Usage()
     system = env.prompts.render(ASSISTANT_PROMPT, policy="\n\n".join(texts)).text
+    restarts = served.environment.restarts
     try:
         if agent_task.overlay:
-            served.start_session(session, agent_task.overlay)
-        with ToolSession(build_mcp_server(served), session) as tools:
+            served.environment.start_session(session, agent_task.overlay)
+        with ToolSession(served.link, session) as tools:
             done = _converse(
                 work, env, cfg, query.payload, agent_task, tools, system, ledger
             )
             offered = tools.tools()
             final_hash, final_diff = tools.state_hash(), tools.diff()
             format_errors = tools.format_errors
+        if served.environment.restarts != restarts:
+            raise WorkerFailure(
+                "its worker was restarted during the rollout, so a tool call may "
+                "have failed for a reason that is not the assistant's"
+            )
     except (EnvironmentLost, WorkerFailure, OverlayError) as exc:
         raise MachineryError(
             f"rollout {work.item_key}",
@@ -113,7 +118,7 @@ def converse_rollout(
         total_turns=done.total_turns,
         has_reasoning=any(m.reasoning_content for m in done.messages),
         models=ledger.models,
-        tool_names=_routes(served),
+        tool_names=_routes(served.environment),
         usage=ledger.usage,
         system_prompt=system,
         tools=tuple(offered),

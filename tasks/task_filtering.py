@@ -137,6 +137,7 @@ def run_combinations(
     environment."""
     done: dict[int, tuple[GoldenRun, DatabaseDiff | None]] = {}
     plans: list[tuple[str, Sequence[PlannedCall], Instances]] = []
+    started: list[str] = []
     order: list[int] = []
     for index, combo in enumerate(combinations):
         session = f"golden-{combo.combo_id}"
@@ -145,11 +146,12 @@ def run_combinations(
             done[index] = (refused, None)
             continue
         plans.append((session, combo.calls, combo.instances))
+        started += [session] if combo.overlay else []
         order.append(index)
 
     async def main() -> list[tuple[GoldenRun, DatabaseDiff | None]]:
         async with Client(build_mcp_server(served)) as client:
-            return await run_each(client, plans)
+            return await run_each(client, plans, started=started)
 
     done |= dict(zip(order, anyio.run(main), strict=True))
     return [done[index] for index in range(len(combinations))]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from schemas.config import ModelRole
 from schemas.llm import CallOutcome, CallRecord
 from tasks.store.journal import JournalRead, append_line, create_journal, read_lines
 
@@ -79,13 +80,20 @@ class UsageLedger:
         """
         return sum(1 for record in self.records() if record.outcome == outcome)
 
-    def by_step(self) -> dict[str, dict[str, Any]]:
+    def by_step(
+        self, prices: Mapping[str, ModelRole] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Sum usage per step.
+
+        Args:
+            prices: Role -> its configuration, whose token prices give each
+                record's cost (unpriced or unknown roles cost 0).
 
         Returns:
             `{step: {"calls", "failed", "prompt_tokens", "completion_tokens",
-            "latency_s"}}`, where `calls` counts answered tries and `failed` the
-            others; tokens and latency are summed over all tries.
+            "latency_s", "cost_usd"}}`, where `calls` counts answered tries and
+            `failed` the others; tokens, latency and cost are summed over all
+            tries (the assistant, the simulated user and every judge alike).
         """
         totals: dict[str, dict[str, Any]] = {}
         for record in self.records():
@@ -97,8 +105,14 @@ class UsageLedger:
                     "prompt_tokens": 0,
                     "completion_tokens": 0,
                     "latency_s": 0.0,
+                    "cost_usd": 0.0,
                 },
             )
+            role = (prices or {}).get(record.role)
+            if role is not None:
+                row["cost_usd"] += role.cost_usd(
+                    record.prompt_tokens, record.completion_tokens
+                )
             row["calls" if record.outcome == "ok" else "failed"] += 1
             row["prompt_tokens"] += record.prompt_tokens
             row["completion_tokens"] += record.completion_tokens

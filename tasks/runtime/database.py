@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from schemas.base import stable_hash
+from schemas.base import canonical_json, sha256_hex
 from schemas.environment import (
     DatabaseDiff,
     DataIssue,
@@ -207,8 +207,13 @@ class Database:
         }
 
     def state_hash(self) -> str:
-        """sha256 of the canonical JSON of `snapshot()` (tables, rows, keys sorted)."""
-        return stable_hash(self.snapshot())
+        """sha256 of the canonical JSON of `snapshot()` (tables, rows, keys sorted),
+        assembled from each table's canonical rows, so no row is copied."""
+        tables = ",".join(
+            f"{canonical_json(name)}:{self._tables[name].canonical_rows()}"
+            for name in sorted(self._tables)
+        )
+        return sha256_hex("{" + tables + "}")
 
     def diff(self, other: Database) -> DatabaseDiff:
         """What changed from this state (before) to `other` (after).
@@ -222,7 +227,7 @@ class Database:
         """
         changed: dict[str, TableDiff] = {}
         for name, table in self._tables.items():
-            diff = _table_diff(table.rows_by_id(), other.table(name).rows_by_id())
+            diff = table.diff(other.table(name))
             if not diff.empty:
                 changed[name] = diff
         return DatabaseDiff(tables=changed)
@@ -241,25 +246,6 @@ class Database:
 
 def _table(spec: TableSpec, rows: Sequence[Any]) -> Table:
     return Table(spec, valid_rows(spec, rows), extra_columns=extra_columns(spec, rows))
-
-
-def _table_diff(before: Mapping[str, Row], after: Mapping[str, Row]) -> TableDiff:
-    updated: dict[str, dict[str, tuple[Any, Any]]] = {}
-    for key in sorted(before.keys() & after.keys()):
-        old, new = before[key], after[key]
-        columns = dict.fromkeys([*old, *new])
-        changes = {
-            column: (old.get(column), new.get(column))
-            for column in columns
-            if old.get(column) != new.get(column)
-        }
-        if changes:
-            updated[key] = changes
-    return TableDiff(
-        inserted=tuple(sorted(after.keys() - before.keys())),
-        updated=updated,
-        deleted=tuple(sorted(before.keys() - after.keys())),
-    )
 
 
 def _read_array(

@@ -6,8 +6,9 @@ Input: `python -m tasks.runtime.env_worker <config.json>`, where the config (a
 each server's tool module and the data strictness; the data files lie in the
 scratch dir in the output layout, and an optional overlay every new session
 starts with (`tasks.runtime.overlay`). Then one JSON request per stdin line
-(`WorkerRequest`: a tool call, a state hash or a diff of a session, or the start
-of a session from its own overlay). Output, one
+(`WorkerRequest`: a tool call, which may also ask for the session's state hash
+and diff after it, a state hash or a diff of a session, or the start of a
+session from its own overlay). Output, one
 JSON line per message on the original stdout: first a `WorkerHello` (ready, with
 the data issues, or the reason the environment cannot be served), then one
 `WorkerReply` per request. Side effects: imports and runs the generated tool
@@ -26,7 +27,13 @@ from typing import IO, Any, Literal
 from pydantic import Field
 
 from schemas.base import Frozen
-from schemas.environment import DatabaseDiff, DataIssue, EnvironmentSpec, ToolResult
+from schemas.environment import (
+    DatabaseDiff,
+    DataIssue,
+    EnvironmentSpec,
+    StateField,
+    ToolResult,
+)
 from schemas.fused_environment import FusedEnvironmentSpec
 from tasks.runtime.data_checks import DataLoadError
 from tasks.runtime.database import Database
@@ -38,6 +45,7 @@ from tasks.runtime.implementations import (
     load_tool_module,
 )
 from tasks.runtime.overlay import OverlayError
+from tasks.runtime.session_state import session_state
 
 WORKER_MODULE = "tasks.runtime.env_worker"
 CONFIG_FILE = "worker.json"
@@ -78,10 +86,16 @@ class WorkerRequest(Frozen):
     overlay: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="start_session: the session's rows."
     )
+    report: tuple[StateField, ...] = Field(
+        default=(),
+        description="call: the session's state to send back with the result "
+        "(ignored for a private session, which leaves none).",
+    )
 
 
 class WorkerReply(Frozen):
-    """The answer to one request (exactly one field besides `error` is set;
+    """The answer to one request (exactly one field besides `error` is set,
+    except that a call's `result` comes with the state it asked for;
     a started session sets `started`, a refused overlay `overlay_issues`)."""
 
     result: ToolResult | None = None
@@ -123,7 +137,8 @@ def answer(environment: Environment, line: str) -> WorkerReply:
         return WorkerReply(error=f"malformed request: {exc}")
     if request.op == "call":
         result = environment.call(request.session, request.tool, request.arguments)
-        return WorkerReply(result=result)
+        state = session_state(environment, request.session, request.report)
+        return WorkerReply(result=result, state_hash=state.state_hash, diff=state.diff)
     if request.op == "start_session":
         return _start_session(environment, request)
     if request.op == "state_hash":

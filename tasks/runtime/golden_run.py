@@ -2,12 +2,17 @@
 
 Input: a connected MCP client of a served environment (single or fused), the
 planned calls, the combination's entity instances, the names of the tools that
-write, a fresh session id, and a way to read that session's state hash. Output: a
+write, a session id, and a way to read that session's state hash. Output: a
 `GoldenRun`: each call bound declaratively (`tasks.core.bindings`), executed in
 the session (named in the request's `_meta`, so concurrent runs on one
 connection never share state), and checked: a call must succeed, and a write tool
-must change the state. The first failing call ends the run. Side effects: only on
-the environment's session.
+must change the state. The first failing call ends the run. The state comes back
+with the calls' results (`tasks.runtime.mcp_exposure`: each write brings the
+state hash, the last call the hash and the diff against the base), so a run makes
+no state read of its own beyond its starting hash, and `run_each` reads that once
+for all the new sessions of an environment, since every new session starts from
+the same state; a server that sends no state with a result is read through its
+resources instead. Side effects: only on the environment's session.
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ from typing import Any
 
 from mcp import Client
 
-from schemas.environment import DatabaseDiff
+from schemas.environment import DatabaseDiff, SessionState, StateField
 from schemas.golden import GoldenRun, GoldenStep, PlannedCall
 from tasks.core.bindings import bind_call
-from tasks.runtime.mcp_exposure import SESSION_META_KEY, STATE_DIFF_URI, STATE_HASH_URI
+from tasks.runtime.mcp_exposure import (
+    SESSION_META_KEY,
+    STATE_DIFF_URI,
+    STATE_HASH_URI,
+    STATE_META_KEY,
+)
 
 StateReader = Callable[[str], Awaitable[str]]
 """Reads a session's current state hash."""
+GoldenOutcome = tuple[GoldenRun, DatabaseDiff | None]
+"""A run, and for a passing run its session's diff against the base data."""
 
 
 async def run_golden(
@@ -35,19 +47,44 @@ async def run_golden(
     session: str,
     write_tools: Collection[str],
     state_hash: StateReader,
-) -> GoldenRun:
-    """Execute `calls` in `session` and say whether the golden run passed."""
-    meta = session_meta(session)
+    initial_hash: str | None = None,
+) -> GoldenOutcome:
+    """Execute `calls` in `session` and say whether the golden run passed.
+
+    Args:
+        client: A client connected to the environment.
+        calls: The planned calls.
+        instances: The combination's entity instances, for binding.
+        session: The session the calls run in.
+        write_tools: The tools that must change the state.
+        state_hash: Reads the session's state hash when a result brings none
+            (and the starting hash when `initial_hash` is None).
+        initial_hash: The session's state hash before the first call, when
+            the caller knows it.
+
+    Returns:
+        The run, and for a passing run the session's diff against the base.
+    """
     results: list[Any] = []
     steps: list[GoldenStep] = []
-    before = await state_hash(session)
+    before = initial_hash if initial_hash is not None else await state_hash(session)
+    diff: DatabaseDiff | None = None
     for index, planned in enumerate(calls):
         bound = bind_call(planned, index, instances, results)
         if isinstance(bound, list):
             steps.append(GoldenStep(tool=planned.tool, problems=tuple(bound), ok=False))
             first = bound[0]
             return _failed(session, steps, "binding", f"call {index}: {first.message}")
-        answer = await client.call_tool(bound.tool, bound.arguments, meta=meta)
+        # Only a write tool can change the state (a read tool that writes is a
+        # contract violation the runtime turns into an error result), so the
+        # state hash is asked for after writes only; the diff after the last call.
+        writes = bound.tool in write_tools
+        last = index == len(calls) - 1
+        report: list[StateField] = ["state_hash"] if writes else []
+        report += ["diff"] if last else []
+        answer = await client.call_tool(
+            bound.tool, bound.arguments, meta=session_meta(session, report)
+        )
         content = _content(answer)
         if answer.is_error:
             steps.append(
@@ -56,12 +93,10 @@ async def run_golden(
             return _failed(
                 session, steps, "tool_error", f"call {index} ({bound.tool}): {content}"
             )
-        # Only a write tool can change the state (a read tool that writes is a
-        # contract violation the runtime turns into an error result), so the
-        # state is read after writes only.
+        state = reported_state(answer)
         wrote = False
-        if bound.tool in write_tools:
-            after = await state_hash(session)
+        if writes:
+            after = state.state_hash or await state_hash(session)
             wrote, before = after != before, after
         steps.append(
             GoldenStep(
@@ -69,14 +104,16 @@ async def run_golden(
             )
         )
         results.append(content)
-        if bound.tool in write_tools and not wrote:
+        if writes and not wrote:
             return _failed(
                 session,
                 steps,
                 "no_write",
                 f"call {index} ({bound.tool}) is a write but changed nothing",
             )
-    return GoldenRun(session=session, steps=tuple(steps), final_state_hash=before)
+        diff = state.diff
+    run = GoldenRun(session=session, steps=tuple(steps), final_state_hash=before)
+    return run, diff if diff is not None else await session_diff(client, session)
 
 
 def _content(answer: Any) -> Any:
@@ -91,17 +128,30 @@ def _content(answer: Any) -> Any:
         return text
 
 
+def reported_state(answer: Any) -> SessionState:
+    """The session state a call's result brought (empty if none)."""
+    found = (answer.meta or {}).get(STATE_META_KEY)
+    return SessionState() if found is None else SessionState.model_validate(found)
+
+
 def _failed(
     session: str, steps: list[GoldenStep], failure: str, message: str
-) -> GoldenRun:
-    return GoldenRun(
+) -> GoldenOutcome:
+    run = GoldenRun(
         session=session, steps=tuple(steps), failure=failure, message=message
     )
+    return run, None
 
 
-def session_meta(session: str) -> dict[str, str]:
-    """The request `_meta` that names a runtime session."""
-    return {SESSION_META_KEY: session}
+def session_meta(
+    session: str, report: Sequence[StateField] = ()
+) -> dict[str, str | list[str]]:
+    """The request `_meta` that names a runtime session, and for a tool call
+    the session state to send back with the result."""
+    meta: dict[str, str | list[str]] = {SESSION_META_KEY: session}
+    if report:
+        meta[STATE_META_KEY] = list(report)
+    return meta
 
 
 def mcp_state_hash(client: Client) -> StateReader:
@@ -132,21 +182,36 @@ async def write_tool_names(client: Client) -> frozenset[str]:
 async def run_each(
     client: Client,
     plans: Sequence[tuple[str, Sequence[PlannedCall], Mapping[str, Mapping[str, Any]]]],
-) -> list[tuple[GoldenRun, DatabaseDiff | None]]:
-    """Run every (session, calls, instances) plan in its own fresh session of the
-    environment `client` is connected to; the diff of each passing run."""
+    *,
+    started: Collection[str] = (),
+) -> list[GoldenOutcome]:
+    """Run every (session, calls, instances) plan in its own session of the
+    environment `client` is connected to; the diff of each passing run.
+
+    Every session neither in `started` (begun from an overlay) nor used by an
+    earlier plan is new, and every new session starts from the environment's
+    own starting state: its hash is read once, from the first new session, and
+    given to the later ones; any other session's starting hash is read from it.
+    """
     writes = await write_tool_names(client)
     reader = mcp_state_hash(client)
-    done: list[tuple[GoldenRun, DatabaseDiff | None]] = []
+    new_hash: str | None = None
+    used = set(started)
+    done: list[GoldenOutcome] = []
     for session, calls, instances in plans:
-        run = await run_golden(
+        fresh = session not in used
+        if fresh and new_hash is None:
+            new_hash = await reader(session)
+        initial = new_hash if fresh else None
+        used.add(session)
+        outcome = await run_golden(
             client,
             calls,
             instances,
             session=session,
             write_tools=writes,
             state_hash=reader,
+            initial_hash=initial,
         )
-        diff = await session_diff(client, session) if run.passed else None
-        done.append((run, diff))
+        done.append(outcome)
     return done

@@ -23,8 +23,15 @@ JSON (`{"tables": {<table>: {"inserted": [ids], "updated": {id: {column: [old,
 new]}}, "deleted": [ids]}}}`, only changed tables; a fused environment's tables
 carry their namespace, `DentalAppointments.Appointment`). A read resolves its
 session exactly as a tool call does, so a client sees only its own session (or
-one it names); a read without session identity sees the base state. Side effects:
-none until the server runs; then session state in memory, never on disk."""
+one it names); a read without session identity sees the base state. A tool call
+can also bring its session's state back with its result: a request whose
+`_meta["agentskiller/state"]` lists `"state_hash"` and/or `"diff"` (anything
+else there is ignored) gets a result whose `_meta["agentskiller/state"]` holds
+them as the resources give them (`{"state_hash": "<hex>", "diff": {...}}`), read
+right after the call in the same exchange with the environment
+(`tasks.runtime.session_state`); a call in a private session reports nothing.
+Side effects: none until the server runs; then session state in memory, never on
+disk."""
 
 from __future__ import annotations
 
@@ -51,14 +58,17 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.environment import ToolResult, ToolSpec
+from schemas.environment import SessionState, StateField, ToolResult, ToolSpec
 from tasks.runtime.environment import ToolServer
+from tasks.runtime.session_state import call_reporting
 
 SESSION_META_KEY = "agentskiller/session"
 SESSION_HEADER = "agentskiller-session"
 SESSION_QUERY_PARAMETER = "session"
 SESSION_COOKIE = "agentskiller-session"
 MCP_SESSION_HEADER = "mcp-session-id"
+STATE_META_KEY = "agentskiller/state"
+STATE_FIELDS: tuple[StateField, ...] = ("state_hash", "diff")
 STATE_HASH_URI = "state://session/hash"
 STATE_DIFF_URI = "state://session/diff"
 JSON_MIME = "application/json"
@@ -240,19 +250,26 @@ def session_key(ctx: Context[Any, Any], local_session: str) -> str | None:
     return next((key for key in candidates if key), None)
 
 
-def call_tool_result(result: ToolResult) -> CallToolResult:
+def call_tool_result(
+    result: ToolResult, state: SessionState | None = None
+) -> CallToolResult:
     """The MCP form of a runtime tool result.
 
     Args:
         result: What `Environment.call` returned.
+        state: The session's state the request asked for, if any.
 
     Returns:
         An error result with the message, or the JSON as text plus structured
-        content.
+        content; the state, when there is any, in `_meta`.
     """
+    reported = state.model_dump(mode="json", exclude_none=True) if state else {}
+    meta = {STATE_META_KEY: reported} if reported else None
     if result.is_error:
         return CallToolResult(
-            content=[TextContent(type="text", text=result.error or "")], is_error=True
+            content=[TextContent(type="text", text=result.error or "")],
+            is_error=True,
+            meta=meta,
         )
     content = result.content
     structured = content if isinstance(content, dict) else {"result": content}
@@ -261,13 +278,25 @@ def call_tool_result(result: ToolResult) -> CallToolResult:
             TextContent(type="text", text=json.dumps(content, ensure_ascii=False))
         ],
         structured_content=structured,
+        meta=meta,
     )
+
+
+def requested_state(ctx: Context[Any, Any]) -> tuple[StateField, ...]:
+    """The session state a tool call asks to get back (see the module docstring)."""
+    asked = (ctx.request_context.meta or {}).get(STATE_META_KEY)
+    if not isinstance(asked, list):
+        return ()
+    return tuple(field for field in STATE_FIELDS if field in asked)
 
 
 def _tool(environment: ToolServer, spec: ToolSpec, local_session: str) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
-        result = environment.call(session_key(ctx, local_session), spec.name, arguments)
-        return call_tool_result(result)
+        session = session_key(ctx, local_session)
+        result, state = call_reporting(
+            environment, session, spec.name, arguments, requested_state(ctx)
+        )
+        return call_tool_result(result, state)
 
     return Tool(
         fn=run,

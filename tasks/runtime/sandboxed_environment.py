@@ -4,7 +4,9 @@ Input: an output directory, a server's `EnvironmentSpec` or a fused environment'
 `FusedEnvironmentSpec` (built in the serving process from the exports, never from
 the generated modules) and the limits. Output:
 `SandboxedEnvironment`, with the interface the MCP exposure uses (`spec`,
-`call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`; every
+`call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`, and
+`call_reporting`, which brings the session's state back with a call's result in
+the same exchange (`tasks.runtime.session_state`); every
 call crosses a pipe as one JSON line each way to `tasks.runtime.env_worker`, started
 through `sandbox_process.SandboxProcess` (pool uid when root, scrubbed environment,
 no network, memory, file-size, process and scratch-size limits, audit hook). Limits
@@ -31,12 +33,18 @@ import hashlib
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from schemas.environment import DatabaseDiff, EnvironmentSpec, ToolResult
+from schemas.environment import (
+    DatabaseDiff,
+    EnvironmentSpec,
+    SessionState,
+    StateField,
+    ToolResult,
+)
 from schemas.fused_environment import FusedEnvironmentSpec, ServedSpec
 from schemas.sandbox import SandboxRequest
 from tasks.runtime.database import data_paths
@@ -185,23 +193,44 @@ class SandboxedEnvironment:
         Returns:
             The worker's result, or an error result naming the worker failure.
         """
+        return self.call_reporting(session_id, tool, arguments, ())[0]
+
+    def call_reporting(
+        self,
+        session_id: str | None,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        report: Collection[StateField],
+    ) -> tuple[ToolResult, SessionState]:
+        """Run one tool call and get the session's state after it, in one
+        exchange with the worker (`tasks.runtime.session_state`).
+
+        Returns:
+            The result as `call` returns it, and the state `report` asks for
+            (empty for a private session or when the worker failed).
+        """
         tool = self._aliases.get(tool, tool)
         request = WorkerRequest(
-            op="call", session=session_id, tool=tool, arguments=arguments or {}
+            op="call",
+            session=session_id,
+            tool=tool,
+            arguments=arguments or {},
+            report=tuple(report),
         )
         with self._lock:
             reply = self._exchange(request, f"the call of {tool}")
             if isinstance(reply, str):
-                return ToolResult(tool=tool, is_error=True, error=reply)
+                return ToolResult(tool=tool, is_error=True, error=reply), SessionState()
             result = reply.result
             if result is None or result.tool != tool:
                 message = self._discard("it answered a call with something else")
-                return ToolResult(tool=tool, is_error=True, error=message)
+                failed = ToolResult(tool=tool, is_error=True, error=message)
+                return failed, SessionState()
             # A private (None) session is dropped after its call: nothing to restore.
             if session_id is not None and not result.is_error:
                 if not result.needs_confirmation:
                     self._remember(request, reply)
-            return result
+            return result, SessionState(state_hash=reply.state_hash, diff=reply.diff)
 
     def start_session(self, session_id: str, overlay: Overlay) -> None:
         """Create a session in the worker from the base data plus `overlay`

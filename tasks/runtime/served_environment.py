@@ -63,6 +63,16 @@ class EnvironmentStartError(RuntimeError):
     answered); the message carries the end of its log."""
 
 
+def is_connection_loss(exc: BaseException) -> bool:
+    """Whether an MCP client's request failed because its connection is gone
+    (the server process died or the link broke), not because of the request."""
+    if isinstance(exc, MCPError):
+        return exc.code == CONNECTION_CLOSED
+    return isinstance(
+        exc, OSError | EOFError | anyio.ClosedResourceError | anyio.BrokenResourceError
+    )
+
+
 @dataclass
 class ServedEnvironment:
     """One running process of one launch and the pool's client to it.
@@ -163,14 +173,11 @@ class ServedEnvironment:
         except TimeoutError as exc:
             self.lost = self.lost or f"no answer in {REQUEST_TIMEOUT_S:.0f} s"
             raise EnvironmentLost(self._lost_message()) from exc
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
-            self.lost = self.lost or "its connection closed"
-            raise EnvironmentLost(self._lost_message()) from exc
-        except MCPError as exc:
-            if exc.code == CONNECTION_CLOSED or self.lost is not None:
-                self.lost = self.lost or exc.message
+        except Exception as exc:
+            if is_connection_loss(exc) or self.lost is not None:
+                self.lost = self.lost or f"its connection closed ({exc!r})"
                 raise EnvironmentLost(self._lost_message()) from exc
-            if what.startswith("reading"):
+            if isinstance(exc, MCPError) and what.startswith("reading"):
                 raise EnvironmentLost(f"{what} failed: {exc.message}") from exc
             raise
 

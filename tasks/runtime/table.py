@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from schemas.environment import TableSpec
+from schemas.base import canonical_json
+from schemas.environment import TableDiff, TableSpec
 
 Row = dict[str, Any]
 Undo = Callable[[], None]
@@ -244,6 +245,35 @@ class Table:
     def rows_by_id(self) -> dict[str, Row]:
         """Copies of the rows keyed by the string form of their primary id."""
         return {key: clone(row) for key, row in self._rows.items()}
+
+    def canonical_rows(self) -> str:
+        """Canonical JSON of the rows sorted by primary id: this table's part of
+        a state hash (serialised from the stored rows, nothing is copied)."""
+        return canonical_json([self._rows[key] for key in sorted(self._rows)])
+
+    def diff(self, after: Table) -> TableDiff:
+        """What changed from this table (before) to `after`, a later state of it:
+        inserted and deleted ids, and per updated row the (old, new) value of
+        each changed column (copies; unchanged rows are not copied)."""
+        before, later = self._rows, after._rows
+        updated: dict[str, dict[str, tuple[Any, Any]]] = {}
+        for key in sorted(before.keys() & later.keys()):
+            old, new = before[key], later[key]
+            if old == new:
+                continue
+            columns = dict.fromkeys([*old, *new])
+            changes = {
+                column: (clone(old.get(column)), clone(new.get(column)))
+                for column in columns
+                if old.get(column) != new.get(column)
+            }
+            if changes:
+                updated[key] = changes
+        return TableDiff(
+            inserted=tuple(sorted(later.keys() - before.keys())),
+            updated=updated,
+            deleted=tuple(sorted(before.keys() - later.keys())),
+        )
 
     def attach_journal(self, journal: list[Undo] | None) -> None:
         """Record undo steps of every write into `journal` (None stops recording)."""

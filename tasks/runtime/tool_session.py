@@ -33,75 +33,45 @@ from tasks.runtime.chat import (
     result_content,
 )
 from tasks.runtime.mcp_exposure import SESSION_META_KEY, STATE_DIFF_URI, STATE_HASH_URI
-from tasks.runtime.served_environment import EnvironmentLost
+from tasks.runtime.served_environment import EnvironmentLost, is_connection_loss
 
-__all__ = ["EnvironmentLost", "ToolSession"]
+__all__ = ["EnvironmentLost", "McpLink", "ToolSession"]
 
 
-class ToolSession:
-    """One environment session reached over MCP, driven synchronously."""
+class McpLink:
+    """One MCP client connection, driven from plain threads through a portal;
+    many sessions (and threads) can share it, each request naming its session."""
 
-    def __init__(self, target: MCPServer | StdioServerParameters, session: str) -> None:
-        self.session = session
-        self.format_errors = 0
-        self._meta = {SESSION_META_KEY: session}
+    def __init__(self, target: MCPServer | StdioServerParameters) -> None:
         self._portal_cm: AbstractContextManager[BlockingPortal] = (
             start_blocking_portal()
         )
         self._portal = self._portal_cm.__enter__()
         self._client_cm = self._portal.wrap_async_context_manager(Client(target))
         try:
-            self._client: Client = self._client_cm.__enter__()
+            self.client: Client = self._client_cm.__enter__()
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
             raise
         self._listed: list[Any] | None = None
 
-    def tools(self) -> list[dict[str, Any]]:
-        """The environment's tools in OpenAI function format (listed once)."""
-        return [openai_tool(t) for t in self._list()]
-
-    def write_tools(self) -> frozenset[str]:
-        """The tools the environment marks as writes (not read-only)."""
-        return frozenset(
-            t.name
-            for t in self._list()
-            if not (t.annotations and t.annotations.read_only_hint)
-        )
-
-    def _list(self) -> list[Any]:
+    def listed(self) -> list[Any]:
+        """The server's MCP tools (listed once)."""
         if self._listed is None:
-            self._listed = list(self._do(self._client.list_tools).tools)
+            self._listed = list(self.do(self.client.list_tools).tools)
         return self._listed
 
-    def call(self, call: ToolCall) -> ChatMessage:
-        """Run one assistant tool call in this session; its tool message."""
-        name, text = call.function.name, call.function.arguments
-        arguments = parse_arguments(text)
-        if arguments is None:
-            self.format_errors += 1
-            content = error_content(arguments_error(name, text))
-            return self._tool_message(call, content)
-        answer = self._do(
-            lambda: self._client.call_tool(name, arguments, meta=self._meta)
-        )
-        return self._tool_message(call, result_content(answer))
-
-    def call_all(self, calls: Sequence[ToolCall]) -> list[ChatMessage]:
-        """Every call of one assistant message, results in call order."""
-        return [self.call(c) for c in calls]
-
-    def state_hash(self) -> str:
-        found = self._do(
-            lambda: self._client.read_resource(STATE_HASH_URI, meta=self._meta)
-        )
-        return found.contents[0].text
-
-    def diff(self) -> DatabaseDiff:
-        found = self._do(
-            lambda: self._client.read_resource(STATE_DIFF_URI, meta=self._meta)
-        )
-        return DatabaseDiff.model_validate_json(found.contents[0].text)
+    def do(self, request: Any) -> Any:
+        """Run an async client call from this thread; a broken link raises
+        `EnvironmentLost`."""
+        try:
+            return self._portal.call(request)
+        except Exception as exc:
+            if is_connection_loss(exc):
+                raise EnvironmentLost(
+                    f"the environment stopped answering: {exc!r}"
+                ) from exc
+            raise
 
     def close(self) -> None:
         try:
@@ -111,23 +81,71 @@ class ToolSession:
         finally:
             self._portal_cm.__exit__(None, None, None)
 
+
+class ToolSession:
+    """One environment session reached over MCP, driven synchronously: over its
+    own connection, or over a shared `McpLink` (left open on close)."""
+
+    def __init__(
+        self, target: MCPServer | StdioServerParameters | McpLink, session: str
+    ) -> None:
+        self.session = session
+        self.format_errors = 0
+        self._meta = {SESSION_META_KEY: session}
+        self._owned = not isinstance(target, McpLink)
+        self._link = target if isinstance(target, McpLink) else McpLink(target)
+        self._client = self._link.client
+
+    def tools(self) -> list[dict[str, Any]]:
+        """The environment's tools in OpenAI function format."""
+        return [openai_tool(t) for t in self._link.listed()]
+
+    def write_tools(self) -> frozenset[str]:
+        """The tools the environment marks as writes (not read-only)."""
+        return frozenset(
+            t.name
+            for t in self._link.listed()
+            if not (t.annotations and t.annotations.read_only_hint)
+        )
+
+    def call(self, call: ToolCall) -> ChatMessage:
+        """Run one assistant tool call in this session; its tool message."""
+        name, text = call.function.name, call.function.arguments
+        arguments = parse_arguments(text)
+        if arguments is None:
+            self.format_errors += 1
+            content = error_content(arguments_error(name, text))
+            return self._tool_message(call, content)
+        answer = self._link.do(
+            lambda: self._client.call_tool(name, arguments, meta=self._meta)
+        )
+        return self._tool_message(call, result_content(answer))
+
+    def call_all(self, calls: Sequence[ToolCall]) -> list[ChatMessage]:
+        """Every call of one assistant message, results in call order."""
+        return [self.call(c) for c in calls]
+
+    def state_hash(self) -> str:
+        found = self._link.do(
+            lambda: self._client.read_resource(STATE_HASH_URI, meta=self._meta)
+        )
+        return found.contents[0].text
+
+    def diff(self) -> DatabaseDiff:
+        found = self._link.do(
+            lambda: self._client.read_resource(STATE_DIFF_URI, meta=self._meta)
+        )
+        return DatabaseDiff.model_validate_json(found.contents[0].text)
+
+    def close(self) -> None:
+        if self._owned:
+            self._link.close()
+
     def __enter__(self) -> ToolSession:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _do(self, request: Any) -> Any:
-        try:
-            return self._portal.call(request)
-        except (OSError, EOFError) as exc:
-            raise EnvironmentLost(f"the environment stopped answering: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__name__ in {"ClosedResourceError", "BrokenResourceError"}:
-                raise EnvironmentLost(
-                    f"the environment stopped answering: {type(exc).__name__}"
-                ) from exc
-            raise
 
     @staticmethod
     def _tool_message(call: ToolCall, content: str) -> ChatMessage:

@@ -5,9 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from schemas.environment import DatabaseDiff, DataIssue, EnvironmentSpec, TableDiff
+from schemas.base import stable_hash
+from schemas.environment import (
+    DatabaseDiff,
+    DataIssue,
+    EnvironmentSpec,
+    TableDiff,
+    TableSpec,
+)
 from tasks.runtime.data_checks import DataLoadError, check_rows
 from tasks.runtime.database import Database, data_paths
+from tasks.runtime.table import Table
 from tests.runtime import (
     ANA,
     ANA_BOOKED,
@@ -111,6 +119,62 @@ def test_database_diff_round_trips_through_json(spec: EnvironmentSpec):
     diff = before.diff(after)
     assert DatabaseDiff.model_validate_json(diff.model_dump_json()) == diff
     assert not diff.empty
+
+
+NOTES = TableSpec(
+    name="Note",
+    primary_key="note_id",
+    kind="entity",
+    columns=("note_id", "text", "tags", "score"),
+)
+TAGS = TableSpec(
+    name="Tag", primary_key="tag", kind="entity", columns=("tag", "weights")
+)
+
+
+def _notes() -> Database:
+    """Values canonical JSON must get right: non-ASCII text, nested objects and
+    lists, floats, integer ids (sorted as strings), and a table whose name sorts
+    before the other's."""
+    notes = [
+        {"note_id": 10, "text": "café ☕", "tags": ["x", {"k": [1, 2.5]}]},
+        {"note_id": 9, "text": 'quote " and \\ slash', "score": 0.1},
+        {"note_id": 100, "text": None, "tags": [], "score": -3},
+    ]
+    tags = [{"tag": "ü", "weights": {"b": 1, "a": 2.0}}]
+    return Database({"Tag": Table(TAGS, tags), "Note": Table(NOTES, notes)})
+
+
+def test_state_hash_is_the_sha256_of_the_canonical_snapshot():
+    """The hash assembled from each table's canonical rows equals the sha256 of
+    the canonical JSON of the whole snapshot, before and after writes and after
+    a rollback."""
+    database = _notes()
+    assert database.state_hash() == stable_hash(database.snapshot())
+    before = database.state_hash()
+    transaction = database.begin()
+    database.table("Note").update(9, tags=["ß"], score=1e-7)
+    database.table("Tag").insert({"tag": "a", "weights": {"z": [None]}})
+    database.table("Note").delete(100)
+    assert database.state_hash() == stable_hash(database.snapshot())
+    assert database.state_hash() != before
+    transaction.rollback()
+    assert database.state_hash() == before
+
+
+def test_a_diff_holds_copies_of_the_values_it_reports():
+    """Changing a value inside a diff leaves both databases as they were."""
+    before = _notes()
+    after = before.copy()
+    after.table("Note").update(10, tags=["y", {"k": [3]}])
+    diff = before.diff(after)
+    old, new = diff.tables["Note"].updated["10"]["tags"]
+    assert (old, new) == (["x", {"k": [1, 2.5]}], ["y", {"k": [3]}])
+    old[1]["k"].append(99)
+    new[1]["k"].append(99)
+    assert before.table("Note").get(10)["tags"] == ["x", {"k": [1, 2.5]}]
+    assert after.table("Note").get(10)["tags"] == ["y", {"k": [3]}]
+    assert list(diff.tables) == ["Note"]
 
 
 def test_copy_is_deep_and_independent(spec: EnvironmentSpec):

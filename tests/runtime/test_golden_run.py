@@ -1,5 +1,6 @@
 """A golden trajectory runs over MCP in its own session and passes only if
-every call binds, succeeds, and every write changes the state."""
+every call binds, succeeds, and every write changes the state; the state comes
+back with the calls' results, so a run reads no state resource of its own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import anyio
 from mcp import Client
 
 from schemas.golden import PlannedCall
-from tasks.runtime.golden_run import run_golden
-from tasks.runtime.mcp_exposure import build_mcp_server
+from tasks.runtime.golden_run import run_each, run_golden
+from tasks.runtime.mcp_exposure import STATE_HASH_URI, build_mcp_server
 from tests.runtime import ANA, BRIGHT_SMILES, FUTURE
+from tests.runtime.test_overlay import NEW_VISIT, OVERLAY
 
 PATIENT = {"Patient": {"patient_id": ANA}, "Clinic": {"clinic_id": BRIGHT_SMILES}}
 WRITES = {"book_appointment", "cancel_appointment"}
@@ -46,7 +48,7 @@ def run(environment, calls, sessions=("golden-1",)):
 
     async def main():
         async with Client(server, raise_exceptions=True) as client:
-            return [
+            outcomes = [
                 await run_golden(
                     client,
                     calls,
@@ -57,6 +59,7 @@ def run(environment, calls, sessions=("golden-1",)):
                 )
                 for session in sessions
             ]
+            return [golden for golden, _ in outcomes]
 
     return anyio.run(main)
 
@@ -124,3 +127,64 @@ def test_a_tool_error_or_an_unbindable_argument_stops_the_run(environment):
     assert unbound.failure == "binding"
     assert unbound.steps[-1].problems[0].kind == "missing_in_result"
     assert len(unbound.calls) == 1
+
+
+class CountingClient:
+    """An MCP client that counts the state resources read through it."""
+
+    def __init__(self, client):
+        self._client = client
+        self.reads: list[str] = []
+
+    async def read_resource(self, uri, **kwargs):
+        self.reads.append(str(uri))
+        return await self._client.read_resource(uri, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _each(environment, plans, *, started=()):
+    """run_each over the fixture server: the outcomes and the resources read."""
+
+    async def main():
+        async with Client(build_mcp_server(environment), raise_exceptions=True) as c:
+            counting = CountingClient(c)
+            outcomes = await run_each(counting, plans, started=started)
+            return outcomes, counting.reads
+
+    return anyio.run(main)
+
+
+def test_the_state_comes_back_with_the_calls_so_runs_read_it_once(environment):
+    """Three new sessions read the starting hash once between them and never the
+    diff: each write's result brings its hash and the last call the diff, and
+    both equal what the session's resources hold."""
+    calls = plan(AUTHORIZE, BOOK)
+    sessions = ("g-1", "g-2", "g-3")
+    outcomes, reads = _each(environment, [(s, calls, PATIENT) for s in sessions])
+    assert reads == [STATE_HASH_URI]
+    for session, (golden, diff) in zip(sessions, outcomes, strict=True):
+        assert golden.passed, golden.message
+        assert [s.wrote for s in golden.steps] == [False, True]
+        assert golden.final_state_hash == environment.state_hash(session)
+        assert diff == environment.diff(session)
+        assert diff.tables["Appointment"].inserted
+
+
+def test_a_session_started_from_an_overlay_reads_its_own_starting_hash(
+    environment,
+):
+    """An overlaid session does not start where new sessions do, so run_each
+    reads its hash from it; a write there is still seen as a write, and its
+    diff lists the overlay rows beside the booking."""
+    environment.start_session("g-overlay", OVERLAY)
+    calls = plan(AUTHORIZE, BOOK)
+    plans = [("g-new", calls, PATIENT), ("g-overlay", calls, PATIENT)]
+    outcomes, reads = _each(environment, plans, started=["g-overlay"])
+    assert reads == [STATE_HASH_URI, STATE_HASH_URI]
+    (fresh, _), (overlaid, diff) = outcomes
+    assert fresh.passed and overlaid.passed, (fresh.message, overlaid.message)
+    assert overlaid.final_state_hash == environment.state_hash("g-overlay")
+    assert NEW_VISIT in diff.tables["Appointment"].inserted
+    assert len(diff.tables["Appointment"].inserted) == 2

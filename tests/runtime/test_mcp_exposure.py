@@ -14,6 +14,7 @@ from tasks.runtime.mcp_exposure import (
     SESSION_META_KEY,
     STATE_DIFF_URI,
     STATE_HASH_URI,
+    STATE_META_KEY,
     EnvironmentServer,
     build_mcp_server,
     call_tool_result,
@@ -292,3 +293,32 @@ def test_session_state_resources_of_a_single_server(environment):
     )
     assert after[0] != base
     assert other == (base, {"tables": {}})
+
+
+def test_a_call_asking_for_its_state_gets_what_the_resources_give(environment):
+    """A write whose request `_meta` asks for the state hash and diff gets them
+    in its result's `_meta`, equal to the resources read right after; a call
+    that asks for nothing (or only for unknown fields) gets no state."""
+
+    async def scenario(client):
+        await client.call_tool("authorize_patient", {"patient_id": ANA})
+        booked = await client.call_tool(
+            "book_appointment",
+            {**BOOK, "confirm": True},
+            meta={STATE_META_KEY: ["diff", "state_hash", "rows"]},
+        )
+        after = await _state(client)
+        plain = await client.call_tool("list_clinics", {})
+        unknown = await client.call_tool(
+            "list_clinics", {}, meta={STATE_META_KEY: ["rows"]}
+        )
+        return booked, after, plain, unknown
+
+    booked, after, plain, unknown = _with_client(
+        build_mcp_server(environment), scenario
+    )
+    reported = booked.meta[STATE_META_KEY]
+    assert (reported["state_hash"], reported["diff"]) == after
+    assert reported["diff"]["tables"]["Appointment"]["inserted"]
+    assert STATE_META_KEY not in (plain.meta or {})
+    assert STATE_META_KEY not in (unknown.meta or {})

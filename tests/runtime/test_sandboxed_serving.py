@@ -235,6 +235,60 @@ def test_a_tool_that_never_returns_is_killed_and_the_sessions_are_restored(
     assert environment.restarts == 1
 
 
+def test_a_sandboxed_call_brings_the_workers_state_in_one_exchange(
+    output_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A write asking for its state gets, in the one exchange of the call, the
+    hash and diff the worker's state requests then give; the hash of a new
+    session is the environment's starting hash."""
+    exchanges: list[str] = []
+    exchange = SandboxedEnvironment._exchange
+
+    def counted(self, request, what="a state request"):
+        exchanges.append(request.op)
+        return exchange(self, request, what)
+
+    monkeypatch.setattr(SandboxedEnvironment, "_exchange", counted)
+    booking = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE, "confirm": True}
+    with open_environment(output_dir, SERVER) as environment:
+        start = environment.state_hash(None)
+        environment.call("alice", "authorize_patient", {"patient_id": ANA})
+        exchanges.clear()
+        booked, state = environment.call_reporting(
+            "alice", "book_appointment", booking, ("state_hash", "diff")
+        )
+        assert exchanges == ["call"]
+        assert state.state_hash == environment.state_hash("alice")
+        assert state.diff == environment.diff("alice")
+        assert environment.state_hash("bob") == start
+    assert not booked.is_error, booked.error
+    assert state.state_hash != start
+    assert len(state.diff.tables["Appointment"].inserted) == 1
+
+
+def test_calls_that_reported_their_state_are_replayed_after_a_restart(
+    output_dir: Path,
+):
+    """The journal keeps reporting calls like any other: after the worker is
+    killed, replaying them gives the same results and states, so the session
+    is restored."""
+    _inject(output_dir, "if city == 'loop':\n    while True:\n        pass")
+    booking = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE, "confirm": True}
+    with open_environment(output_dir, SERVER, call_timeout_s=1) as environment:
+        environment.call("alice", "authorize_patient", {"patient_id": ANA})
+        _, state = environment.call_reporting(
+            "alice", "book_appointment", booking, ("state_hash", "diff")
+        )
+        stuck = environment.call("alice", "list_clinics", {"city": "loop"})
+        after = environment.state_hash("alice")
+        listed = environment.call("alice", "list_my_appointments", {})
+    assert stuck.is_error
+    assert environment.restarts == 1
+    assert after == state.state_hash
+    assert not listed.is_error, listed.error
+    assert len(listed.content["appointments"]) == 3
+
+
 def test_a_replay_that_differs_says_the_sessions_start_again(output_dir: Path):
     """A tool whose result changes between runs cannot be replayed: the request
     after the failure says that every session starts again from the base data."""
