@@ -168,6 +168,13 @@ def cmd_check_task(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_serve_episodes(args: argparse.Namespace) -> int:
+    from tasks.runtime import episode_server
+
+    argv = ["--output-dir", args.output_dir, "--host", args.host]
+    return episode_server.main([*argv, "--port", str(args.port)])
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from tasks.rollout_viewer import (
         NoRollouts,
@@ -289,6 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("query_id", help="the query's id (queries/*.jsonl)")
     check.add_argument("--output-dir", required=True)
     check.set_defaults(func=cmd_check_task)
+
+    episodes = sub.add_parser(
+        "serve-episodes",
+        help="serve episodes of the queries over HTTP for trainers in other "
+        "processes (JSON API; tools over MCP)",
+        description="POST /episodes {query_id} starts an episode in a fresh "
+        "session of its environment and returns its MCP URL, tools, messages "
+        "and system prompt; GET /episodes/ID/state, POST /episodes/ID/reward "
+        "{messages}, DELETE /episodes/ID.",
+    )
+    episodes.add_argument("--output-dir", required=True)
+    episodes.add_argument("--host", default="127.0.0.1")
+    episodes.add_argument("--port", type=int, default=8100)
+    episodes.set_defaults(func=cmd_serve_episodes)
+
     add_rollout_commands(sub, cmd_run)
 
     view = sub.add_parser(

@@ -10,14 +10,13 @@ its tool modules in the sandbox) over stdio, with the task's overlay (a
 cross-domain task's records) passed as `--overlay FILE`, so every session starts
 from base + overlay exactly as s16's golden run did; the calls run in one fresh
 named session; the session's hash and diff are read from the environment's MCP
-resources, as any client could. Output: a `TaskCheck`. Side effects: the server
-process and the overlay's temporary file, gone afterwards.
+resources, as any client could. Output: a `TaskCheck`. The command is
+`tasks.runtime.served_task.serve_command`, shared with episodes. Side effects: the
+server process and the overlay's temporary file, gone afterwards.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -29,14 +28,14 @@ from mcp import Client, StdioServerParameters
 from schemas.environment import DatabaseDiff
 from schemas.validated_task import AgentTask, UserQuery
 from tasks.runtime.golden_run import mcp_state_hash, session_diff, session_meta
-from tasks.store.artifacts import ArtifactStore
-from tasks.store.paths import QUERIES_DIR, QUERIES_GLOB, OutputLayout
+from tasks.runtime.served_task import (
+    QueryNotFound,
+    find_query,
+    load_task,
+    stdio_server,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class QueryNotFound(LookupError):
-    """No query with this id in the output directory."""
+__all__ = ["QueryNotFound", "TaskCheck", "check_task", "find_query"]
 
 
 @dataclass(frozen=True)
@@ -56,55 +55,22 @@ class TaskCheck:
         return not self.errors and self.final_hash == self.expected_hash
 
 
-def find_query(output_dir: Path, query_id: str) -> UserQuery:
-    """The query with this id, from `queries/*.jsonl`.
+def check_task(output_dir: Path, query_id: str) -> TaskCheck:
+    """Replay the query's golden calls in a fresh session of its environment.
 
     Raises:
-        QueryNotFound: naming the folder searched.
+        QueryNotFound: If no query has this id.
+        StoreError: If the query's task artifact is missing or corrupt.
     """
-    folder = output_dir / QUERIES_DIR
-    for path in sorted(folder.glob(QUERIES_GLOB)):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip() and json.loads(line).get("id") == query_id:
-                return UserQuery.model_validate_json(line)
-    raise QueryNotFound(f"no query {query_id!r} in {folder}/*.jsonl")
-
-
-def check_task(output_dir: Path, query_id: str) -> TaskCheck:
-    """Replay the query's golden calls in a fresh session of its environment."""
     query = find_query(output_dir, query_id)
-    store = ArtifactStore(OutputLayout(output_dir))
-    task = store.get(query.lineage.content_hash, AgentTask).payload
+    task = load_task(output_dir, query)
     with tempfile.TemporaryDirectory(prefix="agentskiller-check-") as scratch:
-        overlay: list[str] = []
-        if task.overlay:
-            path = Path(scratch) / "overlay.json"
-            path.write_text(json.dumps(task.overlay), encoding="utf-8")
-            overlay = ["--overlay", str(path)]
-        return _replay(output_dir, query, task, overlay)
+        return _replay(query, task, stdio_server(output_dir, task, Path(scratch)))
 
 
 def _replay(
-    output_dir: Path, query: UserQuery, task: AgentTask, overlay: list[str]
+    query: UserQuery, task: AgentTask, server: StdioServerParameters
 ) -> TaskCheck:
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "tasks.runtime.serve",
-            task.environment,
-            "--output-dir",
-            str(output_dir),
-            "--transport",
-            "stdio",
-            "--simulation-time",
-            task.simulation_time,
-            "--seed",
-            str(task.seed),
-            *overlay,
-        ],
-        cwd=str(PROJECT_ROOT),
-    )
     session = f"check-{uuid.uuid4().hex}"
 
     async def replay() -> tuple[str, DatabaseDiff, list[str]]:

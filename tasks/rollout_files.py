@@ -19,12 +19,11 @@ from schemas.evaluation import EvaluationResult
 from schemas.rollout import Rollout
 from schemas.validated_task import UserQuery
 from tasks.core.rollout_records import Skipped, read_records, read_rollouts
+from tasks.runtime.served_task import read_queries as read_query_files
 from tasks.store.artifacts import ArtifactStore
 from tasks.store.location import StorePath
 from tasks.store.paths import (
     EVALUATION_RESULTS_RELPATH,
-    QUERIES_DIR,
-    QUERIES_GLOB,
     ROLLOUTS_DIR,
     ROLLOUTS_GLOB,
 )
@@ -85,19 +84,6 @@ def read_results(store: ArtifactStore) -> tuple[list[EvaluationResult], Skipped]
 
 
 def read_queries(store: ArtifactStore) -> tuple[list[UserQuery], Skipped]:
-    """The user queries of `queries/*.jsonl`, files in name order."""
-    folder = store.layout.export_path(QUERIES_DIR)
-    items: list[UserQuery] = []
-    skipped = Skipped()
-    if not folder.is_dir():
-        return items, skipped
-    for path in sorted(folder.glob(QUERIES_GLOB), key=lambda p: p.name):
-        found, cut = read_records(
-            path.read_text(),
-            source=store.layout.relpath(path),
-            parse=UserQuery.model_validate,
-            what="query",
-        )
-        items.extend(found)
-        skipped.extend(cut)
-    return items, skipped
+    """The user queries of `queries/*.jsonl`, files in name order (the one
+    reader, `tasks.runtime.served_task.read_queries`)."""
+    return read_query_files(store.layout)

@@ -196,7 +196,7 @@ def _assistant(
         return agents.do_nothing(task)
     if cfg.assistant == "wrong_argument":
         ledger.models["assistant"] = "builtin:wrong_argument"
-        return agents.wrong_argument(task, writes)
+        return agents.wrong_argument(task, writes, offered)
     llm = env.model("assistant")
     turns = iter(range(10**9))
 

@@ -15,7 +15,6 @@ the server process for stdio; both end with `close()`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -26,28 +25,17 @@ from mcp.server.mcpserver import MCPServer
 
 from schemas.environment import DatabaseDiff
 from schemas.rollout import ChatMessage, ToolCall
+from tasks.runtime.chat import (
+    arguments_error,
+    error_content,
+    openai_tool,
+    parse_arguments,
+    result_content,
+)
 from tasks.runtime.mcp_exposure import SESSION_META_KEY, STATE_DIFF_URI, STATE_HASH_URI
+from tasks.runtime.served_environment import EnvironmentLost, is_connection_loss
 
-
-class EnvironmentLost(RuntimeError):
-    """The environment stopped answering (its process died or the link broke)."""
-
-
-def openai_tool(tool: Any) -> dict[str, Any]:
-    """An MCP tool as an OpenAI function tool (same name, its input schema)."""
-    return {
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description or "",
-            "parameters": tool.input_schema,
-        },
-    }
-
-
-def error_content(message: str) -> str:
-    """The tool message of a failed call: a JSON object with an `error` key."""
-    return json.dumps({"error": message}, ensure_ascii=False)
+__all__ = ["EnvironmentLost", "McpLink", "ToolSession"]
 
 
 class McpLink:
@@ -78,12 +66,10 @@ class McpLink:
         `EnvironmentLost`."""
         try:
             return self._portal.call(request)
-        except (OSError, EOFError) as exc:
-            raise EnvironmentLost(f"the environment stopped answering: {exc}") from exc
         except Exception as exc:
-            if type(exc).__name__ in {"ClosedResourceError", "BrokenResourceError"}:
+            if is_connection_loss(exc):
                 raise EnvironmentLost(
-                    f"the environment stopped answering: {type(exc).__name__}"
+                    f"the environment stopped answering: {exc!r}"
                 ) from exc
             raise
 
@@ -124,27 +110,16 @@ class ToolSession:
 
     def call(self, call: ToolCall) -> ChatMessage:
         """Run one assistant tool call in this session; its tool message."""
-        try:
-            arguments = json.loads(call.function.arguments or "{}")
-        except json.JSONDecodeError as exc:
-            arguments, problem = None, f"not JSON ({exc.msg} at {exc.pos})"
-        else:
-            problem = "not a JSON object"
-        if not isinstance(arguments, dict):
+        name, text = call.function.name, call.function.arguments
+        arguments = parse_arguments(text)
+        if arguments is None:
             self.format_errors += 1
-            return self._tool_message(
-                call,
-                error_content(f"the arguments of {call.function.name} are {problem}"),
-            )
+            content = error_content(arguments_error(name, text))
+            return self._tool_message(call, content)
         answer = self._link.do(
-            lambda: self._client.call_tool(
-                call.function.name, arguments, meta=self._meta
-            )
+            lambda: self._client.call_tool(name, arguments, meta=self._meta)
         )
-        text = "".join(getattr(part, "text", "") for part in answer.content)
-        return self._tool_message(
-            call, error_content(text) if answer.is_error else text
-        )
+        return self._tool_message(call, result_content(answer))
 
     def call_all(self, calls: Sequence[ToolCall]) -> list[ChatMessage]:
         """Every call of one assistant message, results in call order."""

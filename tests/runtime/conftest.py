@@ -4,8 +4,9 @@ tests that alter files, the fixture server running over streamable HTTP on a
 loopback port (a real `python -m tasks.runtime.serve` process), the demo world's
 output through s09 (run once per session from its scripted cassette, offline),
 the fused DentalAppointments_TreatmentBilling environment served from it by
-`agentskiller serve-env` over streamable HTTP, and a skip unless the sandbox
-drops privileges."""
+`agentskiller serve-env` over streamable HTTP, a pool of the full demo world's
+served environments for episodes, and a skip unless the sandbox drops
+privileges."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 
 from schemas.environment import EnvironmentSpec
 from tasks.runtime.environment import Environment
+from tasks.runtime.environment_pool import EnvironmentPool
 from tasks.runtime.sandbox import sandbox_capabilities
 from tasks.runtime.serve import load_environment
 from tests.conftest import DEMO_CONFIG
@@ -161,3 +163,11 @@ def dropped_privileges() -> None:
     """Skip unless the program runs as an unprivileged uid (root with setpriv)."""
     if not sandbox_capabilities()["drop_privileges"]:
         pytest.skip("needs root with setpriv to run the program as another uid")
+
+
+@pytest.fixture(scope="session")
+def episode_pool(demo_world: Path) -> Iterator[EnvironmentPool]:
+    """Served environments of the demo world over stdio, shared by every episode
+    test (one process per environment and overlay, a session per episode)."""
+    with EnvironmentPool(demo_world) as pool:
+        yield pool
