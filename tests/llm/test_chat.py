@@ -24,7 +24,10 @@ TOOLS = [
         "function": {
             "name": "find_patient",
             "description": "Look a patient up.",
-            "parameters": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "parameters": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+            },
         },
     }
 ]
