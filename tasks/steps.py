@@ -403,6 +403,10 @@ def select_steps(
     """
     if step is not None:
         return (resolve_step(step),)
+    named = {resolve_step(n).id for n in (start, until) if n is not None}
+    optional = optional or any(
+        p.optional and named & set(p.steps) for p in PHASES
+    )  # naming a step of an optional phase asks for it
     steps = pipeline_steps(mode, optional=optional)
     ids = [s.id for s in steps]
     for name in (start, until):

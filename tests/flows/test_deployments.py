@@ -17,7 +17,7 @@ DEPLOYMENTS = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
 PIPELINE = [
     d for d in DEPLOYMENTS if d["entrypoint"] == "flows/pipeline.py:run_pipeline"
 ]
-_RANGE = re.compile(r"\b(s\d\dx?)-(s\d\dx?)\b")
+_RANGE = re.compile(r"\b([sr]\d\dx?)-([sr]\d\dx?)\b")
 
 
 def test_the_pipeline_has_a_flow_for_every_step_it_selects():

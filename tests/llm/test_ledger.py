@@ -50,6 +50,7 @@ def test_by_step_sums_tokens_latency_and_splits_failures() -> None:
             "prompt_tokens": 10,
             "completion_tokens": 5,
             "latency_s": 0.5,
+            "cost_usd": 0.0,
         },
         "s02": {
             "calls": 1,
@@ -57,6 +58,7 @@ def test_by_step_sums_tokens_latency_and_splits_failures() -> None:
             "prompt_tokens": 8,
             "completion_tokens": 4,
             "latency_s": 0.25,
+            "cost_usd": 0.0,
         },
     }
 

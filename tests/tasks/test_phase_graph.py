@@ -66,10 +66,14 @@ def test_a_cycle_or_an_unknown_phase_or_step_is_named():
 
 def test_the_pipeline_runs_every_catalogued_step_once():
     """Mode "both" runs every step of the catalogue once: the environments,
-    then the single-domain tasks, then the cross-domain fusion."""
-    both = select_steps()
+    then the single-domain tasks, then the cross-domain fusion, then (when
+    asked for: an optional phase) rollouts and evaluation."""
+    both = select_steps(optional=True)
     assert sorted(s.id for s in both) == sorted(s.id for s in STEPS)
     assert len(set(both)) == len(both)
+    assert [s.id for s in both][-2:] == ["r01", "r02"]
+    assert {s.id for s in select_steps()} == {s.id for s in STEPS} - {"r01", "r02"}
+    assert [s.id for s in select_steps(start="r01")] == ["r01", "r02"]
     assert [s.id for s in select_steps(start="s03", until="s05")] == [
         "s03",
         "s04",
