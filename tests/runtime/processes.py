@@ -14,12 +14,16 @@ _POLL_S = 0.05
 
 
 def await_descendant(parent: int, marker: bytes) -> int:
-    """The first descendant of `parent` whose command line contains `marker`."""
+    """The first descendant of `parent` whose command line contains `marker`,
+    once it runs its own program: a launcher (`setpriv ... -- python x.py`)
+    names the program before it has set the parent-death signal and exec'd it,
+    so a process whose command line is still the launcher's does not count."""
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         for pid in descendants(parent):
             try:
-                if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if any(marker in a for a in argv) and b"setpriv" not in argv[0]:
                     return pid
             except OSError:
                 continue
