@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from schemas.base import stable_hash
 from schemas.config import RoleName
-from tasks.llm.client import ChatReply, LLMClient
+from tasks.llm.chat import ChatReply
+from tasks.llm.client import LLMClient
 from tasks.llm.prompting import PromptLibrary, RenderedPrompt
 
 T = TypeVar("T", bound=BaseModel)

@@ -31,7 +31,6 @@ from pydantic import BaseModel
 
 from schemas.base import checking
 from schemas.config import LLMConfig, ModelRole, RoleName
-from schemas.rollout import ChatMessage, FunctionCall, ToolCall
 from tasks.llm.cassette import (
     CALL_KEY_HEADER,
     FREE_FORM_HEADER,
@@ -43,6 +42,7 @@ from tasks.llm.cassette import (
     ReplayTransport,
     encode_header_value,
 )
+from tasks.llm.chat import ChatReply, chat_reply
 from tasks.llm.errors import (
     CassetteFormatError,
     CassetteMiss,
@@ -335,49 +335,6 @@ class InstructorLLM:
             # our code, not bad model output: surface it unchanged.
             return cause if isinstance(cause, Exception) else exc
         return LLMError(f"LLM call {call_key!r} failed: {cause}")
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    """A free-form chat answer: the assistant message and what it used."""
-
-    message: ChatMessage
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    truncated: bool
-
-
-def chat_reply(completion: Any, model: str) -> ChatReply:
-    """Our message type from an openai chat completion (first choice)."""
-    choice = completion.choices[0]
-    raw = choice.message
-    calls = tuple(
-        ToolCall(
-            id=call.id,
-            function=FunctionCall(
-                name=call.function.name, arguments=call.function.arguments or ""
-            ),
-        )
-        for call in (raw.tool_calls or ())
-    )
-    reasoning = getattr(raw, "reasoning_content", None)
-    message = ChatMessage(
-        role="assistant",
-        content=raw.content,
-        tool_calls=calls or None,
-        reasoning_content=reasoning
-        if isinstance(reasoning, str) and reasoning
-        else None,
-    )
-    usage = completion.usage
-    return ChatReply(
-        message=message,
-        model=str(completion.model or model),
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        truncated=choice.finish_reason == "length",
-    )
 
 
 def _truncated(
