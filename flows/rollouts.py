@@ -10,10 +10,14 @@ an interrupt) was never stored and restarts from its first message.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from typing import Any
 
 from prefect import flow
 
+from schemas.artifact import Artifact, FailedItem, WorkItem
+from schemas.config import RolloutConfig
 from schemas.database import DataTable
 from schemas.report import StepReport
 from schemas.rollout import Rollout
@@ -23,7 +27,8 @@ from schemas.validated_task import AgentTask, UserQuery
 from tasks import inputs
 from tasks import rollout_plan as plan
 from tasks import rollouts as r01
-from tasks.served_environments import close_served
+from tasks.fanout import unstored
+from tasks.served_environments import EnvironmentBuild, close_served, launch
 from tasks.step_run import StepRun
 from tasks.store.paths import rollouts_relpath
 from tasks.task_filter_plan import environment_inputs
@@ -68,6 +73,10 @@ def run_rollouts(run: RunRef) -> StepReport:
     works = plan.plan_rollouts(
         step, cfg, queries, tasks, plan.policies_by_environment(step), made_of
     )
+    if step.config.run.executor == "local":
+        # The rollouts run in this process: their environments boot while the
+        # first model calls are in flight.
+        launch(_builds(cfg, unstored(run, works), tasks, made_of))
     try:
         outcomes = step.run_items(works)
     finally:
@@ -101,6 +110,26 @@ def run_rollouts(run: RunRef) -> StepReport:
         inputs=len(works),
         produced=len(rollouts),
     )
+
+
+def _builds(
+    cfg: RolloutConfig,
+    works: Sequence[WorkItem],
+    tasks: Mapping[str, Artifact[AgentTask]],
+    made_of: Callable[[str], dict[str, Any] | FailedItem],
+) -> list[EnvironmentBuild]:
+    """The environments the rollouts run in, in the order they are first
+    needed."""
+    by_hash = {t.content_hash: t.payload for t in tasks.values()}
+    builds: dict[str, EnvironmentBuild] = {}
+    for work in works:
+        task = by_hash.get(str(work.inputs.get("task")))
+        parts = made_of(task.environment) if task is not None else None
+        if task is None or not isinstance(parts, dict):
+            continue
+        build = r01.environment_build(cfg, task, **parts)
+        builds.setdefault(build.key, build)
+    return list(builds.values())
 
 
 def _note(trials: int, planned: int, rollouts: list[Rollout]) -> str:

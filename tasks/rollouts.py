@@ -32,7 +32,14 @@ from schemas.database import DataTable
 from schemas.entity import EntityCatalogue
 from schemas.fusion import MergedPolicy
 from schemas.policy import PolicyDocument
-from schemas.rollout import ChatMessage, Rollout, RolloutSet, TokenUsage, ToolRoute
+from schemas.rollout import (
+    ChatMessage,
+    Rollout,
+    RolloutSet,
+    TokenUsage,
+    ToolCall,
+    ToolRoute,
+)
 from schemas.server import McpServer
 from schemas.validated_task import AgentTask, UserQuery
 from tasks.core import reference_agents as agents
@@ -42,9 +49,13 @@ from tasks.llm.bound import StepLLM
 from tasks.machinery import MachineryError
 from tasks.resources import ItemEnv
 from tasks.runtime.overlay import OverlayError
-from tasks.runtime.sandboxed_environment import SandboxedEnvironment, WorkerFailure
+from tasks.runtime.sandboxed_environment import (
+    SandboxedEnvironment,
+    WorkerFailure,
+    WorkerStartError,
+)
 from tasks.runtime.tool_session import EnvironmentLost, ToolSession
-from tasks.served_environments import served_environment
+from tasks.served_environments import EnvironmentBuild, served_environment
 
 STEP = "r01"
 USER_PROMPT = "rollout/user_simulator"
@@ -69,14 +80,7 @@ def converse_rollout(
     """Run one trial of one query to its end; the rollout artifact."""
     agent_task = task.payload
     served = served_environment(
-        agent_task.environment,
-        blueprints=blueprints,
-        catalogue=catalogue,
-        tables=tables,
-        servers=servers,
-        simulation_time=agent_task.simulation_time,
-        seed=agent_task.seed,
-        call_timeout_s=cfg.tool_timeout_s,
+        environment_build(cfg, agent_task, blueprints, catalogue, tables, servers)
     )
     session = f"rollout-{uuid.uuid4().hex}"
     texts = [p.payload.markdown for p in (*policy, *merged_policy)]
@@ -84,13 +88,13 @@ def converse_rollout(
     system = env.prompts.render(ASSISTANT_PROMPT, policy="\n\n".join(texts)).text
     restarts = served.environment.restarts
     try:
-        if agent_task.overlay:
-            served.environment.start_session(session, agent_task.overlay)
         with ToolSession(served.link, session) as tools:
+            opened = _OpenedSession(served.environment, session, agent_task.overlay)
             done = _converse(
-                work, env, cfg, query.payload, agent_task, tools, system, ledger
+                work, env, cfg, query.payload, agent_task, tools, system, ledger, opened
             )
             offered = tools.tools()
+            opened.open()
             final_hash, final_diff = tools.state_hash(), tools.diff()
             format_errors = tools.format_errors
         if served.environment.restarts != restarts:
@@ -98,7 +102,7 @@ def converse_rollout(
                 "its worker was restarted during the rollout, so a tool call may "
                 "have failed for a reason that is not the assistant's"
             )
-    except (EnvironmentLost, WorkerFailure, OverlayError) as exc:
+    except (EnvironmentLost, WorkerFailure, WorkerStartError, OverlayError) as exc:
         raise MachineryError(
             f"rollout {work.item_key}",
             f"its environment {agent_task.environment} failed: {exc}",
@@ -136,6 +140,51 @@ def converse_rollout(
     return ItemOutcome(item_key=work.item_key, artifacts=(artifact,))
 
 
+def environment_build(
+    cfg: RolloutConfig,
+    task: AgentTask,
+    blueprints: Sequence[Artifact[ServerBlueprint]],
+    catalogue: Artifact[EntityCatalogue],
+    tables: Sequence[Artifact[DataTable]],
+    servers: Sequence[Artifact[McpServer]],
+) -> EnvironmentBuild:
+    """The served environment a rollout of `task` runs in."""
+    return EnvironmentBuild(
+        environment=task.environment,
+        blueprints=tuple(blueprints),
+        catalogue=catalogue,
+        tables=tuple(tables),
+        servers=tuple(servers),
+        simulation_time=task.simulation_time,
+        seed=task.seed,
+        call_timeout_s=cfg.tool_timeout_s,
+    )
+
+
+class _OpenedSession:
+    """The rollout's session, opened at its first use: the environment's worker
+    has booted (it boots while the first model call is in flight) and a
+    cross-domain task's overlay is in place."""
+
+    def __init__(
+        self, environment: SandboxedEnvironment, session: str, overlay: Any
+    ) -> None:
+        self._environment = environment
+        self._session = session
+        self._overlay = overlay
+        self._open = False
+
+    def open(self) -> None:
+        """Raises:
+        WorkerStartError, WorkerFailure, OverlayError: the environment failed."""
+        if self._open:
+            return
+        self._environment.ready()
+        if self._overlay:
+            self._environment.start_session(self._session, self._overlay)
+        self._open = True
+
+
 class _Usage:
     """Tokens and cost per role of one rollout."""
 
@@ -164,15 +213,21 @@ def _converse(
     tools: ToolSession,
     system: str,
     ledger: _Usage,
+    opened: _OpenedSession,
 ) -> Conversation:
     offered = tools.tools()
     writes = tools.write_tools()
     opening = tuple(ChatMessage(role="user", content=m.content) for m in query.messages)
+
+    def execute(calls: Sequence[ToolCall]) -> list[ChatMessage]:
+        opened.open()
+        return tools.call_all(calls)
+
     return converse(
         opening,
         assistant=_assistant(work, env, cfg, task, (offered, writes), system, ledger),
         user=_user(work, env, cfg, query, ledger),
-        execute=tools.call_all,
+        execute=execute,
         max_turns=cfg.max_turns,
         max_steps_per_turn=cfg.max_steps_per_turn,
     )

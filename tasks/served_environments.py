@@ -1,18 +1,24 @@
 """Environments served for rollouts, one per process and environment build.
 
 Input: the artifacts an environment is made of (as a work item carries them),
-its clock, seed and tool-call deadline. Output: `Served`, a running
-`SandboxedEnvironment` (its tool modules in the sandboxed worker process) and
-one MCP connection to it, materialised from those artifacts in a private folder
-the first time a rollout of this process needs it and shared by every later
-rollout of the same build; each rollout works in its own fresh named session.
-Different builds start side by side. The worker is tied to the thread that
-starts it (it is killed when that thread ends), so only long-lived threads
-(the step's item threads) start them. Keyed by the content hashes of
-the artifacts and the settings, so an edited server or table gets a new
-environment. Side effects:
-the worker processes and their folders, until `close_served` (called when the
-step ends, and at exit).
+its clock, seed and tool-call deadline (`EnvironmentBuild`). Output: `Served`, a
+running `SandboxedEnvironment` (its tool modules in the sandboxed worker
+process) and one MCP connection to it, materialised from those artifacts in a
+private folder the first time a rollout of this process needs it and shared by
+every later rollout of the same build; each rollout works in its own fresh
+named session. Keyed by the content hashes of the artifacts and the settings,
+so an edited server or table gets a new environment.
+
+One long-lived launcher thread of this module launches every worker (a worker
+dies with the thread that launched it, so never a short-lived one). A launch
+returns as soon as the worker process exists; the worker boots while the
+rollout's first model call is in flight (its tools are listed from the spec,
+without it), and `SandboxedEnvironment.ready` waits for it before the first tool
+call. A step that will run rollouts in this process launches the builds they
+need up front (`launch`, most urgent first), so its rollouts find them booted
+or booting instead of each waiting for its environment's launch. Side effects:
+the launcher thread, the worker processes and their folders, until
+`close_served` (called when the step ends, and at exit).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import atexit
 import tempfile
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +43,6 @@ from tasks.runtime.sandboxed_environment import SandboxedEnvironment
 from tasks.runtime.serve import open_environment
 from tasks.runtime.tool_session import McpLink
 
-_LOCK = threading.Lock()
-
 
 @dataclass(frozen=True)
 class Served:
@@ -48,70 +53,133 @@ class Served:
     link: McpLink
 
 
+@dataclass(frozen=True)
+class EnvironmentBuild:
+    """What one served environment is made of, and how it is run."""
+
+    environment: str
+    blueprints: Sequence[Artifact[ServerBlueprint]]
+    catalogue: Artifact[EntityCatalogue]
+    tables: Sequence[Artifact[DataTable]]
+    servers: Sequence[Artifact[McpServer]]
+    simulation_time: str
+    seed: int
+    call_timeout_s: float
+
+    @property
+    def key(self) -> str:
+        parts = [
+            a.content_hash
+            for a in (*self.blueprints, self.catalogue, *self.tables, *self.servers)
+        ]
+        return stable_hash(
+            [
+                self.environment,
+                parts,
+                self.simulation_time,
+                self.seed,
+                self.call_timeout_s,
+            ]
+        )
+
+
+_LOCK = threading.Lock()
 _SERVED: dict[str, tuple[tempfile.TemporaryDirectory, Served]] = {}
-_STARTING: dict[str, threading.Lock] = {}
+_LAUNCHING: dict[str, Future[Served]] = {}
+_LAUNCHER: ThreadPoolExecutor | None = None
 
 
-def served_environment(
-    environment: str,
-    *,
-    blueprints: Sequence[Artifact[ServerBlueprint]],
-    catalogue: Artifact[EntityCatalogue],
-    tables: Sequence[Artifact[DataTable]],
-    servers: Sequence[Artifact[McpServer]],
-    simulation_time: str,
-    seed: int,
-    call_timeout_s: float,
-) -> Served:
-    """The running environment of this build, started on first use."""
-    parts = [a.content_hash for a in (*blueprints, catalogue, *tables, *servers)]
-    key = stable_hash([environment, parts, simulation_time, seed, call_timeout_s])
+def launch(builds: Sequence[EnvironmentBuild]) -> None:
+    """Launch the builds this process's rollouts are about to need, in order,
+    without waiting."""
+    with _LOCK:
+        for build in builds:
+            _launch(build)
+
+
+def served_environment(build: EnvironmentBuild) -> Served:
+    """The running environment of this build, launched on first use.
+
+    Raises:
+        WorkerStartError: The sandbox could not launch the worker (the next
+            call tries again).
+    """
+    key = build.key
     with _LOCK:
         found = _SERVED.get(key)
         if found is not None:
             return found[1]
-        starting = _STARTING.setdefault(key, threading.Lock())
-    # Different environments start side by side; rollouts of the same one wait
-    # for its first start.
-    with starting:
-        with _LOCK:
-            found = _SERVED.get(key)
-        if found is not None:
-            return found[1]
-        scratch = tempfile.TemporaryDirectory(prefix="agentskiller-served-")
+        future = _launch(build)
+    return future.result()
+
+
+def _launch(build: EnvironmentBuild) -> Future[Served]:
+    """The launch of `build`, submitted to the launcher unless it is already
+    running or done (the caller holds `_LOCK`)."""
+    global _LAUNCHER
+    key = build.key
+    if key in _SERVED:
+        done: Future[Served] = Future()
+        done.set_result(_SERVED[key][1])
+        return done
+    if key not in _LAUNCHING:
+        if _LAUNCHER is None:
+            _LAUNCHER = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="agentskiller-environments"
+            )
+            atexit.register(close_served)
+        _LAUNCHING[key] = _LAUNCHER.submit(_start, build)
+    return _LAUNCHING[key]
+
+
+def _start(build: EnvironmentBuild) -> Served:
+    """Materialise the build and launch its worker (on the launcher thread)."""
+    scratch = tempfile.TemporaryDirectory(prefix="agentskiller-served-")
+    try:
+        folder = materialize_environment(
+            Path(scratch.name),
+            blueprints=build.blueprints,
+            catalogue=build.catalogue,
+            tables=build.tables,
+            servers=build.servers,
+        )
+        environment = open_environment(
+            folder,
+            build.environment,
+            simulation_time=build.simulation_time,
+            seed=build.seed,
+            call_timeout_s=build.call_timeout_s,
+            wait=False,
+        )
         try:
-            folder = materialize_environment(
-                Path(scratch.name),
-                blueprints=blueprints,
-                catalogue=catalogue,
-                tables=tables,
-                servers=servers,
-            )
-            served = open_environment(
-                folder,
-                environment,
-                simulation_time=simulation_time,
-                seed=seed,
-                call_timeout_s=call_timeout_s,
-            )
-            link = McpLink(build_mcp_server(served))
+            served = Served(environment, McpLink(build_mcp_server(environment)))
         except BaseException:
-            scratch.cleanup()
+            environment.close()
             raise
+    except BaseException:
+        scratch.cleanup()
         with _LOCK:
-            if not _SERVED:
-                atexit.register(close_served)
-            _SERVED[key] = (scratch, Served(served, link))
-        return _SERVED[key][1]
+            _LAUNCHING.pop(build.key, None)
+        raise
+    with _LOCK:
+        _SERVED[build.key] = (scratch, served)
+        _LAUNCHING.pop(build.key, None)
+    return served
 
 
 def close_served() -> None:
-    """Stop every environment this process started, and remove its folder."""
+    """Stop every environment this process started, remove its folder, and end
+    the launcher thread."""
+    global _LAUNCHER
     atexit.unregister(close_served)
+    with _LOCK:
+        launcher, _LAUNCHER = _LAUNCHER, None
+    if launcher is not None:
+        launcher.shutdown(wait=True, cancel_futures=True)
     with _LOCK:
         running = list(_SERVED.values())
         _SERVED.clear()
-        _STARTING.clear()
+        _LAUNCHING.clear()
     for scratch, served in running:
         try:
             served.link.close()

@@ -145,18 +145,25 @@ class SandboxedEnvironment:
         request: SandboxRequest,
         *,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        wait: bool = True,
     ) -> None:
-        """Start the worker and wait until it serves.
+        """Start the worker and (by default) wait until it serves.
 
         Args:
             spec: The spec, or the fused spec (also sent to the worker inside
                 `request`); `self.spec` is the spec served (`served_spec`).
             request: The worker's sandboxed run (see `worker_request`).
             call_timeout_s: Wall-clock deadline of one request.
+            wait: False returns as soon as the worker is launched; it boots
+                while the caller does other work (a model call), and `ready`
+                (or the first request) waits for it. `spec` and the tool
+                listing need no worker.
 
         Raises:
             WorkerStartError: The data or module cannot be served, or the
-                sandbox cannot start the worker; the message says which.
+                sandbox cannot start the worker; the message says which (with
+                `wait=False`, only a launch failure raises here; the rest is
+                raised by `ready`).
         """
         self.spec: EnvironmentSpec = served_spec(spec)
         self.fused = spec if isinstance(spec, FusedEnvironmentSpec) else None
@@ -169,7 +176,15 @@ class SandboxedEnvironment:
         # Successful calls in order, to restore every session in a new worker;
         # None once there were too many to keep.
         self._journal: list[tuple[WorkerRequest, str]] | None = []
-        self.issues = self._start()
+        # A launched worker whose greeting has not been read yet, and the error
+        # its greeting turned out to be.
+        self._booting: SandboxProcess | None = None
+        self._boot_error: WorkerStartError | None = None
+        self.issues: tuple[str, ...] = ()
+        if wait:
+            self.issues = self._start()
+        else:
+            self._booting = self._launch()
 
     def __enter__(self) -> SandboxedEnvironment:
         return self
@@ -292,18 +307,51 @@ class SandboxedEnvironment:
             raise WorkerFailure(f"the worker answered {op} without one")
         return reply
 
+    def ready(self) -> tuple[str, ...]:
+        """Wait until a worker launched with `wait=False` serves.
+
+        Returns:
+            The data issues the worker reported.
+
+        Raises:
+            WorkerStartError: The worker refused the data, the modules or the
+                overlay (raised again by every later `ready`).
+        """
+        with self._lock:
+            self._finish_boot()
+        return self.issues
+
     def close(self) -> None:
         """Stop the worker (and everything it started)."""
         with self._lock:
             self._stop()
 
-    def _start(self) -> tuple[str, ...]:
+    def _finish_boot(self) -> None:
+        """Read the launched worker's greeting (the caller holds the lock)."""
+        if self._boot_error is not None:
+            raise self._boot_error
+        if self._booting is None:
+            return
+        worker, self._booting = self._booting, None
         try:
-            worker = SandboxProcess(self._request)
+            self.issues = self._greet(worker)
+        except WorkerStartError as exc:
+            self._boot_error = exc
+            raise
+
+    def _start(self) -> tuple[str, ...]:
+        return self._greet(self._launch())
+
+    def _launch(self) -> SandboxProcess:
+        try:
+            return SandboxProcess(self._request)
         except (OSError, RuntimeError) as exc:
             raise WorkerStartError(
                 f"the sandbox cannot start the worker: {exc}"
             ) from exc
+
+    def _greet(self, worker: SandboxProcess) -> tuple[str, ...]:
+        """Wait for a launched worker's greeting; it serves from now on."""
         reply = worker.receive(START_TIMEOUT_S, MAX_REPLY_BYTES)
         hello = _hello(reply)
         if hello is None or not hello.ready:
@@ -322,6 +370,10 @@ class SandboxedEnvironment:
     ) -> WorkerReply | str:
         """One request and its reply (the caller holds the lock); a failure is
         returned as the sentence for the caller's error result."""
+        try:
+            self._finish_boot()
+        except WorkerStartError as exc:
+            return f"the environment worker could not start: {exc}"
         if self._worker is None:
             problem = self._restart()
             if problem is not None:
@@ -381,6 +433,9 @@ class SandboxedEnvironment:
         )
 
     def _stop(self) -> None:
+        if self._booting is not None:
+            self._booting.stop()
+            self._booting = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

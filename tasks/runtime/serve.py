@@ -141,6 +141,7 @@ def open_environment(
     strict: bool = True,
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     overlay: Overlay | None = None,
+    wait: bool = True,
 ) -> SandboxedEnvironment:
     """Start a server's (or a fused environment's) environment in a sandboxed
     worker (nothing of the tool modules runs in this process). Arguments as for
@@ -149,6 +150,8 @@ def open_environment(
     Args:
         call_timeout_s: Wall-clock deadline of one tool call; a worker that
             misses it is killed and the call returns an error result.
+        wait: False returns once the worker is launched, before it serves
+            (see `SandboxedEnvironment.ready`).
 
     Returns:
         The running environment; close it (or use it as a context manager).
@@ -176,7 +179,9 @@ def open_environment(
         ),
     )
     request = worker_request(output_dir, target, paths, strict=strict, overlay=overlay)
-    return SandboxedEnvironment(target, request, call_timeout_s=call_timeout_s)
+    return SandboxedEnvironment(
+        target, request, call_timeout_s=call_timeout_s, wait=wait
+    )
 
 
 def serve(

@@ -338,6 +338,32 @@ def test_a_module_that_fails_at_import_is_refused_with_the_reason(
     assert "broken at import" in capsys.readouterr().err
 
 
+def test_a_worker_launched_without_waiting_serves_once_ready_and_a_refusal_is_kept(
+    output_dir: Path,
+):
+    """`wait=False` returns before the worker has greeted: the spec is there at
+    once, `ready` (or the first call) waits for the greeting, and a worker that
+    refuses its module raises from `ready`, every time, while calls get an
+    error result naming why instead of a fresh start."""
+    with open_environment(output_dir, SERVER, wait=False) as environment:
+        assert "list_clinics" in {t.name for t in environment.spec.tools}
+        assert environment.ready() == ()
+        authorized = environment.call(
+            "default", "authorize_patient", {"patient_id": ANA}
+        )
+    assert not authorized.is_error, authorized.error
+    _inject(output_dir, "pass", header="raise RuntimeError('broken at import')")
+    with open_environment(output_dir, SERVER, wait=False) as environment:
+        for _ in range(2):
+            with pytest.raises(WorkerStartError, match="broken at import"):
+                environment.ready()
+        refused = environment.call("default", "list_clinics", {})
+        assert environment.restarts == 0
+    assert refused.is_error
+    assert "could not start" in (refused.error or "")
+    assert "broken at import" in (refused.error or "")
+
+
 def test_a_computed_confirm_tools_is_refused_without_importing(output_dir: Path):
     """CONFIRM_TOOLS is read from the source; a computed value is refused."""
     path = tool_module_path(output_dir, SERVER)
