@@ -20,9 +20,10 @@ tool calls in the rollout's own session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from schemas.artifact import Artifact, ItemOutcome, WorkItem
@@ -88,15 +89,21 @@ def converse_rollout(
     system = env.prompts.render(ASSISTANT_PROMPT, policy="\n\n".join(texts)).text
     restarts = served.environment.restarts
     try:
-        with ToolSession(served.link, session) as tools:
+        with (
+            _ended(served.environment, session),
+            ToolSession(served.link, session) as tools,
+        ):
             opened = _OpenedSession(served.environment, session, agent_task.overlay)
             done = _converse(
                 work, env, cfg, query.payload, agent_task, tools, system, ledger, opened
             )
             offered = tools.tools()
             opened.open()
-            final_hash, final_diff = tools.state_hash(), tools.diff()
+            # The last state is read as the session is forgotten (one exchange).
+            final = served.environment.end_session(session, ("state_hash", "diff"))
             format_errors = tools.format_errors
+        if final.state_hash is None or final.diff is None:
+            raise WorkerFailure("it did not report the session's final state")
         if served.environment.restarts != restarts:
             raise WorkerFailure(
                 "its worker was restarted during the rollout, so a tool call may "
@@ -127,8 +134,8 @@ def converse_rollout(
         system_prompt=system,
         tools=tuple(offered),
         format_errors=format_errors,
-        final_state_hash=final_hash,
-        final_diff=final_diff,
+        final_state_hash=final.state_hash,
+        final_diff=final.diff,
     )
     artifact = Artifact[Rollout].build(
         kind="rollout",
@@ -159,6 +166,21 @@ def environment_build(
         seed=task.seed,
         call_timeout_s=cfg.tool_timeout_s,
     )
+
+
+@contextlib.contextmanager
+def _ended(environment: SandboxedEnvironment, session: str) -> Iterator[None]:
+    """The rollout's session is forgotten by the worker however the rollout
+    ends (a finished one reads its last state as it ends it; this ends one cut
+    short), so a long step's worker holds only the sessions of rollouts in
+    flight. A worker that cannot answer here has nothing of the session left
+    to restore, and the rollout's own error is the one raised."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(WorkerFailure):
+            environment.end_session(session)
+        raise
 
 
 class _OpenedSession:

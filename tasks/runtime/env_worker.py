@@ -7,8 +7,8 @@ each server's tool module and the data strictness; the data files lie in the
 scratch dir in the output layout, and an optional overlay every new session
 starts with (`tasks.runtime.overlay`). Then one JSON request per stdin line
 (`WorkerRequest`: a tool call, which may also ask for the session's state hash
-and diff after it, a state hash or a diff of a session, or the start of a
-session from its own overlay). Output, one
+and diff after it, a state hash or a diff of a session, the start of a
+session from its own overlay, or the end of a session, which forgets it). Output, one
 JSON line per message on the original stdout: first a `WorkerHello` (ready, with
 the data issues, or the reason the environment cannot be served), then one
 `WorkerReply` per request. Side effects: imports and runs the generated tool
@@ -76,7 +76,7 @@ class WorkerHello(Frozen):
 class WorkerRequest(Frozen):
     """One request to the worker."""
 
-    op: Literal["call", "state_hash", "diff", "start_session"]
+    op: Literal["call", "state_hash", "diff", "start_session", "end_session"]
     session: str | None = Field(
         description="The runtime session; None runs a call in a private session "
         "that is dropped afterwards."
@@ -89,7 +89,8 @@ class WorkerRequest(Frozen):
     report: tuple[StateField, ...] = Field(
         default=(),
         description="call: the session's state to send back with the result "
-        "(ignored for a private session, which leaves none).",
+        "(ignored for a private session, which leaves none); end_session: its "
+        "last state, read before it is forgotten.",
     )
 
 
@@ -102,6 +103,7 @@ class WorkerReply(Frozen):
     state_hash: str | None = None
     diff: DatabaseDiff | None = None
     started: str | None = None
+    ended: str | None = None
     overlay_issues: tuple[DataIssue, ...] = ()
     error: str | None = None
 
@@ -141,6 +143,14 @@ def answer(environment: Environment, line: str) -> WorkerReply:
         return WorkerReply(result=result, state_hash=state.state_hash, diff=state.diff)
     if request.op == "start_session":
         return _start_session(environment, request)
+    if request.op == "end_session":
+        if request.session is None:
+            return WorkerReply(error="end_session needs a session id")
+        state = session_state(environment, request.session, request.report)
+        environment.reset_session(request.session)
+        return WorkerReply(
+            ended=request.session, state_hash=state.state_hash, diff=state.diff
+        )
     if request.op == "state_hash":
         return WorkerReply(state_hash=environment.state_hash(request.session))
     return WorkerReply(diff=environment.diff(request.session))

@@ -6,7 +6,8 @@ the generated modules) and the limits. Output:
 `SandboxedEnvironment`, with the interface the MCP exposure uses (`spec`,
 `call(session, tool, arguments) -> ToolResult`) plus `state_hash` and `diff`, and
 `call_reporting`, which brings the session's state back with a call's result in
-the same exchange (`tasks.runtime.session_state`); every
+the same exchange (`tasks.runtime.session_state`), and `end_session`, which
+forgets a session that is over (its rows and its journal entries); every
 call crosses a pipe as one JSON line each way to `tasks.runtime.env_worker`, started
 through `sandbox_process.SandboxProcess` (pool uid when root, scrubbed environment,
 no network, memory, file-size, process and scratch-size limits, audit hook). Limits
@@ -270,6 +271,49 @@ class SandboxedEnvironment:
             if reply.started != session_id:
                 raise WorkerFailure(self._discard("it did not start the session"))
             self._remember(request, reply)
+
+    def end_session(
+        self, session_id: str, report: Collection[StateField] = ()
+    ) -> SessionState:
+        """Forget a session: the worker drops its rows and its calls leave the
+        journal, so neither the worker's memory nor the replay after a restart
+        grows with sessions that are over. Its next use starts from the base
+        state.
+
+        Args:
+            session_id: The session.
+            report: Its last state to read first, in the same exchange.
+
+        Returns:
+            The state `report` asked for.
+
+        Raises:
+            WorkerFailure: If the worker could not answer (the session is
+                forgotten all the same).
+        """
+        with self._lock:
+            # A stopped worker is started (and every session restored) only when
+            # the session's state is wanted, never just to forget one.
+            running = self._worker is not None or self._booting is not None
+            reply: WorkerReply | str | None = None
+            if report or running:
+                request = WorkerRequest(
+                    op="end_session", session=session_id, report=tuple(report)
+                )
+                reply = self._exchange(request, f"the end of session {session_id}")
+            if self._journal is not None:
+                self._journal = [
+                    (made, digest)
+                    for made, digest in self._journal
+                    if made.session != session_id
+                ]
+        if reply is None:
+            return SessionState()
+        if isinstance(reply, str):
+            raise WorkerFailure(reply)
+        if reply.ended != session_id:
+            raise WorkerFailure(f"the worker did not end session {session_id}")
+        return SessionState(state_hash=reply.state_hash, diff=reply.diff)
 
     def state_hash(self, session_id: str | None) -> str:
         """sha256 of the session's database state (None: the base state).

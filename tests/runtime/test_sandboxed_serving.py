@@ -364,6 +364,35 @@ def test_a_worker_launched_without_waiting_serves_once_ready_and_a_refusal_is_ke
     assert "broken at import" in (refused.error or "")
 
 
+def test_an_ended_session_is_forgotten_and_not_replayed_after_a_restart(
+    output_dir: Path,
+):
+    """Ending a session reads its last state in the same exchange, then drops
+    its rows in the worker (its next use starts from the base state) and its
+    calls from the journal: after the worker is killed, only the sessions
+    still in use are replayed."""
+    _inject(output_dir, "if city == 'exit':\n    raise SystemExit(3)")
+    booking = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE, "confirm": True}
+    with open_environment(output_dir, SERVER) as environment:
+        start = environment.state_hash(None)
+        for session in ("over", "kept"):
+            environment.call(session, "authorize_patient", {"patient_id": ANA})
+            booked = environment.call(session, "book_appointment", booking)
+            assert not booked.is_error, booked.error
+        kept = environment.state_hash("kept")
+        over = environment.state_hash("over")
+        last = environment.end_session("over", ("state_hash", "diff"))
+        assert last.state_hash == over != start
+        assert len(last.diff.tables["Appointment"].inserted) == 1
+        assert environment.state_hash("over") == start
+        assert {r.session for r, _ in environment._journal} == {"kept"}
+        environment.call("kept", "list_clinics", {"city": "exit"})
+        assert environment.state_hash("kept") == kept
+        assert environment.restarts == 1
+        unauthorized = environment.call("over", "list_my_appointments", {})
+    assert unauthorized.error == "not authorized: call authorize_patient first"
+
+
 def test_a_computed_confirm_tools_is_refused_without_importing(output_dir: Path):
     """CONFIRM_TOOLS is read from the source; a computed value is refused."""
     path = tool_module_path(output_dir, SERVER)
