@@ -27,8 +27,7 @@ from schemas.validated_task import AgentTask, UserQuery
 from tasks import inputs
 from tasks import rollout_plan as plan
 from tasks import rollouts as r01
-from tasks.fanout import unstored
-from tasks.served_environments import EnvironmentBuild, close_served, launch
+from tasks.served_environments import EnvironmentBuild, close_served, expect
 from tasks.step_run import StepRun
 from tasks.store.paths import rollouts_relpath
 from tasks.task_filter_plan import environment_inputs
@@ -73,10 +72,9 @@ def run_rollouts(run: RunRef) -> StepReport:
     works = plan.plan_rollouts(
         step, cfg, queries, tasks, plan.policies_by_environment(step), made_of
     )
-    if step.config.run.executor == "local":
-        # The rollouts run in this process: their environments boot while the
-        # first model calls are in flight.
-        launch(_builds(cfg, unstored(run, works), tasks, made_of))
+    # Where rollouts run in this process, the first one launches every
+    # environment, so the others boot while the first model calls are in flight.
+    expect(_builds(cfg, works, tasks, made_of))
     try:
         outcomes = step.run_items(works)
     finally:

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,10 +101,6 @@ class ResultFolder(TrustedResultReads, LocalFileSystem):
     def write_path(self, path: str, content: bytes, **_: Any) -> str:  # type: ignore[override]
         return str(write_bytes_atomic(self._resolve_path(path), content))
 
-    def has(self, path: str) -> bool:
-        """True when a record is stored at `path`."""
-        return self._resolve_path(path).is_file()
-
 
 class ResultBucket(TrustedResultReads, RemoteFileSystem):
     """Result storage at an fsspec URL; like `ResultFolder`, reads only JSON records.
@@ -123,10 +119,6 @@ class ResultBucket(TrustedResultReads, RemoteFileSystem):
         resolved = self._resolve_path(path)
         self.filesystem.pipe_file(resolved, content)
         return resolved
-
-    def has(self, path: str) -> bool:
-        """True when a record is stored at `path`."""
-        return bool(self.filesystem.exists(self._resolve_path(path)))
 
 
 @functools.cache
@@ -227,14 +219,6 @@ def item_task(run: RunRef) -> Task:
         ),
         result_serializer=OutcomeSerializer(),
     )
-
-
-def unstored(run: RunRef, works: Sequence[WorkItem]) -> list[WorkItem]:
-    """The items with no result record in the run's storage, which will run
-    (a stored one is served from the cache, or run again by `--retry-failed`
-    when it is a failure)."""
-    storage = result_storage(run.results, resources(run).config.run.storage_options)
-    return [w for w in works if not storage.has(w.cache_key)]  # type: ignore[attr-defined]
 
 
 def item_parameters(work: WorkItem, run: RunRef) -> dict[str, Any]:

@@ -14,11 +14,13 @@ dies with the thread that launched it, so never a short-lived one). A launch
 returns as soon as the worker process exists; the worker boots while the
 rollout's first model call is in flight (its tools are listed from the spec,
 without it), and `SandboxedEnvironment.ready` waits for it before the first tool
-call. A step that will run rollouts in this process launches the builds they
-need up front (`launch`, most urgent first), so its rollouts find them booted
-or booting instead of each waiting for its environment's launch. Side effects:
-the launcher thread, the worker processes and their folders, until
-`close_served` (called when the step ends, and at exit).
+call. A step names the builds its rollouts will need (`expect`, most urgent
+first); the first rollout that really runs in this process has them all
+launched, its own first, so later rollouts find theirs booted or booting
+instead of each waiting for its environment's launch, while a re-run whose
+rollouts all come from the cache launches nothing. Side effects: the launcher
+thread, the worker processes and their folders, until `close_served` (called
+when the step ends, and at exit).
 """
 
 from __future__ import annotations
@@ -86,15 +88,16 @@ class EnvironmentBuild:
 _LOCK = threading.Lock()
 _SERVED: dict[str, tuple[tempfile.TemporaryDirectory, Served]] = {}
 _LAUNCHING: dict[str, Future[Served]] = {}
+_EXPECTED: dict[str, EnvironmentBuild] = {}
 _LAUNCHER: ThreadPoolExecutor | None = None
 
 
-def launch(builds: Sequence[EnvironmentBuild]) -> None:
-    """Launch the builds this process's rollouts are about to need, in order,
-    without waiting."""
+def expect(builds: Sequence[EnvironmentBuild]) -> None:
+    """Name the builds this process's rollouts are about to need, most urgent
+    first; all are launched when the first is needed."""
     with _LOCK:
         for build in builds:
-            _launch(build)
+            _EXPECTED.setdefault(build.key, build)
 
 
 def served_environment(build: EnvironmentBuild) -> Served:
@@ -110,6 +113,9 @@ def served_environment(build: EnvironmentBuild) -> Served:
         if found is not None:
             return found[1]
         future = _launch(build)
+        for other in _EXPECTED.values():
+            _launch(other)
+        _EXPECTED.clear()
     return future.result()
 
 
@@ -174,6 +180,7 @@ def close_served() -> None:
     atexit.unregister(close_served)
     with _LOCK:
         launcher, _LAUNCHER = _LAUNCHER, None
+        _EXPECTED.clear()
     if launcher is not None:
         launcher.shutdown(wait=True, cancel_futures=True)
     with _LOCK:

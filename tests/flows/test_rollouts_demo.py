@@ -189,19 +189,25 @@ def test_exports_load_as_trainers_load_them_and_a_rerun_is_free(demo_world, tmp_
     assert again.status == "ok" and again.llm_calls == 0
 
 
-def test_a_served_environment_outlives_the_thread_that_first_needed_it(demo_world):
-    """Rollout threads come and go; the environment's worker, launched by the
-    module's own launcher thread, keeps serving after the thread that asked for
-    it has ended, and the next rollout of the build gets the same environment."""
+def test_served_environments_launch_when_first_needed_and_outlive_the_thread(
+    demo_world,
+):
+    """The environments a step expects are launched only when a rollout first
+    needs one (a re-run served from the cache launches nothing), then all
+    together; a worker, launched by the module's own launcher thread, keeps
+    serving after the rollout thread that asked for it has ended, and the next
+    rollout of the build gets the same environment."""
     import threading
 
     from schemas.database import DataTable
     from schemas.server import McpServer
     from tasks import inputs
+    from tasks import served_environments as served_module
     from tasks.runtime.serve import DEFAULT_SIMULATION_TIME
     from tasks.served_environments import (
         EnvironmentBuild,
         close_served,
+        expect,
         served_environment,
     )
     from tasks.store.artifacts import ArtifactStore
@@ -209,40 +215,52 @@ def test_a_served_environment_outlives_the_thread_that_first_needed_it(demo_worl
     from tasks.task_filter_plan import environment_inputs
 
     store = ArtifactStore(OutputLayout(demo_world))
-    parts = environment_inputs(
-        "AccountServicing",
-        blueprints={b.id: b for b in inputs.blueprints(store)},
-        catalogue=inputs.entity_catalogue(store),
-        tables=store.load_outputs(
-            "s06_database_generation", DataTable, kind="data_table"
-        ),
-        servers={
-            s.id: s
-            for s in store.load_outputs(
-                "s09_mcp_server_implementation", McpServer, kind="mcp_server"
-            )
-        },
-    )
-    assert isinstance(parts, dict), parts
-    build = EnvironmentBuild(
-        environment="AccountServicing",
-        simulation_time=DEFAULT_SIMULATION_TIME,
-        seed=7,
-        call_timeout_s=30.0,
-        **parts,
-    )
+
+    def build_of(name):
+        parts = environment_inputs(
+            name,
+            blueprints={b.id: b for b in inputs.blueprints(store)},
+            catalogue=inputs.entity_catalogue(store),
+            tables=store.load_outputs(
+                "s06_database_generation", DataTable, kind="data_table"
+            ),
+            servers={
+                s.id: s
+                for s in store.load_outputs(
+                    "s09_mcp_server_implementation", McpServer, kind="mcp_server"
+                )
+            },
+        )
+        assert isinstance(parts, dict), parts
+        return EnvironmentBuild(
+            environment=name,
+            simulation_time=DEFAULT_SIMULATION_TIME,
+            seed=7,
+            call_timeout_s=30.0,
+            **parts,
+        )
+
+    accounts, cards = build_of("AccountServicing"), build_of("CardServices")
     first = []
     try:
+        expect([cards, accounts])
+        assert served_module._LAUNCHER is None and not served_module._SERVED
         thread = threading.Thread(
-            target=lambda: first.append(served_environment(build).environment.ready())
+            target=lambda: first.append(
+                served_environment(accounts).environment.ready()
+            )
         )
         thread.start()
         thread.join()
         assert first == [()]
-        served = served_environment(build)
+        launched = set(served_module._SERVED) | set(served_module._LAUNCHING)
+        assert launched == {accounts.key, cards.key}
+        served = served_environment(accounts)
         time.sleep(0.5)  # a worker tied to the ended thread would be gone by now
         listed = served.environment.call("s", "list_my_accounts", {})
         assert listed.is_error and "authorize" in (listed.error or ""), listed
         assert served.environment.restarts == 0
+        assert served_environment(cards).environment.ready() == ()
     finally:
         close_served()
+    assert served_module._LAUNCHER is None and not served_module._SERVED
