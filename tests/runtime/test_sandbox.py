@@ -32,6 +32,7 @@ _BASE_ENV = {
     "PYTHONHASHSEED",
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONPATH",
+    "PYDANTIC_DISABLE_PLUGINS",
 }
 
 
@@ -258,6 +259,8 @@ def test_parent_secrets_are_invisible_in_the_child(
     assert set(seen) - {"LC_CTYPE"} == _BASE_ENV | {"EXTRA_SETTING"}
     assert seen["HOME"] == os.path.dirname(seen["TMPDIR"])
     assert seen["PYTHONHASHSEED"] == "0"
+    # installed pydantic plugins (third-party code) never load in the sandbox
+    assert seen["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
 
 
 def test_read_only_path_is_readable_but_not_writable(tmp_path: Path) -> None:
