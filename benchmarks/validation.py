@@ -5,7 +5,8 @@ when s16 has no outputs yet: `agentskiller run --config configs/demo.yaml`),
 loads s15's combinations that s16 validated, and executes them the way s16 does
 (`tasks.task_filtering`): each environment materialised from its artifacts,
 started in the sandbox, served over in-memory MCP, one fresh session per
-combination; environments run concurrently, one thread each, as s16's items do.
+combination, which ends with its last call; environments run concurrently, one
+thread each, as s16's items do.
 
 Two measurements: the demo world's own combinations, and a synthetic set of at
 least `--combinations` made by repeating them under new ids across the
@@ -183,7 +184,7 @@ def run_set(
 
             async def main() -> list:
                 async with Client(build_mcp_server(env)) as client:
-                    return await run_each(TimedClient(client, clock), plans)
+                    return await run_each(TimedClient(client, clock), plans, end=True)
 
             runs = anyio.run(main)
         passed = sum(run.passed for run, _ in runs)

@@ -16,6 +16,7 @@ effects: the sandboxed worker and a temporary folder, both gone afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from schemas.validated_task import (
 from tasks.environment_build import materialize_environment
 from tasks.items import producer
 from tasks.resources import ItemEnv
-from tasks.runtime.golden_run import run_each
+from tasks.runtime.golden_run import run_each, sent_last_call
 from tasks.runtime.mcp_exposure import build_mcp_server
 from tasks.runtime.overlay import Overlay, OverlayError
 from tasks.runtime.sandboxed_environment import SandboxedEnvironment, WorkerFailure
@@ -134,7 +135,9 @@ def run_combinations(
     overlay through the runtime (no tool an agent could see), and one whose
     overlay is refused fails typed ("overlay") without a call. Session names
     are `golden-<combo_id>`, so each combination runs at most once per
-    environment."""
+    environment. Each session ends once its run is done (with its last call,
+    or after the run for one that stopped early), so the worker holds only
+    the session in use however many combinations there are."""
     done: dict[int, tuple[GoldenRun, DatabaseDiff | None]] = {}
     plans: list[tuple[str, Sequence[PlannedCall], Instances]] = []
     started: list[str] = []
@@ -151,9 +154,16 @@ def run_combinations(
 
     async def main() -> list[tuple[GoldenRun, DatabaseDiff | None]]:
         async with Client(build_mcp_server(served)) as client:
-            return await run_each(client, plans, started=started)
+            return await run_each(client, plans, started=started, end=True)
 
-    done |= dict(zip(order, anyio.run(main), strict=True))
+    runs = anyio.run(main)
+    for (session, calls, _), (run, _) in zip(plans, runs, strict=True):
+        if not sent_last_call(run, calls):
+            # A run that stopped early still holds its session; a worker that
+            # cannot answer keeps nothing of it to restore.
+            with contextlib.suppress(WorkerFailure):
+                served.end_session(session)
+    done |= dict(zip(order, runs, strict=True))
     return [done[index] for index in range(len(combinations))]
 
 

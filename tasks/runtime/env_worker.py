@@ -92,6 +92,11 @@ class WorkerRequest(Frozen):
         "(ignored for a private session, which leaves none); end_session: its "
         "last state, read before it is forgotten.",
     )
+    end: bool = Field(
+        default=False,
+        description="call: forget the session after the call and its state "
+        "report, as end_session does.",
+    )
 
 
 class WorkerReply(Frozen):
@@ -140,7 +145,12 @@ def answer(environment: Environment, line: str) -> WorkerReply:
     if request.op == "call":
         result = environment.call(request.session, request.tool, request.arguments)
         state = session_state(environment, request.session, request.report)
-        return WorkerReply(result=result, state_hash=state.state_hash, diff=state.diff)
+        ended = request.session if request.end else None
+        if ended is not None:
+            environment.reset_session(ended)
+        return WorkerReply(
+            result=result, state_hash=state.state_hash, diff=state.diff, ended=ended
+        )
     if request.op == "start_session":
         return _start_session(environment, request)
     if request.op == "end_session":

@@ -27,6 +27,7 @@ from schemas.environment import DatabaseDiff, SessionState, StateField
 from schemas.golden import GoldenRun, GoldenStep, PlannedCall
 from tasks.core.bindings import bind_call
 from tasks.runtime.mcp_exposure import (
+    END_META_KEY,
     SESSION_META_KEY,
     STATE_DIFF_URI,
     STATE_HASH_URI,
@@ -48,6 +49,7 @@ async def run_golden(
     write_tools: Collection[str],
     state_hash: StateReader,
     initial_hash: str | None = None,
+    end_session: bool = False,
 ) -> GoldenOutcome:
     """Execute `calls` in `session` and say whether the golden run passed.
 
@@ -61,6 +63,9 @@ async def run_golden(
             (and the starting hash when `initial_hash` is None).
         initial_hash: The session's state hash before the first call, when
             the caller knows it.
+        end_session: End the session with the last call (`_meta` flag), once
+            that call has brought back the state the run needs; a run that
+            stops before its last call leaves the session to its caller.
 
     Returns:
         The run, and for a passing run the session's diff against the base.
@@ -83,7 +88,9 @@ async def run_golden(
         report: list[StateField] = ["state_hash"] if writes else []
         report += ["diff"] if last else []
         answer = await client.call_tool(
-            bound.tool, bound.arguments, meta=session_meta(session, report)
+            bound.tool,
+            bound.arguments,
+            meta=session_meta(session, report, end=last and end_session),
         )
         content = _content(answer)
         if answer.is_error:
@@ -134,6 +141,12 @@ def reported_state(answer: Any) -> SessionState:
     return SessionState() if found is None else SessionState.model_validate(found)
 
 
+def sent_last_call(run: GoldenRun, calls: Sequence[PlannedCall]) -> bool:
+    """True when the run reached and sent its last planned call (with
+    `end_session`, its session then ended with it)."""
+    return len(run.steps) == len(calls) > 0 and run.steps[-1].call is not None
+
+
 def _failed(
     session: str, steps: list[GoldenStep], failure: str, message: str
 ) -> GoldenOutcome:
@@ -144,13 +157,16 @@ def _failed(
 
 
 def session_meta(
-    session: str, report: Sequence[StateField] = ()
-) -> dict[str, str | list[str]]:
+    session: str, report: Sequence[StateField] = (), *, end: bool = False
+) -> dict[str, str | list[str] | bool]:
     """The request `_meta` that names a runtime session, and for a tool call
-    the session state to send back with the result."""
-    meta: dict[str, str | list[str]] = {SESSION_META_KEY: session}
+    the session state to send back with the result and whether the session
+    ends after it."""
+    meta: dict[str, str | list[str] | bool] = {SESSION_META_KEY: session}
     if report:
         meta[STATE_META_KEY] = list(report)
+    if end:
+        meta[END_META_KEY] = True
     return meta
 
 
@@ -184,6 +200,7 @@ async def run_each(
     plans: Sequence[tuple[str, Sequence[PlannedCall], Mapping[str, Mapping[str, Any]]]],
     *,
     started: Collection[str] = (),
+    end: bool = False,
 ) -> list[GoldenOutcome]:
     """Run every (session, calls, instances) plan in its own session of the
     environment `client` is connected to; the diff of each passing run.
@@ -192,13 +209,16 @@ async def run_each(
     earlier plan is new, and every new session starts from the environment's
     own starting state: its hash is read once, from the first new session, and
     given to the later ones; any other session's starting hash is read from it.
+    With `end`, each session ends with the last call of its last plan (see
+    `run_golden`).
     """
     writes = await write_tool_names(client)
     reader = mcp_state_hash(client)
     new_hash: str | None = None
     used = set(started)
     done: list[GoldenOutcome] = []
-    for session, calls, instances in plans:
+    last_use = {session: i for i, (session, _, _) in enumerate(plans)}
+    for index, (session, calls, instances) in enumerate(plans):
         fresh = session not in used
         if fresh and new_hash is None:
             new_hash = await reader(session)
@@ -212,6 +232,7 @@ async def run_each(
             write_tools=writes,
             state_hash=reader,
             initial_hash=initial,
+            end_session=end and last_use[session] == index,
         )
         done.append(outcome)
     return done

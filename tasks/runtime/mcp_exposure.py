@@ -30,6 +30,9 @@ else there is ignored) gets a result whose `_meta["agentskiller/state"]` holds
 them as the resources give them (`{"state_hash": "<hex>", "diff": {...}}`), read
 right after the call in the same exchange with the environment
 (`tasks.runtime.session_state`); a call in a private session reports nothing.
+A request whose `_meta["agentskiller/end"]` is `true` ends its session after
+the call and that report: the environment forgets it (its next use starts
+from the base state), which a client sends with a session's last call.
 Side effects: none until the server runs; then session state in memory, never on
 disk."""
 
@@ -68,6 +71,7 @@ SESSION_QUERY_PARAMETER = "session"
 SESSION_COOKIE = "agentskiller-session"
 MCP_SESSION_HEADER = "mcp-session-id"
 STATE_META_KEY = "agentskiller/state"
+END_META_KEY = "agentskiller/end"
 STATE_FIELDS: tuple[StateField, ...] = ("state_hash", "diff")
 STATE_HASH_URI = "state://session/hash"
 STATE_DIFF_URI = "state://session/diff"
@@ -290,11 +294,21 @@ def requested_state(ctx: Context[Any, Any]) -> tuple[StateField, ...]:
     return tuple(field for field in STATE_FIELDS if field in asked)
 
 
+def ends_session(ctx: Context[Any, Any]) -> bool:
+    """True when a tool call asks to end its session after it."""
+    return (ctx.request_context.meta or {}).get(END_META_KEY) is True
+
+
 def _tool(environment: ToolServer, spec: ToolSpec, local_session: str) -> Tool:
     async def run(arguments: dict[str, Any], ctx: Context[Any, Any]) -> CallToolResult:
         session = session_key(ctx, local_session)
         result, state = call_reporting(
-            environment, session, spec.name, arguments, requested_state(ctx)
+            environment,
+            session,
+            spec.name,
+            arguments,
+            requested_state(ctx),
+            end=ends_session(ctx),
         )
         return call_tool_result(result, state)
 

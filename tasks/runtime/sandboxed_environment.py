@@ -217,9 +217,12 @@ class SandboxedEnvironment:
         tool: str,
         arguments: dict[str, Any] | None,
         report: Collection[StateField],
+        *,
+        end: bool = False,
     ) -> tuple[ToolResult, SessionState]:
         """Run one tool call and get the session's state after it, in one
-        exchange with the worker (`tasks.runtime.session_state`).
+        exchange with the worker (`tasks.runtime.session_state`); with `end`,
+        the worker then forgets the session, as `end_session` does.
 
         Returns:
             The result as `call` returns it, and the state `report` asks for
@@ -232,9 +235,12 @@ class SandboxedEnvironment:
             tool=tool,
             arguments=arguments or {},
             report=tuple(report),
+            end=end and session_id is not None,
         )
         with self._lock:
             reply = self._exchange(request, f"the call of {tool}")
+            if request.end:
+                self._forget(session_id)
             if isinstance(reply, str):
                 return ToolResult(tool=tool, is_error=True, error=reply), SessionState()
             result = reply.result
@@ -243,7 +249,7 @@ class SandboxedEnvironment:
                 failed = ToolResult(tool=tool, is_error=True, error=message)
                 return failed, SessionState()
             # A private (None) session is dropped after its call: nothing to restore.
-            if session_id is not None and not result.is_error:
+            if session_id is not None and not result.is_error and not request.end:
                 if not result.needs_confirmation:
                     self._remember(request, reply)
             return result, SessionState(state_hash=reply.state_hash, diff=reply.diff)
@@ -301,12 +307,7 @@ class SandboxedEnvironment:
                     op="end_session", session=session_id, report=tuple(report)
                 )
                 reply = self._exchange(request, f"the end of session {session_id}")
-            if self._journal is not None:
-                self._journal = [
-                    (made, digest)
-                    for made, digest in self._journal
-                    if made.session != session_id
-                ]
+            self._forget(session_id)
         if reply is None:
             return SessionState()
         if isinstance(reply, str):
@@ -459,6 +460,15 @@ class SandboxedEnvironment:
                 return _LOST.format(why=reply if isinstance(reply, str) else why)
             self._journal.append((request, digest))
         return None
+
+    def _forget(self, session_id: str | None) -> None:
+        """Drop a session's entries from the journal (the caller holds the lock)."""
+        if self._journal is not None and session_id is not None:
+            self._journal = [
+                (made, digest)
+                for made, digest in self._journal
+                if made.session != session_id
+            ]
 
     def _remember(self, request: WorkerRequest, reply: WorkerReply) -> None:
         if self._journal is None:

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from typing import Any, Protocol, runtime_checkable
 
 from schemas.environment import SessionState, StateField, ToolResult
-from tasks.runtime.environment import ToolServer
+from tasks.runtime.environment import Environment, ToolServer
 
 
 @runtime_checkable
@@ -29,8 +29,11 @@ class StateReportingServer(Protocol):
         tool: str,
         arguments: dict[str, Any] | None,
         report: Collection[StateField],
+        *,
+        end: bool = False,
     ) -> tuple[ToolResult, SessionState]:
-        """`ToolServer.call`, then the session's state as `report` asks."""
+        """`ToolServer.call`, then the session's state as `report` asks, then
+        (with `end`) the session is forgotten."""
         ...
 
 
@@ -53,6 +56,8 @@ def call_reporting(
     tool: str,
     arguments: dict[str, Any] | None,
     report: Collection[StateField],
+    *,
+    end: bool = False,
 ) -> tuple[ToolResult, SessionState]:
     """Run one call in a session and report the session's state after it.
 
@@ -62,11 +67,16 @@ def call_reporting(
         tool: The tool name.
         arguments: The call's arguments.
         report: The state wanted back (empty: none, and no state is read).
+        end: Forget the session afterwards (its last call), so the server
+            holds only sessions in use.
 
     Returns:
         The call's result and the state asked for.
     """
-    if report and isinstance(server, StateReportingServer):
-        return server.call_reporting(session_id, tool, arguments, report)
+    if (report or end) and isinstance(server, StateReportingServer):
+        return server.call_reporting(session_id, tool, arguments, report, end=end)
     result = server.call(session_id, tool, arguments)
-    return result, session_state(server, session_id, report)
+    state = session_state(server, session_id, report)
+    if end and session_id is not None and isinstance(server, Environment):
+        server.reset_session(session_id)
+    return result, state

@@ -11,6 +11,7 @@ from schemas.environment import DatabaseDiff, TableDiff, ToolResult
 from tasks.runtime.environment import Environment
 from tasks.runtime.implementations import load_implementations
 from tasks.runtime.mcp_exposure import (
+    END_META_KEY,
     SESSION_META_KEY,
     STATE_DIFF_URI,
     STATE_HASH_URI,
@@ -322,3 +323,37 @@ def test_a_call_asking_for_its_state_gets_what_the_resources_give(environment):
     assert reported["diff"]["tables"]["Appointment"]["inserted"]
     assert STATE_META_KEY not in (plain.meta or {})
     assert STATE_META_KEY not in (unknown.meta or {})
+
+
+def test_a_call_that_ends_its_session_reports_its_state_then_forgets_it(
+    environment,
+):
+    """A call whose `_meta` sets `agentskiller/end` gets the state it asked for
+    as it was after the call; the session is then forgotten, so reading it again
+    gives the base state, and another session is untouched."""
+    base = environment.base.state_hash()
+
+    async def scenario(client):
+        mine = {SESSION_META_KEY: "mine"}
+        other = {SESSION_META_KEY: "other"}
+        for meta in (mine, other):
+            await client.call_tool("authorize_patient", {"patient_id": ANA}, meta=meta)
+        kept = await client.call_tool(
+            "book_appointment", {**BOOK, "confirm": True}, meta=other
+        )
+        booked = await client.call_tool(
+            "book_appointment",
+            {**BOOK, "confirm": True},
+            meta={**mine, STATE_META_KEY: ["state_hash", "diff"], END_META_KEY: True},
+        )
+        return kept, booked, await _state(client, mine), await _state(client, other)
+
+    kept, booked, mine_after, other_after = _with_client(
+        build_mcp_server(environment), scenario
+    )
+    assert not kept.is_error and not booked.is_error
+    reported = booked.meta[STATE_META_KEY]
+    assert reported["state_hash"] != base
+    assert reported["diff"]["tables"]["Appointment"]["inserted"]
+    assert mine_after == (base, {"tables": {}})
+    assert other_after[0] != base

@@ -393,6 +393,24 @@ def test_an_ended_session_is_forgotten_and_not_replayed_after_a_restart(
     assert unauthorized.error == "not authorized: call authorize_patient first"
 
 
+def test_a_call_that_ends_its_session_reports_then_leaves_no_journal(
+    output_dir: Path,
+):
+    """A call sent with `end` brings its state back in the same exchange, then
+    the worker forgets the session and the journal drops its calls."""
+    booking = {"clinic_id": BRIGHT_SMILES, "scheduled_at": FUTURE, "confirm": True}
+    with open_environment(output_dir, SERVER) as environment:
+        start = environment.state_hash(None)
+        environment.call("done", "authorize_patient", {"patient_id": ANA})
+        booked, state = environment.call_reporting(
+            "done", "book_appointment", booking, ("state_hash",), end=True
+        )
+        assert not booked.is_error, booked.error
+        assert state.state_hash not in (None, start)
+        assert environment._journal == []
+        assert environment.state_hash("done") == start
+
+
 def test_a_computed_confirm_tools_is_refused_without_importing(output_dir: Path):
     """CONFIRM_TOOLS is read from the source; a computed value is refused."""
     path = tool_module_path(output_dir, SERVER)

@@ -22,7 +22,7 @@ from tasks.runtime.exports import (
     find_blueprint,
 )
 from tasks.runtime.serve import open_environment
-from tasks.task_filtering import agent_task, execute, result
+from tasks.task_filtering import agent_task, execute, result, run_combinations
 from tests.dental_policy import artifact
 from tests.runtime import (
     ANA,
@@ -152,3 +152,26 @@ def test_only_combinations_that_really_write_become_agent_tasks(tmp_path: Path):
     assert list(task.expected_diff.tables) == ["Appointment"]
     assert len(task.expected_diff.tables["Appointment"].inserted) == 1
     assert len(task.expected_state_hash) == 64
+
+
+def test_every_golden_session_ends_with_its_run(tmp_path: Path):
+    """However a combination's run ends (passing, filtered after its last call,
+    or stopped before any call), its session is over afterwards: the worker's
+    journal is empty and each session reads as the starting state again."""
+    confirmed = {**BOOK, "confirm": {"source": "literal", "value": True}}
+    combos = [
+        _combo("ok", AUTHORIZE, ("book_appointment", confirmed)),
+        _combo("preview", AUTHORIZE, ("book_appointment", BOOK)),
+        _combo(
+            "bad-field",
+            ("authorize_patient", {"patient_id": _entity("Patient", "email")}),
+        ),
+    ]
+    folder = materialize_environment(tmp_path, **_artifacts())
+    with open_environment(folder, SERVER, simulation_time=SIMULATION_TIME) as served:
+        start = served.state_hash(None)
+        runs = run_combinations(served, combos)
+        assert [run.passed for run, _ in runs] == [True, False, False]
+        assert served._journal == []
+        for combo in combos:
+            assert served.state_hash(f"golden-{combo.combo_id}") == start
