@@ -74,7 +74,9 @@ def call_reporting(
         The call's result and the state asked for.
     """
     if (report or end) and isinstance(server, StateReportingServer):
-        return server.call_reporting(session_id, tool, arguments, report, end=end)
+        if end:
+            return server.call_reporting(session_id, tool, arguments, report, end=True)
+        return server.call_reporting(session_id, tool, arguments, report)
     result = server.call(session_id, tool, arguments)
     state = session_state(server, session_id, report)
     if end and session_id is not None and isinstance(server, Environment):

@@ -48,8 +48,8 @@ class _OneExchange:
         self.used.append("call")
         return ToolResult(tool=tool, content={})
 
-    def call_reporting(self, session_id, tool, arguments, report):
-        self.used.append("call_reporting")
+    def call_reporting(self, session_id, tool, arguments, report, *, end=False):
+        self.used.append("call_reporting" + (" end" if end else ""))
         return ToolResult(tool=tool, content={}), SessionState(state_hash="h")
 
     def state_hash(self, session_id):
