@@ -113,12 +113,12 @@ def test_materialised_artifacts_serve_the_same_environment(tmp_path: Path):
         assert built.state_hash("s") == ref.state_hash("s")
 
 
-def test_only_combinations_that_really_write_become_agent_tasks(tmp_path: Path):
-    """A confirmed booking passes with its diff and final hash; the unconfirmed
-    one only previews (filtered: no_write); a call on a field the instance does
-    not have never reaches the server (filtered: binding)."""
+def _pass_preview_unbound() -> list:
+    """A confirmed booking (passes), an unconfirmed one (only previews: filtered
+    no_write after its last call) and a call on a field the instance does not
+    have (filtered: binding, before any call)."""
     confirmed = {**BOOK, "confirm": {"source": "literal", "value": True}}
-    combos = [
+    return [
         _combo("ok", AUTHORIZE, ("book_appointment", confirmed)),
         _combo("preview", AUTHORIZE, ("book_appointment", BOOK)),
         _combo(
@@ -126,6 +126,13 @@ def test_only_combinations_that_really_write_become_agent_tasks(tmp_path: Path):
             ("authorize_patient", {"patient_id": _entity("Patient", "email")}),
         ),
     ]
+
+
+def test_only_combinations_that_really_write_become_agent_tasks(tmp_path: Path):
+    """A confirmed booking passes with its diff and final hash; the unconfirmed
+    one only previews (filtered: no_write); a call on a field the instance does
+    not have never reaches the server (filtered: binding)."""
+    combos = _pass_preview_unbound()
     folder = materialize_environment(tmp_path, **_artifacts())
     runs = execute(
         folder,
@@ -158,15 +165,7 @@ def test_every_golden_session_ends_with_its_run(tmp_path: Path):
     """However a combination's run ends (passing, filtered after its last call,
     or stopped before any call), its session is over afterwards: the worker's
     journal is empty and each session reads as the starting state again."""
-    confirmed = {**BOOK, "confirm": {"source": "literal", "value": True}}
-    combos = [
-        _combo("ok", AUTHORIZE, ("book_appointment", confirmed)),
-        _combo("preview", AUTHORIZE, ("book_appointment", BOOK)),
-        _combo(
-            "bad-field",
-            ("authorize_patient", {"patient_id": _entity("Patient", "email")}),
-        ),
-    ]
+    combos = _pass_preview_unbound()
     folder = materialize_environment(tmp_path, **_artifacts())
     with open_environment(folder, SERVER, simulation_time=SIMULATION_TIME) as served:
         start = served.state_hash(None)
