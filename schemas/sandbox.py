@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from schemas.base import Frozen
 
@@ -99,6 +99,21 @@ class SandboxRequest(Frozen):
     )
     max_output_chars: int = Field(default=20_000, ge=200)
     keep: bool = Field(default=False, description="Keep the scratch directory.")
+    warm: bool = Field(
+        default=False,
+        description="Fork the run from a template process that has already "
+        "imported the program's module (`python -m MODULE ...` only; the module "
+        "must be trusted project code, since the template imports it outside the "
+        "sandbox). The run gets the same walls as a cold start.",
+    )
+
+    @model_validator(mode="after")
+    def _warm_runs_a_module(self) -> SandboxRequest:
+        if self.warm and (len(self.argv) < 3 or self.argv[:2] != ("python", "-m")):
+            raise ValueError(
+                f"warm=True needs argv ('python', '-m', MODULE, ...), got {self.argv!r}"
+            )
+        return self
 
     @field_validator("argv")
     @classmethod

@@ -55,7 +55,13 @@ from tasks.runtime.sandbox_host import (
     reserve_identity,
     task_count,
 )
-from tasks.runtime.spawn_limits import limits_prefix
+from tasks.runtime.sandbox_warm import (
+    TemplateChild,
+    TemplateUnavailable,
+    WarmStart,
+    spawn,
+)
+from tasks.runtime.spawn_limits import LimitPlan, limit_plan, limits_prefix
 
 
 @dataclass(frozen=True)
@@ -89,31 +95,47 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    warm: WarmStart | None = None
 
-    def popen(self, stdin: Any, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
+    def popen(self, stdin: Any, stdout: Any, stderr: Any) -> Any:
         """Start the program in its own process group, in the scratch dir.
 
-        The child dies when the calling thread ends (parent-death signal), so
-        call this from a thread that outlives the program.
+        A cold start (`subprocess.Popen`) dies when the calling thread ends
+        (parent-death signal), so call this from a thread that outlives the
+        program. A warm start (a request with `warm=True`, talking through
+        pipes) is forked by its program's template instead and dies with this
+        process (`sandbox_warm`); when the template cannot fork it, it starts
+        cold and a note says why.
         """
-        process = subprocess.Popen(
-            self.argv,
-            cwd=self.layout.scratch,
-            env=self.env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            close_fds=True,
-        )
+        process: Any = None
+        if (
+            self.warm is not None
+            and stdin is subprocess.PIPE
+            and stdout is subprocess.PIPE
+        ):
+            try:
+                process = spawn(self.warm, stderr)
+            except TemplateUnavailable as exc:
+                self.notes.append(f"started cold: {exc}")
+        if process is None:
+            process = subprocess.Popen(
+                self.argv,
+                cwd=self.layout.scratch,
+                env=self.env,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                close_fds=True,
+            )
         with _RUNNING_LOCK:
-            _RUNNING[id(self)] = (process.pid, self.identity)
+            _RUNNING[id(self)] = (process, self.identity)
         return process
 
 
-_RUNNING: dict[int, tuple[int, Identity | None]] = {}
-"""Started programs of this process whose run has not ended: process group id and
-pool identity, so an interrupted orchestrator can stop them at once."""
+_RUNNING: dict[int, tuple[Any, Identity | None]] = {}
+"""Started programs of this process whose run has not ended: the process (its
+group) and pool identity, so an interrupted orchestrator can stop them at once."""
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -123,12 +145,21 @@ def stop_running() -> int:
     threads then see them end. Returns how many runs were stopped."""
     with _RUNNING_LOCK:
         running = list(_RUNNING.values())
-    for pgid, identity in running:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+    for process, identity in running:
+        kill_group(process)
         if identity is not None:
             kill_uid(identity.uid)
     return len(running)
+
+
+def kill_group(process: Any) -> None:
+    """SIGKILL a started program's process group (call it before reaping a cold
+    start, while its id cannot be reused; a warm start's template reaps)."""
+    if isinstance(process, TemplateChild):
+        process.kill_group()
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def open_private(path: Path, mode: str = "wb") -> BinaryIO:
@@ -185,21 +216,54 @@ def _prepare(
     cpu_limit: bool,
 ) -> Launch:
     isolated = bool(host.netns_prefix) and not request.network
-    _write_files(request, layout, identity, isolated, notes)
+    policy = _write_files(request, layout, identity, isolated, notes)
     env = _child_env(request, layout)
     owner = identity.uid if identity is not None else os.getuid()
-    # Limits and the parent-death signal come from exec'd prefixes, never from a
-    # preexec_fn, so no Python runs between fork and exec (see spawn_limits).
-    limits = limits_prefix(
+    plan = limit_plan(
         cpu_s=request.cpu_s if cpu_limit else None,
         memory_mb=request.memory_mb,
         file_size_mb=request.file_size_mb,
         nproc=task_count(owner) + request.max_processes,
     )
+    # Limits and the parent-death signal come from exec'd prefixes, never from a
+    # preexec_fn, so no Python runs between fork and exec (see spawn_limits).
+    limits = limits_prefix(plan)
     dropped = identity is not None and host.setpriv is not None
     dies = [] if dropped else parent_death_prefix()
     argv = [*limits, *dies, *_child_argv(request, layout, host, identity, env["PATH"])]
-    return Launch(layout, identity, argv, env, notes)
+    warm = _warm_start(request, layout, host, identity, isolated, plan, env, policy)
+    return Launch(layout, identity, argv, env, notes, warm)
+
+
+def _warm_start(
+    request: SandboxRequest,
+    layout: Layout,
+    host: HostSupport,
+    identity: Identity | None,
+    isolated: bool,
+    plan: LimitPlan,
+    env: dict[str, str],
+    policy: GuardPolicy,
+) -> WarmStart | None:
+    """The warm start of a `warm` request, when this host lets a template put
+    up the same walls as the exec chain: a network namespace needs root there
+    (`unshare -r` as a user would need a user namespace too)."""
+    if not request.warm or (isolated and not host.is_root):
+        return None
+    extra = [request.env["PYTHONPATH"]] if "PYTHONPATH" in request.env else []
+    python_path = (*request.python_path, *extra)
+    return WarmStart(
+        module=request.argv[2],
+        args=request.argv[3:],
+        python_path=python_path,
+        limits=plan,
+        netns=isolated,
+        identity=identity if host.setpriv is not None else None,
+        cwd=str(layout.scratch),
+        env=env,
+        path=(str(layout.scratch), str(layout.boot), *python_path),
+        policy=policy.to_json(),
+    )
 
 
 def _write_files(
@@ -208,7 +272,7 @@ def _write_files(
     identity: Identity | None,
     isolated: bool,
     notes: list[str],
-) -> None:
+) -> GuardPolicy:
     for path in (*request.read_only_paths, *request.python_path):
         if not os.path.exists(path):
             raise SandboxSetupError(f"readable path {path} does not exist")
@@ -231,7 +295,7 @@ def _write_files(
     with open_private(layout.stream("stdin")) as stdin:
         stdin.write((request.stdin or "").encode("utf-8"))
     if identity is None:
-        return
+        return policy
     # mkdir applies the umask (0077 on some hosts), so modes are set explicitly.
     layout.root.chmod(0o711)
     layout.boot.chmod(0o755)
@@ -245,6 +309,7 @@ def _write_files(
             f"made {len(granted)} path(s) readable or traversable by other users "
             f"for the sandbox uid, starting with {granted[0]}"
         )
+    return policy
 
 
 def _child_env(request: SandboxRequest, layout: Layout) -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,7 +24,12 @@ from typing import Literal
 
 from schemas.sandbox import SandboxRequest
 from tasks.runtime.sandbox_dirs import disk_watch
-from tasks.runtime.sandbox_launch import close_quietly, launched, open_private
+from tasks.runtime.sandbox_launch import (
+    close_quietly,
+    kill_group,
+    launched,
+    open_private,
+)
 from tasks.runtime.sandbox_outcome import read_capped
 
 WATCH_INTERVAL_S = 0.05
@@ -173,8 +177,6 @@ class SandboxProcess:
 
     def _kill(self) -> None:
         close_quietly(self.process.stdin)
-        # Kill the group before reaping, while its id cannot be reused.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_group(self.process)
         self.process.wait()
         close_quietly(self.process.stdout)

@@ -134,6 +134,7 @@ def worker_request(
         file_size_mb=WORKER_FILE_SIZE_MB,
         disk_mb=WORKER_DISK_MB,
         max_processes=WORKER_PROCESSES,
+        warm=True,
     )
 
 

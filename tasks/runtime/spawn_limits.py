@@ -48,28 +48,18 @@ _TRAMPOLINE = (
 LimitPlan = tuple[tuple[int, int, int], ...]
 
 
-def limits_prefix(
-    *, cpu_s: int | None, memory_mb: int, file_size_mb: int, nproc: int
-) -> list[str]:
+def limits_prefix(plan: LimitPlan) -> list[str]:
     """argv prefix that applies the run's rlimits, then executes what follows it.
 
     Use it in front of the whole child argv (before `unshare`/`setpriv`) and
-    start the child without `preexec_fn`. The values are clamped to this
-    process's hard limits, so lowering never fails.
+    start the child without `preexec_fn`.
 
     Args:
-        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later); None
-            for no CPU limit (a long-lived server).
-        memory_mb: Address-space cap.
-        file_size_mb: Largest file the program may write.
-        nproc: RLIMIT_NPROC value (tasks of the child's real uid).
+        plan: The run's limits (`limit_plan`).
 
     Returns:
         The prefix; what follows it must start with an absolute program path.
     """
-    plan = limit_plan(
-        cpu_s=cpu_s, memory_mb=memory_mb, file_size_mb=file_size_mb, nproc=nproc
-    )
     prlimit = _prlimit()
     if prlimit is not None:
         return prlimit_prefix(prlimit, plan)
@@ -79,7 +69,16 @@ def limits_prefix(
 def limit_plan(
     *, cpu_s: int | None, memory_mb: int, file_size_mb: int, nproc: int
 ) -> LimitPlan:
-    """The (resource, soft, hard) triples of one run, clamped to our hard limits."""
+    """The (resource, soft, hard) triples of one run, clamped to our hard limits
+    (so lowering never fails).
+
+    Args:
+        cpu_s: CPU seconds (SIGXCPU at this, SIGKILL one second later); None
+            for no CPU limit (a long-lived server).
+        memory_mb: Address-space cap.
+        file_size_mb: Largest file the program may write.
+        nproc: RLIMIT_NPROC value (tasks of the child's real uid).
+    """
     wanted = {
         resource.RLIMIT_AS: (memory_mb * _MIB, memory_mb * _MIB),
         resource.RLIMIT_FSIZE: (file_size_mb * _MIB, file_size_mb * _MIB),

@@ -31,6 +31,28 @@ def await_descendant(parent: int, marker: bytes) -> int:
     raise AssertionError(f"no descendant of {parent} runs {marker!r}")
 
 
+def await_descendants(parent: int, marker: bytes, count: int) -> list[int]:
+    """At least `count` descendants of `parent` whose command line contains
+    `marker` (a warm-started worker shares its template's command line)."""
+    deadline = time.monotonic() + DEADLINE_S
+    found: list[int] = []
+    while time.monotonic() < deadline:
+        found = []
+        for pid in descendants(parent):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(marker in a for a in argv) and b"setpriv" not in argv[0]:
+                found.append(pid)
+        if len(found) >= count:
+            return found
+        time.sleep(_POLL_S)
+    raise AssertionError(
+        f"{len(found)} of {count} descendants of {parent} run {marker!r}"
+    )
+
+
 def await_gone(pid: int) -> None:
     """Return once `pid` has exited (a zombie counts as gone)."""
     deadline = time.monotonic() + DEADLINE_S
