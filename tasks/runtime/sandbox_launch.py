@@ -3,9 +3,10 @@ directories, guard, environment, command line and limits are made.
 
 Input: a `SandboxRequest` (and whether a CPU-time limit applies). Output, inside
 the `launched` context: a `Launch` holding the run's layout, identity, argv,
-environment and pre-exec function, whose `popen` starts the program with any
-stdin/stdout/stderr the caller chooses (files for run-to-completion, pipes for a
-long-lived worker). Side effects: sweeps run directories of dead orchestrators
+environment and, for a `warm` request the host can warm-start, its
+`sandbox_warm.WarmStart`; `popen` starts the program with any stdin/stdout/stderr
+the caller chooses (files for run-to-completion, pipes for a long-lived worker,
+which starts warm when it can). Side effects: sweeps run directories of dead orchestrators
 (and kills what is left of their pool uids' processes, when no run holds them),
 creates a private run directory under `sandbox_dirs.runs_dir()` (mode 0700, or
 0711 with a scratch dir of mode 0700 owned by the run's pool uid, so concurrent

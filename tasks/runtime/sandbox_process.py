@@ -8,7 +8,8 @@ bounds each exchange with its own deadline. Output: a `SandboxProcess` with the
 program's stdin and stdout as binary pipes, a wait for one reply line bounded by
 a deadline and by the disk limit, and the capped tail of its stderr. Side
 effects: those of `sandbox_launch.launched`, held until `stop` (or until the
-starting thread ends, which kills the program through the parent-death signal).
+starting thread ends, which kills a cold-started program through the parent-death
+signal; a warm-started one dies with this process, see `sandbox_warm`).
 """
 
 from __future__ import annotations
