@@ -28,7 +28,11 @@ from flows.cli_inspect import (
 )
 from flows.cli_output import fail, print_report
 from flows.cli_rollouts import add_rollout_commands
-from tasks.settings import environment, prepare_prefect_environment
+from tasks.settings import (
+    environment,
+    prepare_prefect_environment,
+    tune_garbage_collection,
+)
 from tasks.steps import UnknownStep, select_steps
 from tasks.store.config_loader import (
     ConfigError,
@@ -82,6 +86,7 @@ def cmd_run(args: argparse.Namespace, overrides: dict | None = None) -> int:
     from flows.pipeline import PipelineFailed, run_pipeline
     from flows.prefect_api import PrefectUnavailable, prefect_api
 
+    tune_garbage_collection()
     guard = InterruptGuard()
     try:
         with guard, prefect_api(on_force=guard.on_force):

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationInfo,
+    model_validator,
+)
 
 from schemas.base import SCHEMA_VERSION, Frozen, Sha256, stable_hash
 
@@ -150,21 +156,32 @@ class Artifact(Frozen, Generic[PayloadT]):
             }
         )
 
-    @model_validator(mode="after")
-    def _hash_matches(self, info: ValidationInfo) -> Artifact[PayloadT]:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hash_matches(
+        cls,
+        data: Any,
+        handler: ModelWrapValidatorHandler[Artifact[Any]],
+        info: ValidationInfo,
+    ) -> Artifact[Any]:
+        made = handler(data)
+        if made is data:
+            # An artifact handed on as it is (into an `ItemOutcome`, say): its hash
+            # was checked when it was built or read, and it is frozen.
+            return made
         built = (info.context or {}).get(_BUILT)
-        if built is not None and built == (id(self.payload), self.content_hash):
-            return self  # `build` hashed this very payload object a moment ago
-        expected = self.compute_hash(
-            self.kind, self.id, self.schema_version, self.payload, self.parents
+        if built is not None and built == (id(made.payload), made.content_hash):
+            return made  # `build` hashed this very payload object a moment ago
+        expected = made.compute_hash(
+            made.kind, made.id, made.schema_version, made.payload, made.parents
         )
-        if self.content_hash != expected:
+        if made.content_hash != expected:
             raise ValueError(
-                f"artifact {self.kind}:{self.id} content_hash "
-                f"{self.content_hash[:12]}… "
+                f"artifact {made.kind}:{made.id} content_hash "
+                f"{made.content_hash[:12]}… "
                 f"does not match its content ({expected[:12]}…)"
             )
-        return self
+        return made
 
     @classmethod
     def build(

@@ -7,6 +7,7 @@ effects: none beyond `code_version` reading module sources once per process.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,7 +78,13 @@ def work_item(
 
 def _json(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as JSON values (models dumped), as a work item keeps them."""
-    return TypeAdapter(dict[str, Any]).dump_python(params, mode="json")
+    return _params_adapter().dump_python(params, mode="json")
+
+
+@functools.cache
+def _params_adapter() -> TypeAdapter[dict[str, Any]]:
+    # Building an adapter generates its core schema: made once, not per item.
+    return TypeAdapter(dict[str, Any])
 
 
 def producer(

@@ -22,6 +22,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from prefect.serializers import Serializer
 from pydantic import BaseModel, Field, ValidationError
 
@@ -91,8 +92,16 @@ def encode_outcome(outcome: ItemOutcome) -> bytes:
         ],
     }
     # Not sorted: payload dicts keep their order, which exports written from a
-    # cached outcome reproduce byte for byte.
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    # cached outcome reproduce byte for byte. orjson writes the same values as
+    # `json.dumps` about four times faster (every item's result goes through
+    # here); floats may be spelled differently (1e-7, not 1e-07) but read back
+    # equal. NaN and infinity become null, as in the store's object files (so
+    # such an artifact could not be stored either); integers beyond 64 bits are
+    # left to `json`.
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def decode_outcome(blob: bytes) -> ItemOutcome:

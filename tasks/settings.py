@@ -4,12 +4,14 @@ Inputs: environment variables prefixed `AGENTSKILLER_` (and a `.env` file in the
 working directory, for development), read only when `Settings()` is constructed.
 Output: the `Settings` model and `environment()`, a copy of the process environment
 for code that must look up a variable named in the configuration (an API key
-variable, say). This is the only module that reads the environment; nothing happens
-at import time.
+variable, say), and the process defaults a pipeline run sets before it starts
+(`prepare_prefect_environment`, `tune_garbage_collection`). This is the only module
+that reads the environment; nothing happens at import time.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -111,3 +113,28 @@ def prepare_prefect_environment() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.CRITICAL)
+
+
+# Collect the young generation after this many net allocations of container
+# objects (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_garbage_collection() -> None:
+    """Make the garbage collector cheaper for a pipeline run (the CLI's process).
+
+    Called once the pipeline's modules are imported. Their objects (modules,
+    classes, functions: about 220,000 with Prefect, pydantic and openai) live as
+    long as the process, so they are collected once and then frozen: later full
+    collections no longer walk them. And a run allocates many short-lived
+    containers per work item (request and state models, JSON documents): with
+    CPython's default of a young collection every 700 allocations, a 2,000-item
+    step spent about 3 s in ~1,600 collections, all threads stopped, 0.3-0.8 s
+    with both changes (measured on a 2-core machine). Garbage cycles are still
+    collected, a few thousand allocations later; a threshold someone already
+    raised is kept.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)

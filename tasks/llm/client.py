@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from schemas.base import checking
 from schemas.config import LLMConfig, ModelRole, RoleName
+from tasks.llm.async_validator_check import check_response_models_once
 from tasks.llm.cassette import (
     CALL_KEY_HEADER,
     FREE_FORM_HEADER,
@@ -150,6 +151,7 @@ class InstructorLLM:
             endpoints: Endpoint and transport stack per role.
             ledger: Where the transport stack records usage; exposed as `.ledger`.
         """
+        check_response_models_once()
         self.llm = llm
         self.ledger = ledger
         self._endpoints = dict(endpoints)

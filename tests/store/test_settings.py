@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
 import pytest
 
 from tasks.settings import (
+    GC_YOUNG_THRESHOLD,
     PREFECT_DEFAULTS,
     Settings,
     environment,
     prepare_prefect_environment,
+    tune_garbage_collection,
 )
 
 
@@ -70,3 +73,20 @@ def test_prepare_prefect_environment_quiets_only_what_the_user_left_unset(
         assert retry_log.level == logging.INFO
     finally:
         retry_log.setLevel(original)
+
+
+def test_garbage_collection_is_tuned_for_a_run_and_keeps_a_raised_threshold() -> None:
+    """A run freezes what is imported and collects the young generation less
+    often; a threshold set higher already is left as it is."""
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_garbage_collection()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() > 0
+        gc.set_threshold(GC_YOUNG_THRESHOLD * 5, 10, 10)
+        tune_garbage_collection()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD * 5, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
