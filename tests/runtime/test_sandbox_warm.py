@@ -108,6 +108,11 @@ def _run_specific(walls: dict[str, Any], scratch: Path) -> dict[str, Any]:
     found = json.loads(text)
     for key in ("net_namespace", "parent", "warm"):
         found.pop(key)
+    # The process limit is the request's count plus the tasks the run's uid
+    # already had when it was prepared (a previous run's last process can still
+    # be exiting), so it differs between any two runs.
+    nproc = found["limits"].pop("NPROC")
+    assert nproc[0] == nproc[1] >= 16, nproc
     uid = {int(value) for value in found.pop("uid")}
     gid = {int(value) for value in found.pop("gid")}
     found["identity"] = (
